@@ -1,0 +1,335 @@
+"""``python -m monitoring``: the official sample's worker and client, plus a local scheduler and a demo.
+
+Exit codes: 0 the job completed; 1 the monitor ended Failed or Timeout (or the orchestration failed);
+2 bad arguments, bad configuration or an unreachable backend (nothing was scheduled); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+import grpc
+
+from monitoring import scheduler
+from monitoring.connection import (
+    BackendError,
+    Connection,
+    connection_from_env,
+    create_worker,
+    ensure_backend,
+    local_connection,
+)
+from monitoring.models import (
+    DEFAULT_JOB_DURATION_SECONDS,
+    DEFAULT_POLLING_INTERVAL_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    JOB_OUTCOMES,
+    InvalidRequestError,
+    MonitorRequest,
+)
+from monitoring.runtime import MonitorClient, MonitorSnapshot, start_worker, stop_worker
+
+EXIT_COMPLETED, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# How long a new monitor may stay Pending before the CLI suggests that no worker is running.
+NO_WORKER_HINT_SECONDS = 5.0
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see python -m monitoring {self.prog.split()[-1]} --help)")
+
+
+def _seconds(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number of seconds, not {text!r}") from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be a number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def _print_progress(snapshot: MonitorSnapshot) -> None:
+    print(snapshot.describe(), file=sys.stderr, flush=True)
+
+
+def _hint_if_no_worker(monitors: MonitorClient, instance_id: str) -> threading.Timer:
+    """After a few seconds, say so if the monitor is still Pending (no worker has picked it up)."""
+
+    def check() -> None:
+        if monitors.snapshot(instance_id).runtime_status == "Pending":
+            print(
+                f"still Pending after {NO_WORKER_HINT_SECONDS:g} s: is a worker running? "
+                "(python -m monitoring worker)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    timer = threading.Timer(NO_WORKER_HINT_SECONDS, check)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _follow_and_report(monitors: MonitorClient, instance_id: str) -> int:
+    """Print progress until the monitor ends, then its result as JSON; return the exit code."""
+    hint = _hint_if_no_worker(monitors, instance_id)
+    try:
+        final = monitors.follow(instance_id, on_change=_print_progress)
+    finally:
+        hint.cancel()
+    if final.result is not None:
+        print(json.dumps(final.result.to_payload(), indent=2))
+        return EXIT_COMPLETED if final.result.final_status == "Completed" else EXIT_NOT_COMPLETED
+    failed = {"instance_id": instance_id, "runtime_status": final.runtime_status, "failure": final.failure}
+    print(json.dumps(failed, indent=2))
+    return EXIT_NOT_COMPLETED
+
+
+def _request_from(args: argparse.Namespace) -> MonitorRequest:
+    return MonitorRequest(
+        job_id=args.job_id or f"job-{uuid.uuid4()}",
+        polling_interval_seconds=args.polling_interval,
+        timeout_seconds=args.timeout,
+        job_duration_seconds=args.job_duration,
+        job_outcome=args.job_outcome,
+    )
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    request = _request_from(args)
+    connection = connection_from_env()
+    if connection.kind == "local" and not scheduler.probe(f"127.0.0.1:{connection.local_port}"):
+        raise BackendError(
+            f"no scheduler answers at {connection.endpoint}: start a worker first "
+            "(python -m monitoring worker starts the local scheduler too)"
+        )
+    ensure_backend(connection)
+    with MonitorClient(connection) as monitors:
+        instance_id = monitors.start(request)
+        print(
+            f"Scheduled monitor {instance_id} for job {request.job_id} on the {connection.describe()}",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            return _follow_and_report(monitors, instance_id)
+        except KeyboardInterrupt:
+            print(f"\nstopped following; monitor {instance_id} keeps running", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    connection = connection_from_env()
+    print(ensure_backend(connection), file=sys.stderr, flush=True)
+    worker = create_worker(connection)
+    worker.start()
+    print(
+        "Worker running (monitoring_job_orchestrator, check_job_status); Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        _wait_for_signal()
+    finally:
+        worker.stop()
+        print("Worker stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    def ready(address: str) -> None:
+        print(
+            f"Local scheduler listening on {address}, task hub {args.taskhub!r}; Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    scheduler.run_scheduler_foreground(args.port, args.taskhub, on_ready=ready)
+    print("Local scheduler stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_stop_scheduler(args: argparse.Namespace) -> int:
+    if scheduler.stop_scheduler_process(args.port):
+        print(f"Stopped the local scheduler on port {args.port}", file=sys.stderr)
+    else:
+        print(f"No local scheduler of ours was running on port {args.port}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    request = _request_from(args)
+    env_connection = connection_from_env()
+    embedded = None
+    if env_connection.kind == "local":
+        embedded = scheduler.LocalScheduler(0).start()
+        connection: Connection = local_connection(embedded.address)
+        print(f"Using an embedded local scheduler at {embedded.address} (in this process)", file=sys.stderr)
+    else:
+        connection = env_connection
+        print(ensure_backend(connection), file=sys.stderr)
+    try:
+        start_worker(connection)
+        with MonitorClient(connection) as monitors:
+            instance_id = monitors.start(request)
+            print(
+                f"Monitoring job {request.job_id}: a check every {request.polling_interval_seconds:g} s, "
+                f"timeout {request.timeout_seconds:g} s, the job takes {request.job_duration_seconds:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            return _follow_and_report(monitors, instance_id)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        stop_worker()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--job-duration",
+        type=_seconds("job duration"),
+        default=DEFAULT_JOB_DURATION_SECONDS,
+        metavar="SECONDS",
+        help=f"how long the simulated job runs (default {DEFAULT_JOB_DURATION_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--job-outcome",
+        choices=JOB_OUTCOMES,
+        default="Completed",
+        help="how the simulated job ends (default Completed)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m monitoring", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    start = commands.add_parser("start", help="schedule a monitor and follow it (the sample's client.py)")
+    start.add_argument("job_id", nargs="?", help="job to monitor (default job-<uuid>)")
+    start.add_argument(
+        "polling_interval",
+        nargs="?",
+        type=_seconds("polling_interval"),
+        default=DEFAULT_POLLING_INTERVAL_SECONDS,
+        help=f"seconds between checks (default {DEFAULT_POLLING_INTERVAL_SECONDS:g})",
+    )
+    start.add_argument(
+        "timeout",
+        nargs="?",
+        type=_seconds("timeout"),
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"seconds before the monitor gives up (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    _add_job_options(start)
+    start.set_defaults(handler=cmd_start)
+
+    demo = commands.add_parser("demo", help="scheduler, worker and one monitor in this process")
+    demo.add_argument("--job-id", default=None, help="job to monitor (default job-<uuid>)")
+    demo.add_argument(
+        "--interval",
+        dest="polling_interval",
+        type=_seconds("interval"),
+        default=DEFAULT_POLLING_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help=f"seconds between checks (default {DEFAULT_POLLING_INTERVAL_SECONDS:g})",
+    )
+    demo.add_argument(
+        "--timeout",
+        type=_seconds("timeout"),
+        default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"seconds before the monitor gives up (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    _add_job_options(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    worker = commands.add_parser("worker", help="run a worker in the foreground (the sample's worker.py)")
+    worker.add_argument("-v", "--verbose", action="store_true", help="also show the SDK's own log lines")
+    worker.set_defaults(handler=cmd_worker)
+
+    sched = commands.add_parser("scheduler", help="run the local scheduler in the foreground")
+    sched.add_argument(
+        "--port",
+        type=_port,
+        default=scheduler.DEFAULT_PORT,
+        help=f"loopback port (default {scheduler.DEFAULT_PORT})",
+    )
+    sched.add_argument(
+        "--taskhub",
+        default=scheduler.DEFAULT_TASKHUB,
+        help=f"task hub name (default {scheduler.DEFAULT_TASKHUB})",
+    )
+    sched.set_defaults(handler=cmd_scheduler)
+
+    stop = commands.add_parser("stop-scheduler", help="stop a local scheduler started in the background")
+    stop.add_argument(
+        "--port",
+        type=_port,
+        default=scheduler.DEFAULT_PORT,
+        help=f"its port (default {scheduler.DEFAULT_PORT})",
+    )
+    stop.set_defaults(handler=cmd_stop_scheduler)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    root = logging.getLogger("monitoring")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("monitoring.sdk").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "worker":
+            _configure_logging(args.verbose)
+        return args.handler(args)
+    except (UsageError, InvalidRequestError, BackendError, scheduler.SchedulerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except grpc.RpcError as error:
+        print(f"error: the scheduler said {error.code().name}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

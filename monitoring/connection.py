@@ -1,0 +1,166 @@
+"""Which backend to talk to, from ``ENDPOINT`` and ``TASKHUB``, and the client and worker for it.
+
+* ``ENDPOINT`` unset: the local scheduler at ``http://localhost:8080`` (started on demand, in its own
+  process, by :func:`ensure_backend`).
+* ``ENDPOINT=http://...``: the Durable Task Scheduler emulator (insecure channel, no credential).
+* ``ENDPOINT=https://...``: Durable Task Scheduler in Azure, authenticated with ``DefaultAzureCredential``.
+
+``TASKHUB`` defaults to ``default``. All three use ``durabletask.azuremanaged``'s client and worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+import grpc
+from durabletask.azuremanaged.client import DurableTaskSchedulerClient
+from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
+from durabletask.worker import ConcurrencyOptions
+
+from monitoring import scheduler
+from monitoring.orchestration import check_job_status, monitoring_job_orchestrator
+
+BackendKind = Literal["local", "emulator", "azure"]
+LOCAL_ENDPOINT = f"http://localhost:{scheduler.DEFAULT_PORT}"
+
+# The SDK logs every work item at INFO to stderr by default; route it through our logger tree instead, which
+# prints nothing unless the application configures logging (the CLI does; notebooks stay quiet).
+logging.getLogger("monitoring").addHandler(logging.NullHandler())
+
+
+class BackendError(RuntimeError):
+    """The backend named by ENDPOINT/TASKHUB cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the task hub lives."""
+
+    endpoint: str
+    taskhub: str
+    kind: BackendKind
+
+    @property
+    def secure(self) -> bool:
+        return self.kind == "azure"
+
+    @property
+    def local_port(self) -> int:
+        return urlsplit(self.endpoint).port or scheduler.DEFAULT_PORT
+
+    def describe(self) -> str:
+        what = {
+            "local": "local scheduler (in-memory, started on demand)",
+            "emulator": "Durable Task Scheduler emulator (no credential)",
+            "azure": "Durable Task Scheduler in Azure (DefaultAzureCredential)",
+        }[self.kind]
+        return f"{what} at {self.endpoint}, task hub {self.taskhub!r}"
+
+
+def connection_from_env(environ: Mapping[str, str] | None = None) -> Connection:
+    """Read ``ENDPOINT`` and ``TASKHUB`` (from ``os.environ`` unless given)."""
+    environ = os.environ if environ is None else environ
+    taskhub = environ.get("TASKHUB", "").strip() or scheduler.DEFAULT_TASKHUB
+    endpoint = environ.get("ENDPOINT", "").strip()
+    if not endpoint:
+        return Connection(LOCAL_ENDPOINT, taskhub, "local")
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BackendError(
+            f"ENDPOINT={endpoint!r} is not a URL: use http://host:port for the emulator "
+            "or https://<scheduler>.<region>.durabletask.io for Azure"
+        )
+    return Connection(endpoint.rstrip("/"), taskhub, "emulator" if parts.scheme == "http" else "azure")
+
+
+def local_connection(address: str, taskhub: str = scheduler.DEFAULT_TASKHUB) -> Connection:
+    """A connection to a :class:`~monitoring.scheduler.LocalScheduler` this process already runs."""
+    return Connection(address, taskhub, "emulator")
+
+
+def _drop_shutdown_noise(record: logging.LogRecord) -> bool:
+    """The SDK warns that its work-item stream was 'Locally cancelled' every time a worker stops."""
+    return "Locally cancelled by application" not in record.getMessage()
+
+
+def _sdk_logger(name: str) -> logging.Logger:
+    sdk_logger = logging.getLogger(f"monitoring.sdk.{name}")
+    if _drop_shutdown_noise not in sdk_logger.filters:
+        sdk_logger.addFilter(_drop_shutdown_noise)
+    return sdk_logger
+
+
+def _credential(connection: Connection):  # type: ignore[no-untyped-def]
+    if connection.kind != "azure":
+        return None
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def create_client(connection: Connection) -> DurableTaskSchedulerClient:
+    return DurableTaskSchedulerClient(
+        host_address=connection.endpoint,
+        taskhub=connection.taskhub,
+        token_credential=_credential(connection),
+        secure_channel=connection.secure,
+        logger=_sdk_logger("client"),
+    )
+
+
+def create_worker(
+    connection: Connection, concurrency: ConcurrencyOptions | None = None
+) -> DurableTaskSchedulerWorker:
+    """A worker with the monitor's orchestrator and activity registered (not started)."""
+    worker = DurableTaskSchedulerWorker(
+        host_address=connection.endpoint,
+        taskhub=connection.taskhub,
+        token_credential=_credential(connection),
+        secure_channel=connection.secure,
+        concurrency_options=concurrency,
+        logger=_sdk_logger("worker"),
+    )
+    worker.add_orchestrator(monitoring_job_orchestrator)
+    worker.add_activity(check_job_status)
+    return worker
+
+
+def check_reachable(connection: Connection, timeout: float = 5.0) -> None:
+    """Raise :class:`BackendError` unless a connection to the endpoint opens within ``timeout``."""
+    parts = urlsplit(connection.endpoint)
+    target = f"{parts.hostname}:{parts.port or (443 if connection.secure else 80)}"
+    if ":" in (parts.hostname or ""):
+        target = f"[{parts.hostname}]:{parts.port or (443 if connection.secure else 80)}"
+    channel = (
+        grpc.secure_channel(target, grpc.ssl_channel_credentials())
+        if connection.secure
+        else grpc.insecure_channel(target)
+    )
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise BackendError(
+            f"cannot reach {connection.endpoint} within {timeout:g} s: is the scheduler running there?"
+        ) from None
+    finally:
+        channel.close()
+
+
+def ensure_backend(connection: Connection) -> str:
+    """Make sure the backend answers; for ``local``, start the scheduler process if none answers.
+
+    Returns a one-line description of what is in use.
+    """
+    if connection.kind != "local":
+        check_reachable(connection)
+        return f"Using the {connection.describe()}"
+    port = connection.local_port
+    if scheduler.probe(f"127.0.0.1:{port}"):
+        return f"Using the {connection.describe()}: already running"
+    pid = scheduler.spawn_scheduler_process(port, connection.taskhub)
+    return f"Using the {connection.describe()}: started it (pid {pid})"

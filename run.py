@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""One command per job, on a fresh machine with only Python: each sets up ``.venv`` first.
+
+    python3 run.py tutorial   open the tutorial notebooks in JupyterLab (http://127.0.0.1:8888)
+    python3 run.py demo       scheduler + worker + one monitor in the terminal
+    python3 run.py test       lint, unit and integration tests, and every notebook under nbval
+
+Extra arguments go to the tool underneath (``python3 run.py test -k cli``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".requirements.sha256"
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+    completed = subprocess.run([str(part) for part in command], cwd=ROOT, env=env)
+    if completed.returncode != 0:
+        sys.exit(completed.returncode)
+
+
+def set_up() -> None:
+    """Create .venv and install requirements.txt into it, unless it is already up to date."""
+    if sys.version_info < (3, 10):  # noqa: UP036 - run.py runs on whatever python3 the machine has
+        sys.exit(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        say(f"creating {VENV.relative_to(ROOT)}")
+        venv.create(VENV, with_pip=True)
+    wanted = hashlib.sha256(
+        b"".join((ROOT / name).read_bytes() for name in ("requirements.txt", "pyproject.toml"))
+    ).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    say("installing requirements.txt (first run takes a few minutes)")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "-r", "requirements.txt")
+    STAMP.write_text(wanted)
+
+
+def tutorial(args: list[str]) -> None:
+    first = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    if not first:
+        say("no notebooks yet: running the demo instead")
+        demo(args)
+        return
+    say("opening JupyterLab on 127.0.0.1 (Ctrl-C twice stops it)")
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    run(
+        BIN / "jupyter",
+        "lab",
+        "--ip=127.0.0.1",
+        f"--notebook-dir={NOTEBOOKS}",
+        *as_root,
+        first[0].name,
+        *args,
+    )
+
+
+def demo(args: list[str]) -> None:
+    run(PYTHON, "-m", "monitoring", "demo", *args)
+
+
+def test(args: list[str]) -> None:
+    say("ruff check and ruff format --check")
+    run(PYTHON, "-m", "ruff", "check", ".")
+    run(PYTHON, "-m", "ruff", "format", "--check", ".")
+    say("pytest: tests/ and the notebooks (nbval)")
+    notebooks = ["notebooks", "--nbval-lax", "--nbval-current-env"] if any(NOTEBOOKS.glob("*.ipynb")) else []
+    run(PYTHON, "-m", "pytest", "tests", *notebooks, *args)
+
+
+COMMANDS = {"tutorial": tutorial, "demo": demo, "test": test}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__.strip())
+        sys.exit(2)
+    set_up()
+    COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Shared fixtures: a real local scheduler on a free loopback port, a real worker, a real client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitoring.connection import Connection, local_connection
+from monitoring.runtime import MonitorClient, start_worker, stop_worker
+from monitoring.scheduler import LocalScheduler
+
+# Every process the tests start inherits this marker, so the last check can find any left behind.
+RUN_MARKER = f"monitoring-tests-{uuid.uuid4().hex}"
+
+
+def processes_with_marker() -> list[int]:
+    """Pids of live processes (other than this one) started by this test run."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if RUN_MARKER.encode() in (proc / "environ").read_bytes():
+                stat = (proc / "stat").read_text()
+                if not stat.split(") ", 1)[1].startswith("Z"):
+                    found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep scheduler records in a temporary folder and mark every child process of this run."""
+    state = tmp_path_factory.mktemp("state")
+    previous = {key: os.environ.get(key) for key in ("MONITORING_STATE_DIR", "MONITORING_TEST_RUN")}
+    os.environ["MONITORING_STATE_DIR"] = str(state)
+    os.environ["MONITORING_TEST_RUN"] = RUN_MARKER
+    for key in ("ENDPOINT", "TASKHUB"):
+        os.environ.pop(key, None)
+    yield state
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def scheduler() -> Iterator[LocalScheduler]:
+    with LocalScheduler(0) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def connection(scheduler: LocalScheduler) -> Connection:
+    return local_connection(scheduler.address)
+
+
+@pytest.fixture(scope="session")
+def worker(connection: Connection) -> Iterator[Connection]:
+    start_worker(connection)
+    yield connection
+    stop_worker()
+
+
+@pytest.fixture(scope="session")
+def monitors(worker: Connection) -> Iterator[MonitorClient]:
+    with MonitorClient(worker) as client:
+        yield client
+
+
+def new_job_id() -> str:
+    return f"job-{uuid.uuid4().hex[:8]}"

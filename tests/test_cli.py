@@ -1,0 +1,178 @@
+"""``python -m monitoring`` end to end, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from test_scheduler import free_port
+
+from monitoring import scheduler as sched
+from monitoring.connection import Connection
+from monitoring.models import MonitorRequest
+from monitoring.runtime import MonitorClient
+from monitoring.scheduler import LocalScheduler
+
+
+def cli(*args: str, endpoint: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if endpoint:
+        env["ENDPOINT"] = endpoint
+    return subprocess.run(
+        [sys.executable, "-m", "monitoring", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def spawn(*args: str, endpoint: str | None = None) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    if endpoint:
+        env["ENDPOINT"] = endpoint
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitoring", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def wait_for_line(process: subprocess.Popen[str], text: str, limit: float = 20) -> str:
+    assert process.stderr is not None
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if text in line:
+            return line
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"never printed {text!r}")
+
+
+def instance_count(monitors: MonitorClient) -> int:
+    return len(monitors.client.get_all_orchestration_states())
+
+
+def test_demo_runs_scheduler_worker_and_one_monitor_in_one_process() -> None:
+    done = cli("demo", "--interval", "0.2", "--timeout", "1", "--job-duration", "0.5")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["final_status"] == "Completed" and result["checks_performed"] == 4
+    assert "embedded local scheduler at http://127.0.0.1:" in done.stderr
+    progress = [line for line in done.stderr.splitlines() if line.startswith("[Running]")]
+    assert any("checks 1" in line for line in progress) and any("checks 3" in line for line in progress)
+
+
+def test_demo_exit_code_says_the_job_did_not_complete() -> None:
+    done = cli(
+        "demo", "--interval", "0.2", "--timeout", "0.4", "--job-duration", "0", "--job-outcome", "Failed"
+    )
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["final_status"] == "Failed"
+
+
+def test_start_follows_a_run_and_prints_the_result(monitors: MonitorClient) -> None:
+    endpoint = monitors.connection.endpoint
+    done = cli("start", "job-123", "0.2", "0.6", "--job-duration", "0.3", endpoint=endpoint)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "job_id": "job-123",
+        "final_status": "Completed",
+        "checks_performed": 3,
+        "monitoring_duration_seconds": pytest.approx(0.4, abs=0.2),
+    }
+    assert "Scheduled monitor" in done.stderr and "checks 2" in done.stderr
+
+
+def test_start_timeout_exits_non_zero(monitors: MonitorClient) -> None:
+    done = cli("start", "job-t", "0.2", "0.4", endpoint=monitors.connection.endpoint)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["final_status"] == "Timeout"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["job-1", "abc"], "polling_interval must be a number of seconds, not 'abc'"),
+        (["job-1", "5", "soon"], "timeout must be a number of seconds, not 'soon'"),
+        (["job-1", "0"], "polling_interval_seconds must be greater than zero"),
+        (["job-1", "-5", "30"], "polling_interval_seconds must be greater than zero"),
+        (["job-1", "5", "-30"], "timeout_seconds must be greater than zero"),
+        (["job-1", "10", "5"], "is larger than timeout_seconds"),
+        (["job-1", "5", "30", "extra"], "unrecognized arguments: extra"),
+        (["job-1", "--job-outcome", "Maybe"], "invalid choice: 'Maybe'"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_schedule_nothing(
+    monitors: MonitorClient, args: list[str], message: str
+) -> None:
+    before = instance_count(monitors)
+    done = cli("start", *args, endpoint=monitors.connection.endpoint)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
+    assert message in done.stderr
+    assert instance_count(monitors) == before
+
+
+def test_unreachable_endpoint_is_one_line_and_schedules_nothing() -> None:
+    done = cli("start", "job-1", "5", "30", endpoint=f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot reach") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_endpoint_is_one_line() -> None:
+    done = cli("worker", endpoint="localhost:8080")
+    assert done.returncode == 2 and "is not a URL" in done.stderr
+
+
+def test_worker_serves_monitors_and_stops_cleanly_on_ctrl_c() -> None:
+    with LocalScheduler(0) as own:  # a scheduler no in-process worker serves
+        worker = spawn("worker", endpoint=own.address)
+        try:
+            wait_for_line(worker, "Worker running")
+            with MonitorClient(Connection(own.address, "default", "emulator")) as monitors:
+                request = MonitorRequest("job-w", 0.2, 0.4, job_duration_seconds=0.0)
+                final = monitors.follow(monitors.start(request), timeout=20)
+                assert final.result is not None and final.result.final_status == "Completed"
+            worker.send_signal(signal.SIGINT)
+            assert worker.wait(timeout=20) == 0
+            assert worker.stderr is not None and "Worker stopped" in worker.stderr.read()
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
+def test_scheduler_command_serves_until_terminated_and_refuses_a_taken_port() -> None:
+    port = free_port()
+    server = spawn("scheduler", "--port", str(port))
+    try:
+        line = wait_for_line(server, "Local scheduler listening")
+        assert f"http://127.0.0.1:{port}" in line and "'default'" in line
+        assert sched.probe(f"127.0.0.1:{port}")
+        second = cli("scheduler", "--port", str(port))
+        assert second.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in second.stderr
+        stopped = cli("stop-scheduler", "--port", str(port))
+        assert stopped.returncode == 0 and "Stopped the local scheduler" in stopped.stderr
+        assert server.wait(timeout=15) == 0
+        assert sched.SchedulerRecord.load(port) is None
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_bad_port_is_explained() -> None:
+    done = cli("scheduler", "--port", "99999")
+    assert done.returncode == 2 and "port must be a number from 1 to 65535" in done.stderr

@@ -1,0 +1,129 @@
+"""The local scheduler: loopback only, one per port, findable and stoppable as a process."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import new_job_id
+
+from monitoring import scheduler as sched
+from monitoring.connection import Connection, ensure_backend, local_connection
+from monitoring.models import MonitorRequest
+from monitoring.runtime import MonitorClient, start_worker, stop_worker
+from monitoring.scheduler import LocalScheduler, SchedulerError, probe
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _decode_proc_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """/proc/net/tcp{,6} write addresses as little-endian 32-bit words in hex."""
+    words = [bytes.fromhex(hex_address[i : i + 8])[::-1] for i in range(0, len(hex_address), 8)]
+    return ipaddress.ip_address(b"".join(words))
+
+
+def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Local addresses with a listening TCP socket on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state == "0A" and int(port_hex, 16) == port:
+                found.add(_decode_proc_address(address))
+    return found
+
+
+def is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def test_binds_loopback_only(scheduler: LocalScheduler) -> None:
+    addresses = listening_addresses(scheduler.port)
+    assert addresses, "the scheduler is listening"
+    assert all(is_loopback(address) for address in addresses), addresses
+
+
+def test_refuses_a_non_loopback_host() -> None:
+    with pytest.raises(SchedulerError, match="loopback only"):
+        LocalScheduler(0, host="0.0.0.0")
+
+
+def test_refuses_a_port_another_scheduler_holds(scheduler: LocalScheduler) -> None:
+    with pytest.raises(SchedulerError, match=f"port {scheduler.port} on 127.0.0.1 is already in use"):
+        LocalScheduler(scheduler.port).start()
+    assert probe(scheduler.address), "the first scheduler still answers"
+
+
+def test_refuses_a_port_any_program_holds() -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        with pytest.raises(SchedulerError, match="already in use"):
+            LocalScheduler(other.getsockname()[1]).start()
+
+
+def test_probe_tells_a_scheduler_from_a_closed_port(scheduler: LocalScheduler) -> None:
+    assert probe(scheduler.address)
+    assert not probe(f"127.0.0.1:{free_port()}", timeout=0.5)
+
+
+def test_taskhub_is_honoured_by_the_azuremanaged_client_and_worker() -> None:
+    with LocalScheduler(0, taskhub="hub-a") as hub:
+        right = Connection(hub.address, "hub-a", "emulator")
+        start_worker(right)
+        try:
+            with MonitorClient(right) as monitors:
+                request = MonitorRequest(new_job_id(), 0.2, 0.4, job_duration_seconds=0.0)
+                final = monitors.follow(monitors.start(request), timeout=10)
+                assert final.result is not None and final.result.final_status == "Completed"
+            with MonitorClient(Connection(hub.address, "hub-b", "emulator")) as wrong:
+                with pytest.raises(grpc.RpcError) as error:
+                    wrong.start(MonitorRequest(new_job_id()))
+                assert error.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+                assert "task hub 'hub-b' not found" in error.value.details()  # type: ignore[attr-defined]
+        finally:
+            stop_worker()
+
+
+def test_on_demand_scheduler_process_starts_once_outlives_clients_and_stops() -> None:
+    port = free_port()
+    connection = Connection(f"http://localhost:{port}", "default", "local")
+    assert "started it" in ensure_backend(connection)
+    try:
+        record = sched.SchedulerRecord.load(port)
+        assert record is not None and sched._is_running_scheduler(record.pid)
+        assert "already running" in ensure_backend(connection), "a second call starts no second process"
+        # State lives in the scheduler's process, so a monitor survives this process's worker going away.
+        start_worker(connection)
+        with MonitorClient(connection) as monitors:
+            instance_id = monitors.start(MonitorRequest(new_job_id(), 0.2, 0.4, job_duration_seconds=0.0))
+            monitors.follow(instance_id, timeout=10)
+        stop_worker()
+        with MonitorClient(connection) as monitors:
+            assert monitors.snapshot(instance_id).runtime_status == "Completed"
+    finally:
+        stop_worker()
+        assert sched.stop_scheduler_process(port)
+    assert not sched._is_running_scheduler(record.pid)
+    assert sched.SchedulerRecord.load(port) is None
+    assert not sched.stop_scheduler_process(port), "stopping twice says nothing was running"
+
+
+def test_a_stale_record_is_not_trusted() -> None:
+    port = free_port()
+    sched.SchedulerRecord(pid=1, port=port, taskhub="default").save()  # pid 1 is not a scheduler
+    assert not sched.stop_scheduler_process(port)
+    assert sched.SchedulerRecord.load(port) is None
+
+
+def test_local_connection_describes_itself(scheduler: LocalScheduler) -> None:
+    assert scheduler.address in local_connection(scheduler.address).describe()
