@@ -8,10 +8,20 @@ class registered in :data:`STATUS_SOURCES`, with no change to the orchestrator.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
-from monitoring.models import JobCheckRequest, JobStatus, JobStatusReport, from_iso, to_iso
+from monitoring.models import (
+    FinalStatus,
+    JobCheckRequest,
+    JobStatus,
+    JobStatusReport,
+    MonitorRequest,
+    from_iso,
+    to_iso,
+)
+from monitoring.schedule import CheckSchedule, decide_after_check
 
 
 def simulated_job_status(duration_seconds: float, outcome: JobStatus, elapsed_seconds: float) -> JobStatus:
@@ -48,3 +58,30 @@ def check_job(request: JobCheckRequest, now: datetime | None = None) -> JobStatu
     except KeyError:
         raise ValueError(f"unknown job status source {request.source!r}") from None
     return source.check(request, now or datetime.now(timezone.utc))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a monitor of the simulated job will report, worked out from the schedule alone."""
+
+    final_status: FinalStatus
+    checks_performed: int
+    ended_at_offset: float
+    detection_delay: float | None  # seconds from the job finishing to the check that saw it; None on Timeout
+
+
+def predict(request: MonitorRequest) -> Prediction:
+    """Step the schedule against the simulated job with no latency: the ideal outcome of ``request``."""
+    schedule = CheckSchedule(request.polling_interval_seconds, request.timeout_seconds)
+    for check_number, offset in enumerate(schedule.planned_offsets(), start=1):
+        status = simulated_job_status(request.job_duration_seconds, request.job_outcome, offset)
+        decision = decide_after_check(schedule, check_number, status)
+        if decision.final_status is not None:
+            ended = round(offset, 6)  # plain numbers: 0.6, not 0.5999999999999996
+            delay = (
+                None
+                if decision.final_status == "Timeout"
+                else round(offset - request.job_duration_seconds, 6)
+            )
+            return Prediction(decision.final_status, check_number, ended, delay)
+    raise AssertionError("the schedule always ends with a decision")

@@ -131,3 +131,9 @@ def browser_page() -> Iterator[Any]:
             yield page
         finally:
             browser.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the left-behind-process check after everything else, notebooks included."""
+    last = [item for item in items if item.name == "test_no_process_left_behind"]
+    items[:] = [item for item in items if item not in last] + last

@@ -1,4 +1,4 @@
-"""Runs last (file order): nothing this test run started may still be running."""
+"""Runs last (moved there by conftest.py, after the notebooks too): nothing this run started may still run."""
 
 import time
 

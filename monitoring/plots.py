@@ -1,0 +1,174 @@
+"""Plots drawn from polled custom status (see :mod:`monitoring.tracking`), with matplotlib.
+
+Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so a notebook shows each one exactly
+where it is displayed (and a live figure can be redrawn in place). Times are in the scenario's seconds:
+the values the sliders and scenarios use, whatever the time scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from io import BytesIO
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from monitoring.tracking import RunTrace
+
+STATUS_COLOURS = {"Pending": "#9e9e9e", "Running": "#1f77b4", "Completed": "#2ca02c", "Failed": "#d62728"}
+
+
+def label(trace: RunTrace) -> str:
+    """A short legend label in scenario seconds: interval / timeout / job length."""
+    interval, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
+    return f"{trace.request.job_id} ({interval:g}s/{timeout:g}s, job {job:g}s)"
+
+
+def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
+    """Check count against elapsed time, with each run's timeout and the job's end marked."""
+    for index, trace in enumerate(traces):
+        colour = f"C{index}"
+        checks = trace.checks()
+        xs = [0.0] + [trace.scenario_seconds(check.elapsed_seconds) for check in checks]
+        ys = [0] + [check.number for check in checks]
+        ax.step(xs, ys, where="post", color=colour, label=label(trace))
+        ax.plot(xs[1:], ys[1:], "o", color=colour, markersize=4)
+        _, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
+        ax.axvline(timeout, color=colour, linestyle="--", alpha=0.7)
+        if job <= timeout:
+            ax.axvline(job, color=colour, linestyle=":", alpha=0.9)
+        if trace.detection_delay is not None and checks:
+            ax.plot(xs[-1], ys[-1], marker="*", markersize=16, color=colour, markeredgecolor="black")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], color="grey", linestyle="--", label="timeout"),
+        Line2D([], [], color="grey", linestyle=":", label="job finished"),
+        Line2D([], [], color="grey", marker="*", linestyle="", markersize=12, label="monitor saw it end"),
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=2,
+        fontsize="small",
+        frameon=False,
+    )
+    ax.set_title("Checks performed over time")
+    ax.set_xlabel("seconds since the monitor started")
+    ax.set_ylabel("checks performed")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+
+
+def draw_timelines(ax: Axes, traces: Sequence[RunTrace]) -> None:
+    """One row per run: a dot per check, coloured by what the check saw; the timeout as a bar."""
+    for row, trace in enumerate(traces):
+        checks = trace.checks()
+        _, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
+        ax.hlines(row, 0, timeout, color="#cccccc", linewidth=6, zorder=1)
+        ax.plot([timeout], [row], marker="|", markersize=20, color="black", zorder=2)
+        if job <= timeout:
+            ax.plot([job], [row], marker="v", markersize=10, color="#ff7f0e", zorder=3)
+        for check in checks:
+            colour = STATUS_COLOURS.get(check.job_status, "black")
+            ax.plot(trace.scenario_seconds(check.elapsed_seconds), row, "o", color=colour, zorder=4)
+    ax.set_yticks(range(len(traces)), [label(trace) for trace in traces], fontsize="small")
+    ax.legend(
+        handles=[
+            Line2D([], [], marker="o", linestyle="", color=c, label=f"check saw {s}")
+            for s, c in STATUS_COLOURS.items()
+            if s != "Pending"
+        ]
+        + [
+            Line2D([], [], marker="v", linestyle="", color="#ff7f0e", label="job finished"),
+            Line2D([], [], marker="|", linestyle="", color="black", markersize=12, label="timeout"),
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=3,
+        fontsize="small",
+        frameon=False,
+    )
+    ax.set_ylim(len(traces) - 0.5, -0.5)
+    ax.set_title("Timeline of checks")
+    ax.set_xlabel("seconds since the monitor started")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def draw_comparison(axes: Sequence[Axes], traces: Sequence[RunTrace]) -> None:
+    """Three bar charts across runs: checks performed, monitoring duration, detection delay."""
+    names = [trace.request.job_id for trace in traces]
+    checks = [trace.result.checks_performed if trace.result else 0 for trace in traces]
+    durations = [
+        trace.scenario_seconds(trace.result.monitoring_duration_seconds) if trace.result else 0
+        for trace in traces
+    ]
+    delays = [trace.detection_delay for trace in traces]
+    colours = [f"C{index}" for index in range(len(traces))]
+    axes[0].bar(names, checks, color=colours)
+    axes[0].set_title("Checks performed (cost)")
+    axes[1].bar(names, durations, color=colours)
+    axes[1].set_title("Monitoring duration (s)")
+    shown_delays = [
+        trace.scenario_seconds(d) if d is not None else 0 for d, trace in zip(delays, traces, strict=True)
+    ]
+    axes[2].bar(names, shown_delays, color=colours)
+    for position, (delay, trace) in enumerate(zip(delays, traces, strict=True)):
+        if delay is None and trace.result is not None:
+            axes[2].annotate(
+                trace.result.final_status, (position, 0), ha="center", va="bottom", fontsize="small"
+            )
+    axes[2].set_title("Detection delay (s)")
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=30, labelsize="small")
+        ax.grid(axis="y", alpha=0.3)
+
+
+def draw_tradeoff(ax: Axes, traces: Sequence[RunTrace]) -> None:
+    """The interval trade-off: checks performed (cost) and detection delay (latency) per polling interval."""
+    ordered = sorted(traces, key=lambda trace: trace.request.polling_interval_seconds)
+    intervals = [trace.scenario_seconds(trace.request.polling_interval_seconds) for trace in ordered]
+    checks = [trace.result.checks_performed if trace.result else 0 for trace in ordered]
+    delays = [trace.scenario_seconds(trace.detection_delay or 0.0) for trace in ordered]
+    ax.plot(intervals, checks, "o-", color="C0", label="checks performed (cost)")
+    ax.set_xlabel("polling interval (s)")
+    ax.set_ylabel("checks performed", color="C0")
+    ax.set_ylim(bottom=0)
+    latency = ax.twinx()
+    latency.plot(intervals, delays, "s--", color="C3", label="detection delay (latency)")
+    latency.plot(intervals, intervals, ":", color="grey", label="one interval (worst case)")
+    latency.set_ylabel("seconds from job end to detection", color="C3")
+    latency.set_ylim(bottom=0)
+    lines = ax.get_lines() + latency.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper center", fontsize="small")
+    ax.set_title("Shorter intervals: faster detection, more checks")
+    ax.grid(alpha=0.3)
+
+
+def progress_figure(traces: Sequence[RunTrace]) -> Figure:
+    """Check progress and timelines side by side."""
+    figure = Figure(figsize=(12, 4.2), layout="constrained")
+    progress, timeline = figure.subplots(1, 2, width_ratios=[1, 1.1])
+    draw_check_progress(progress, traces)
+    draw_timelines(timeline, traces)
+    return figure
+
+
+def comparison_figure(traces: Sequence[RunTrace]) -> Figure:
+    figure = Figure(figsize=(12, 3.8), layout="constrained")
+    draw_comparison(figure.subplots(1, 3), traces)
+    return figure
+
+
+def tradeoff_figure(traces: Sequence[RunTrace]) -> Figure:
+    figure = Figure(figsize=(8, 4.2), layout="constrained")
+    draw_tradeoff(figure.subplots(), traces)
+    return figure
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """Render a figure to PNG (for an ``ipywidgets.Image``)."""
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()

@@ -1,0 +1,163 @@
+"""What the tutorial notebooks call: connect once, run scenarios, watch them live, then plot them.
+
+Scenarios are written in the tutorial's seconds (a 5 s interval, a 30 s timeout). ``MONITORING_TIME_SCALE``
+(default 1) multiplies every duration before a run is scheduled, so CI can run the same notebooks ten times
+faster (0.1) while a person sees seconds-scale runs; plots convert back to the tutorial's seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from monitoring import scheduler
+from monitoring.connection import Connection, connection_from_env, ensure_backend
+from monitoring.models import (
+    DEFAULT_JOB_DURATION_SECONDS,
+    DEFAULT_POLLING_INTERVAL_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    JobOutcome,
+    MonitorRequest,
+)
+from monitoring.plots import png_bytes, progress_figure
+from monitoring.runtime import MonitorClient, start_worker, stop_worker
+from monitoring.tracking import RunTrace, RunTracker
+
+TIME_SCALE_ENV = "MONITORING_TIME_SCALE"
+
+
+def time_scale_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """``MONITORING_TIME_SCALE`` as a number in (0, 1]; 1 when unset."""
+    text = (os.environ if environ is None else environ).get(TIME_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1:
+        raise ValueError(
+            f"{TIME_SCALE_ENV}={text!r}: use a number above 0 and at most 1 (0.1 runs ten times faster)"
+        )
+    return value
+
+
+class Tutorial:
+    """A worker in this process, a client, and a tracker for the runs a notebook starts."""
+
+    def __init__(self, connection: Connection, *, time_scale: float = 1.0) -> None:
+        self.connection = connection
+        self.time_scale = time_scale
+        self._started_scheduler = connection.kind == "local" and not scheduler.probe(
+            f"127.0.0.1:{connection.local_port}"
+        )
+        self.backend = ensure_backend(connection)
+        start_worker(connection)
+        self.monitors = MonitorClient(connection)
+        self.tracker = RunTracker(self.monitors, prefix=f"tutorial-{uuid.uuid4().hex[:6]}-")
+
+    def describe(self) -> str:
+        scale = "" if self.time_scale == 1 else f"; time scale {self.time_scale:g} (durations shortened)"
+        return f"{self.backend}; worker running in this kernel{scale}"
+
+    def request(
+        self,
+        interval: float = DEFAULT_POLLING_INTERVAL_SECONDS,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        job_duration: float = DEFAULT_JOB_DURATION_SECONDS,
+        job_outcome: JobOutcome = "Completed",
+        job_id: str | None = None,
+    ) -> MonitorRequest:
+        """A validated request in the tutorial's seconds, scaled for scheduling.
+
+        Raises ``InvalidRequestError`` with the person's own numbers in the message.
+        """
+        as_given = MonitorRequest(
+            job_id=job_id or f"job-{uuid.uuid4().hex[:8]}",
+            polling_interval_seconds=interval,
+            timeout_seconds=timeout,
+            job_duration_seconds=job_duration,
+            job_outcome=job_outcome,
+        )
+        scale = self.time_scale
+        return replace(
+            as_given,
+            polling_interval_seconds=interval * scale,
+            timeout_seconds=timeout * scale,
+            job_duration_seconds=job_duration * scale,
+        )
+
+    def run(self, request: MonitorRequest | None = None, **scenario: object) -> RunTrace:
+        """Schedule one monitor (from a request, or from scenario keywords as :meth:`request` takes)."""
+        if request is None:
+            request = self.request(**scenario)  # type: ignore[arg-type]
+        return self.tracker.start(request, time_scale=self.time_scale)
+
+    def sweep(self, intervals: Sequence[float], **scenario: object) -> list[RunTrace]:
+        """Start one run per polling interval, all at once, with otherwise equal settings."""
+        return [self.run(interval=interval, **scenario) for interval in intervals]  # type: ignore[arg-type]
+
+    def watch(self, traces: RunTrace | Sequence[RunTrace], *, refresh_seconds: float = 0.3) -> None:
+        """Show a live plot of the runs' checks until they all end (in a notebook; elsewhere, just wait)."""
+        runs = [traces] if isinstance(traces, RunTrace) else list(traces)
+        limit = max(trace.request.timeout_seconds for trace in runs) * 2 + 30
+        deadline = time.monotonic() + limit
+        display_handle = _live_display(runs)
+        while not all(trace.done for trace in runs):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs still in flight after {limit:g} s: is the worker running?")
+            self.tracker.wait_for_change(refresh_seconds)
+            if display_handle is not None:
+                display_handle.update(_progress_image(runs))
+        if display_handle is not None:
+            display_handle.update(_progress_image(runs))
+
+    def close(self) -> None:
+        """Stop this kernel's worker, and the local scheduler if this tutorial started it."""
+        global _current
+        self.tracker.close()
+        self.monitors.close()
+        stop_worker()
+        if self._started_scheduler:
+            scheduler.stop_scheduler_process(self.connection.local_port)
+        if _current is self:
+            _current = None
+
+
+def _progress_image(runs: Sequence[RunTrace]):  # type: ignore[no-untyped-def]
+    from IPython.display import Image
+
+    return Image(data=png_bytes(progress_figure(runs)), format="png")
+
+
+def _live_display(runs: Sequence[RunTrace]):  # type: ignore[no-untyped-def]
+    """Show the runs' progress as a PNG that can be replaced in place (inside IPython; None elsewhere).
+
+    A PNG rather than the figure itself, so it shows whatever matplotlib backend the kernel uses.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    if get_ipython() is None:
+        return None
+    return display(_progress_image(runs), display_id=True)
+
+
+_current: Tutorial | None = None
+
+
+def connect() -> Tutorial:
+    """The tutorial session for ENDPOINT/TASKHUB, created once per kernel: re-running a cell is harmless."""
+    global _current
+    connection = connection_from_env()
+    if _current is not None and _current.connection == connection:
+        return _current
+    if _current is not None:
+        _current.close()
+    _current = Tutorial(connection, time_scale=time_scale_from_env())
+    return _current

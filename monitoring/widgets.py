@@ -1,0 +1,189 @@
+"""The scenario control panel: sliders, a Run button, live progress, the runs so far, comparison plots.
+
+Every click schedules a real monitor through the tutorial's worker; progress comes from polled custom
+status. Widgets are updated from the tracker's polling thread, which Jupyter renders live even after the
+cell that showed the panel has finished.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+import ipywidgets as widgets
+
+from monitoring.models import JOB_OUTCOMES, InvalidRequestError
+from monitoring.plots import comparison_figure, png_bytes, progress_figure
+from monitoring.tracking import RunTrace
+from monitoring.tutorial import Tutorial
+
+REDRAW_SECONDS = 0.5
+
+
+class ControlPanel:
+    """Choose interval, timeout and job length; each Run schedules one monitor; several can be in flight."""
+
+    def __init__(self, tutorial: Tutorial) -> None:
+        self.tutorial = tutorial
+        style = {"description_width": "120px"}
+        layout = widgets.Layout(width="420px")
+        self.interval = widgets.IntSlider(
+            5, min=1, max=20, description="interval (s)", style=style, layout=layout
+        )
+        self.timeout = widgets.IntSlider(
+            30, min=5, max=120, step=5, description="timeout (s)", style=style, layout=layout
+        )
+        self.job_duration = widgets.IntSlider(
+            12, min=0, max=120, description="job length (s)", style=style, layout=layout
+        )
+        self.job_outcome = widgets.ToggleButtons(
+            options=list(JOB_OUTCOMES), description="job ends", style=style
+        )
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.message = widgets.HTML()
+        self.progress_rows = widgets.VBox()
+        self.runs_table = widgets.HTML()
+        self.progress_plot = widgets.Image(format="png")
+        self.comparison_plot = widgets.Image(format="png")
+        self.traces: list[RunTrace] = []
+        self._bars: dict[str, tuple[widgets.IntProgress, widgets.Label]] = {}
+        self._lock = threading.Lock()
+        # Plots are drawn on a thread of their own, so drawing never delays the tracker's polling.
+        self._plots_stale = threading.Event()
+        threading.Thread(target=self._draw_plots_when_stale, name="panel-plots", daemon=True).start()
+        self.run_button.on_click(lambda _button: self.run())
+        tutorial.tracker.add_listener(self._on_change)
+        controls = widgets.VBox(
+            [self.interval, self.timeout, self.job_duration, self.job_outcome, self.run_button, self.message]
+        )
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([controls, self.progress_rows]),
+                self.runs_table,
+                self.progress_plot,
+                self.comparison_plot,
+            ]
+        )
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def set(
+        self,
+        *,
+        interval: int | None = None,
+        timeout: int | None = None,
+        job_duration: int | None = None,
+        job_outcome: str | None = None,
+    ) -> None:
+        """Move the controls from code, as a person would with the mouse (unchanged where None)."""
+        for control, value in (
+            (self.interval, interval),
+            (self.timeout, timeout),
+            (self.job_duration, job_duration),
+            (self.job_outcome, job_outcome),
+        ):
+            if value is not None:
+                control.value = value
+
+    def run(self) -> RunTrace | None:
+        """Schedule a run with the sliders' values; on a bad combination, say why and schedule nothing."""
+        try:
+            request = self.tutorial.request(
+                interval=self.interval.value,
+                timeout=self.timeout.value,
+                job_duration=self.job_duration.value,
+                job_outcome=self.job_outcome.value,
+                job_id=f"panel-{len(self.traces) + 1}",
+            )
+        except InvalidRequestError as error:
+            self.message.value = (
+                f"<span style='color:#b00020'>Not scheduled: {html.escape(str(error))}</span>"
+            )
+            return None
+        trace = self.tutorial.run(request)
+        with self._lock:
+            self.traces.append(trace)
+            bar = widgets.IntProgress(0, min=0, max=trace.prediction.checks_performed, bar_style="info")
+            caption = widgets.Label(f"{request.job_id}: scheduled")
+            self._bars[trace.instance_id] = (bar, caption)
+            self.progress_rows.children = (*self.progress_rows.children, widgets.HBox([bar, caption]))
+        self.message.value = f"Scheduled {html.escape(request.job_id)} ({trace.instance_id})"
+        self._refresh()
+        return trace
+
+    def _on_change(self, trace: RunTrace) -> None:
+        if trace.instance_id in self._bars:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Update bars, captions and the runs table now; ask for the plots to be redrawn."""
+        with self._lock:
+            for trace in self.traces:
+                bar, caption = self._bars[trace.instance_id]
+                bar.value = min(trace.check_count, bar.max)
+                if trace.result is not None:
+                    bar.bar_style = "success" if trace.result.final_status == "Completed" else "danger"
+                caption.value = f"{trace.request.job_id}: {_state(trace)}"
+            self.runs_table.value = runs_table_html(self.traces)
+        self._plots_stale.set()
+
+    def draw_plots(self) -> None:
+        """Redraw the progress plot and, once runs have finished, the comparison plot."""
+        with self._lock:
+            traces = list(self.traces)
+        if not traces:
+            return
+        self.progress_plot.value = png_bytes(progress_figure(traces))
+        finished = [trace for trace in traces if trace.result is not None]
+        if finished:
+            self.comparison_plot.value = png_bytes(comparison_figure(finished))
+
+    def _draw_plots_when_stale(self) -> None:
+        while True:
+            self._plots_stale.wait()
+            self._plots_stale.clear()
+            self.draw_plots()
+            time.sleep(REDRAW_SECONDS)
+
+
+def _state(trace: RunTrace) -> str:
+    if trace.result is not None:
+        return f"{trace.result.final_status} after {trace.result.checks_performed} checks"
+    return f"{trace.latest.runtime_status if trace.latest else 'Scheduled'}, check {trace.check_count}"
+
+
+def runs_table_html(traces: list[RunTrace]) -> str:
+    """The runs so far as an HTML table, in the tutorial's seconds."""
+    header = (
+        "<tr><th>run</th><th>interval</th><th>timeout</th><th>job length</th><th>job ends</th>"
+        "<th>state</th><th>checks</th><th>duration</th><th>detection delay</th></tr>"
+    )
+    rows = []
+    for trace in traces:
+        interval, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
+        result = trace.result
+        duration = f"{trace.scenario_seconds(result.monitoring_duration_seconds):.1f} s" if result else ""
+        delay = trace.detection_delay
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(cell))}</td>"
+                for cell in (
+                    trace.request.job_id,
+                    f"{interval:g} s",
+                    f"{timeout:g} s",
+                    f"{job:g} s",
+                    trace.request.job_outcome,
+                    _state(trace),
+                    trace.check_count,
+                    duration,
+                    "" if delay is None else f"{trace.scenario_seconds(delay):.1f} s",
+                )
+            )
+            + "</tr>"
+        )
+    return f"<table class='runs'>{header}{''.join(rows)}</table>"

@@ -1,0 +1,93 @@
+"""The helpers the notebooks call: time scale, tutorial session, tracker, control panel, plots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from monitoring.connection import Connection
+from monitoring.models import InvalidRequestError
+from monitoring.plots import comparison_figure, png_bytes, progress_figure, tradeoff_figure
+from monitoring.tutorial import Tutorial, time_scale_from_env
+from monitoring.widgets import ControlPanel
+
+SCALE = 0.05  # a 5 s tutorial interval is 0.25 s here
+
+
+@pytest.fixture(scope="module")
+def tutorial(connection: Connection) -> Iterator[Tutorial]:
+    session = Tutorial(connection, time_scale=SCALE)
+    yield session
+    session.tracker.close()
+    session.monitors.close()
+
+
+def test_time_scale_setting() -> None:
+    assert time_scale_from_env({}) == 1.0
+    assert time_scale_from_env({"MONITORING_TIME_SCALE": "0.2"}) == 0.2
+    for bad in ("0", "-1", "2", "fast"):
+        with pytest.raises(ValueError, match="MONITORING_TIME_SCALE"):
+            time_scale_from_env({"MONITORING_TIME_SCALE": bad})
+
+
+def test_requests_are_validated_in_the_persons_numbers_then_scaled(tutorial: Tutorial) -> None:
+    request = tutorial.request(interval=5, timeout=30, job_duration=12, job_id="job-1")
+    assert request.job_id == "job-1"
+    assert (
+        request.polling_interval_seconds,
+        request.timeout_seconds,
+        request.job_duration_seconds,
+    ) == pytest.approx((0.25, 1.5, 0.6))
+    with pytest.raises(
+        InvalidRequestError, match=r"polling_interval_seconds \(20\) is larger than timeout_seconds \(10\)"
+    ):
+        tutorial.request(interval=20, timeout=10)
+
+
+def test_a_re_run_connect_cell_starts_nothing_new(tutorial: Tutorial) -> None:
+    from monitoring.runtime import start_worker
+
+    assert start_worker(tutorial.connection) is False
+
+
+def test_tracker_follows_many_runs_with_samples_from_custom_status(tutorial: Tutorial) -> None:
+    traces = tutorial.sweep([2, 4, 8, 16], timeout=30, job_duration=17)
+    tutorial.tracker.wait(traces, timeout=30)
+    assert [trace.result.checks_performed for trace in traces] == [10, 6, 4, 3]
+    assert [trace.prediction.checks_performed for trace in traces] == [10, 6, 4, 3]
+    for trace in traces:
+        counts = [sample.check_count for sample in trace.samples]
+        assert counts == sorted(counts) and counts[-1] == trace.result.checks_performed
+        assert trace.checks()[-1].job_status == "Completed"
+        assert (
+            trace.detection_delay is not None
+            and trace.detection_delay >= trace.prediction.detection_delay - 1e-3
+        )
+    for figure in (progress_figure(traces), comparison_figure(traces), tradeoff_figure(traces)):
+        assert png_bytes(figure).startswith(b"\x89PNG")
+
+
+def test_control_panel_clicks_schedule_real_runs_and_refuse_bad_ones(tutorial: Tutorial) -> None:
+    panel = ControlPanel(tutorial)
+    panel.set(interval=20, timeout=10)
+    panel.run_button.click()
+    assert panel.traces == [] and "Not scheduled" in panel.message.value
+
+    panel.set(interval=5, timeout=30, job_duration=12)
+    panel.run_button.click()
+    panel.set(interval=3, job_duration=7, job_outcome="Failed")
+    panel.run_button.click()
+    assert len(panel.traces) == 2 and "Scheduled panel-2" in panel.message.value
+    tutorial.tracker.wait(panel.traces, timeout=30)
+    assert [(t.result.final_status, t.result.checks_performed) for t in panel.traces] == [
+        ("Completed", 4),
+        ("Failed", 4),
+    ]
+    panel._refresh()  # what the tracker calls on a change; the last one may race the final result
+    bars = [panel._bars[trace.instance_id][0] for trace in panel.traces]
+    assert [bar.value for bar in bars] == [4, 4] and [bar.bar_style for bar in bars] == ["success", "danger"]
+    assert "panel-1" in panel.runs_table.value and "Failed after 4 checks" in panel.runs_table.value
+    panel.draw_plots()
+    assert bytes(panel.progress_plot.value).startswith(b"\x89PNG")
+    assert bytes(panel.comparison_plot.value).startswith(b"\x89PNG")
