@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from monitoring.jobs import check_job
-from monitoring.models import JobCheckRequest, MonitorStatus
+from monitoring.jobs import check_job, predict
+from monitoring.models import JobCheckRequest, MonitorRequest, MonitorStatus
 from monitoring.orchestration import ACTIVITY_NAME, monitoring_job_orchestrator
 
 START = datetime(2025, 9, 19, 18, 5, 0)  # the SDK's orchestration clock is naive UTC
@@ -121,3 +121,19 @@ def test_timers_are_absolute_so_lateness_does_not_accumulate() -> None:
 def test_only_the_activity_by_its_registered_name_is_called() -> None:
     _, ctx = step({"job_id": "j"})
     assert {value for kind, value in ctx.log if kind == "activity"} == {ACTIVITY_NAME}
+
+
+@pytest.mark.parametrize("interval", [1, 2, 2.5, 4, 5, 7, 10])
+@pytest.mark.parametrize("job_duration", [0, 3, 12, 17.5, 29, 30, 45])
+@pytest.mark.parametrize("outcome", ["Completed", "Failed"])
+def test_predict_matches_the_orchestrator_itself(interval: float, job_duration: float, outcome: str) -> None:
+    """jobs.predict (which the notebooks assert against) agrees with the real orchestrator code."""
+    payload = {"job_id": "j", "polling_interval_seconds": interval, "timeout_seconds": 30}
+    payload |= {"job_duration_seconds": job_duration, "job_outcome": outcome}
+    result, _ = step(payload)
+    expected = predict(MonitorRequest.from_payload(payload, default_job_id="j"))
+    assert (result["final_status"], result["checks_performed"]) == (
+        expected.final_status,
+        expected.checks_performed,
+    )
+    assert result["monitoring_duration_seconds"] == pytest.approx(expected.ended_at_offset)

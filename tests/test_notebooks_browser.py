@@ -1,0 +1,137 @@
+"""The tutorial in a real browser: JupyterLab on loopback, each notebook opened in headless Chromium, Run All.
+
+Checks what a person would see: no error, the control panel's widgets rendered, plots drawn as images.
+Screenshots are kept in artifacts/. The notebooks are copied first, so the run never saves outputs into
+the committed files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_scheduler import free_port
+
+from monitoring import scheduler
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+RUN_ALL_SECONDS = 120
+USER_SETTINGS = {
+    # Render every cell (JupyterLab 4 otherwise skips cells scrolled out of view), and no news pop-up.
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
+@pytest.fixture(scope="module")
+def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A JupyterLab server on 127.0.0.1 serving a copy of the notebooks; yields its base URL with token."""
+    root = tmp_path_factory.mktemp("lab")
+    for notebook in NOTEBOOKS.glob("*.ipynb"):
+        shutil.copy(notebook, root / notebook.name)
+    settings = tmp_path_factory.mktemp("lab-settings")
+    for plugin, values in USER_SETTINGS.items():
+        target = settings / f"{plugin}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
+    port, token = free_port(), secrets.token_hex(16)
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+        f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={settings / 'workspaces'}",
+    ]  # fmt: skip
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    log = (root / "jupyter.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    message = "JupyterLab did not start: " + (root / "jupyter.log").read_text()[-2000:]
+                    raise AssertionError(message) from None
+                time.sleep(0.3)
+        yield f"{base}|{token}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        # A notebook that failed before its last cell leaves the on-demand scheduler running.
+        scheduler.stop_scheduler_process(scheduler.DEFAULT_PORT)
+
+
+def run_all(page: Any, base_and_token: str, notebook: str) -> None:
+    base, token = base_and_token.split("|")
+    page.goto(f"{base}/lab/workspaces/browser-check/tree/{notebook}?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.get_by_text("Idle", exact=False).last.wait_for(timeout=60_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    # Every code cell gets a number once it has run; "[*]" marks one running or queued.
+    deadline = time.monotonic() + RUN_ALL_SECONDS
+    while True:
+        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        if prompts and all(text.strip() not in ("[ ]:", "[*]:", "") for text in prompts):
+            break
+        if any("Error" in text for text in page.locator(".jp-OutputArea-output").all_inner_texts()):
+            break  # Run All stops at an error; assert_no_errors says which
+        assert time.monotonic() < deadline, (
+            f"{notebook}: cells still running after {RUN_ALL_SECONDS} s: {prompts}"
+        )
+        time.sleep(0.5)
+
+
+def assert_no_errors(page: Any, notebook: str) -> None:
+    errors = page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+    ).all_inner_texts()
+    tracebacks = [text for text in errors if "Traceback" in text or "Error" in text]
+    assert not tracebacks, f"{notebook}: {tracebacks[:1]}"
+    assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+
+
+def test_01_runs_in_jupyterlab_and_draws_plots(browser_page: Any, jupyter_lab: str, artifacts: Path) -> None:
+    run_all(browser_page, jupyter_lab, "01_monitoring_pattern.ipynb")
+    assert_no_errors(browser_page, "01")
+    plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
+    assert plots.count() >= 3, "the live plots and the side-by-side figure"
+    plots.last.scroll_into_view_if_needed()
+    browser_page.screenshot(path=str(artifacts / "notebook-01.png"))
+
+
+def test_02_renders_the_control_panel_and_its_plots(
+    browser_page: Any, jupyter_lab: str, artifacts: Path
+) -> None:
+    run_all(browser_page, jupyter_lab, "02_scenarios.ipynb")
+    assert_no_errors(browser_page, "02")
+    assert browser_page.locator(".widget-slider").count() >= 3
+    assert browser_page.locator(".widget-button", has_text="Run").count() >= 1
+    assert browser_page.locator(".widget-readout").count() >= 3
+    panel_images = browser_page.locator(".widget-image")
+    panel_images.first.wait_for(timeout=30_000)
+    assert panel_images.count() >= 2
+    assert browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']").count() >= 3
+    browser_page.set_viewport_size({"width": 1400, "height": 2400})  # the whole panel fits on screen
+    panel = browser_page.locator(".widget-vbox").first
+    panel.scroll_into_view_if_needed()
+    panel.screenshot(path=str(artifacts / "notebook-02-panel.png"))
+    browser_page.screenshot(path=str(artifacts / "notebook-02.png"))
