@@ -7,6 +7,7 @@ stays responsive with many runs in flight. What it records is only what the orch
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -139,6 +140,7 @@ class RunTracker:
         self.poll_seconds = poll_seconds
         self.prefix = prefix or f"run-{uuid.uuid4().hex[:8]}-"
         self.traces: dict[str, RunTrace] = {}
+        self._numbers = itertools.count(1)
         self._listeners: list[Callable[[RunTrace], None]] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -154,12 +156,17 @@ class RunTracker:
     def start(self, request: MonitorRequest, *, time_scale: float = 1.0) -> RunTrace:
         """Schedule a monitor for ``request`` and track it."""
         with self._lock:
-            instance_id = f"{self.prefix}{len(self.traces) + 1:04d}"
+            instance_id = f"{self.prefix}{next(self._numbers):04d}"
             if self._first_scheduled is None:
                 self._first_scheduled = datetime.now(timezone.utc) - timedelta(minutes=1)
             trace = RunTrace(instance_id, request, time_scale)
             self.traces[instance_id] = trace
-        self.monitors.start(request, instance_id=instance_id)
+        try:
+            self.monitors.start(request, instance_id=instance_id)
+        except BaseException:
+            with self._lock:
+                del self.traces[instance_id]  # never scheduled: do not wait for it
+            raise
         self._ensure_polling()
         return trace
 
