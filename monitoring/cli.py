@@ -238,7 +238,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with MonitorClient(connection) as monitors:
         try:
             # Bind both ports before anything starts, so a taken port leaves nothing half-started.
-            servers.append(BackgroundServer(create_app(monitors), args.host, args.port, access_log=True))
+            api_app = create_app(monitors, log_requests=True)
+            servers.append(BackgroundServer(api_app, args.host, args.port))
             servers.append(BackgroundServer(create_dashboard_app(monitors), args.host, args.dashboard_port))
             print(ensure_backend(connection), file=sys.stderr, flush=True)
             start_worker(connection)
@@ -381,8 +382,8 @@ def _configure_logging(verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "worker":
-            _configure_logging(args.verbose)
+        if args.command in ("worker", "serve"):
+            _configure_logging(getattr(args, "verbose", False))
         return args.handler(args)
     except (UsageError, InvalidRequestError, BackendError, scheduler.SchedulerError, PortInUseError) as error:
         print(f"error: {error}", file=sys.stderr)

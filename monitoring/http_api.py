@@ -17,6 +17,7 @@ Errors are JSON ``{"error": "..."}``: 400 bad request, 404 unknown id, 409 purge
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +39,7 @@ from monitoring.runtime import (
     UnknownJobError,
 )
 
+logger = logging.getLogger(__name__)
 INSTANCES_PATH = "/runtime/webhooks/durabletask/instances"
 MAX_BODY_BYTES = 64 * 1024
 
@@ -179,14 +181,25 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def create_app(monitors: MonitorClient) -> FastAPI:
-    """The HTTP API app, serving the task hub ``monitors`` talks to."""
+def create_app(monitors: MonitorClient, *, log_requests: bool = False) -> FastAPI:
+    """The HTTP API app, serving the task hub ``monitors`` talks to.
+
+    With ``log_requests``, each request is logged (method, path, status) on the ``monitoring.http`` logger.
+    """
     app = FastAPI(
         title="Durable monitoring HTTP API",
         description="The Durable Functions monitoring sample's routes, served over the Durable Task SDK.",
         version="1.0",
     )
     install_error_handlers(app)
+    if log_requests:
+
+        @app.middleware("http")
+        async def log_request(request: Request, call_next: Any) -> Response:
+            response = await call_next(request)
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            logger.info("%s %s -> %d", request.method, path, response.status_code)
+            return response
 
     @app.post(
         "/api/start_monitoring_job",

@@ -53,15 +53,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class BackgroundServer:
     """One uvicorn server on a pre-bound socket, in a thread of its own."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = False):
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0):
         self.host = host
         self._socket = bind_socket(host, port)
         self.port: int = self._socket.getsockname()[1]
-        # Quiet servers (tests, notebooks) leave the logging configuration alone: only errors show.
-        logging_options: dict[str, Any] = {"log_level": "info"} if access_log else {"log_config": None}
-        config = uvicorn.Config(
-            app, lifespan="off", timeout_graceful_shutdown=2, access_log=access_log, **logging_options
-        )
+        # uvicorn's own logging is process-wide (one access log for every server), so it is left off
+        # and the logging configuration untouched: only its errors show. An app logs its requests
+        # itself if it wants to (see monitoring.http_api.create_app(log_requests=True)).
+        config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=2, log_config=None)
+        config.access_log = False
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"http-{self.port}", daemon=True

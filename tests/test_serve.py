@@ -47,7 +47,10 @@ def test_serve_runs_api_dashboard_and_worker_and_stops_on_ctrl_c() -> None:
             server.send_signal(signal.SIGINT)
             assert server.wait(timeout=30) == 0
             assert server.stderr is not None
-            assert "Stopped the HTTP API, the dashboard and the worker" in server.stderr.read()
+            log = server.stderr.read()
+            assert "Stopped the HTTP API, the dashboard and the worker" in log
+            assert "monitoring.http_api INFO: POST /api/start_monitoring_job -> 202" in log
+            assert "GET /api/instances" not in log  # the dashboard's polling is not logged
         finally:
             if server.poll() is None:
                 server.kill()
