@@ -19,7 +19,7 @@ from monitoring.cli import DEFAULT_API_PORT
 from monitoring.http_api import create_app
 from monitoring.runtime import MonitorClient
 from monitoring.scheduler import LocalScheduler
-from monitoring.serving import BackgroundServer, PortInUseError
+from monitoring.serving import BackgroundServer, PortInUseError, is_loopback
 
 
 def test_serve_runs_api_dashboard_and_worker_and_stops_on_ctrl_c() -> None:
@@ -91,6 +91,8 @@ def test_serve_bad_arguments_are_one_line(args: list[str], message: str) -> None
 def test_serve_remote_host_needs_the_explicit_flag() -> None:
     done = cli("serve", "--host", "0.0.0.0", endpoint=f"http://127.0.0.1:{free_port()}")
     assert "--allow-remote" in done.stderr and done.returncode == 2
+    assert [is_loopback(host) for host in ("127.0.0.1", "127.9.9.9", "::1", "localhost")] == [True] * 4
+    assert [is_loopback(host) for host in ("0.0.0.0", "::", "192.168.1.5", "example.com")] == [False] * 4
 
 
 # --- the seed's curl commands, verbatim, against the documented default port ----------------------------
