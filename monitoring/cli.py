@@ -36,6 +36,9 @@ from monitoring.models import (
     MonitorRequest,
 )
 from monitoring.runtime import MonitorClient, MonitorSnapshot, start_worker, stop_worker
+from monitoring.serving import BackgroundServer, PortInUseError, is_loopback
+
+DEFAULT_API_PORT, DEFAULT_DASHBOARD_PORT = 7071, 8082
 
 EXIT_COMPLETED, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # How long a new monitor may stay Pending before the CLI suggests that no worker is running.
@@ -218,6 +221,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
             embedded.stop()
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The HTTP API, the dashboard and a worker, like ``func start`` for the Durable Functions sample."""
+    from monitoring.dashboard import create_dashboard_app
+    from monitoring.http_api import create_app
+
+    if not is_loopback(args.host) and not args.allow_remote:
+        raise UsageError(
+            f"refusing to serve on {args.host}: the API has no authentication, so it binds loopback only; "
+            "pass --allow-remote if you really want it reachable from other machines"
+        )
+    if args.port == args.dashboard_port:
+        raise UsageError(f"--port and --dashboard-port are both {args.port}; give them different ports")
+    connection = connection_from_env()
+    servers: list[BackgroundServer] = []
+    with MonitorClient(connection) as monitors:
+        try:
+            # Bind both ports before anything starts, so a taken port leaves nothing half-started.
+            api_app = create_app(monitors, log_requests=True)
+            servers.append(BackgroundServer(api_app, args.host, args.port))
+            servers.append(BackgroundServer(create_dashboard_app(monitors), args.host, args.dashboard_port))
+            print(ensure_backend(connection), file=sys.stderr, flush=True)
+            start_worker(connection)
+            for server in servers:
+                server.start()
+            api, dashboard = servers
+            print(
+                f"HTTP API on {api.url}/api/start_monitoring_job (OpenAPI: {api.url}/docs)\n"
+                f"Dashboard on {dashboard.url}\n"
+                "Worker running (monitoring_job_orchestrator, check_job_status); Ctrl-C stops it all",
+                file=sys.stderr,
+                flush=True,
+            )
+            _wait_for_signal()
+        finally:
+            for server in servers:
+                server.stop()
+            stop_worker()
+    print("Stopped the HTTP API, the dashboard and the worker", file=sys.stderr, flush=True)
+    return 0
+
+
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--job-duration",
@@ -295,6 +339,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sched.set_defaults(handler=cmd_scheduler)
 
+    serve = commands.add_parser(
+        "serve", help="HTTP API, dashboard and worker (the Durable Functions sample's func start)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, default=DEFAULT_API_PORT, help=f"HTTP API port (default {DEFAULT_API_PORT})"
+    )
+    serve.add_argument(
+        "--dashboard-port",
+        type=_port,
+        default=DEFAULT_DASHBOARD_PORT,
+        help=f"dashboard port (default {DEFAULT_DASHBOARD_PORT})",
+    )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host that is not loopback (the API has no authentication)",
+    )
+    serve.set_defaults(handler=cmd_serve)
+
     stop = commands.add_parser("stop-scheduler", help="stop a local scheduler started in the background")
     stop.add_argument(
         "--port",
@@ -318,10 +382,10 @@ def _configure_logging(verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "worker":
-            _configure_logging(args.verbose)
+        if args.command in ("worker", "serve"):
+            _configure_logging(getattr(args, "verbose", False))
         return args.handler(args)
-    except (UsageError, InvalidRequestError, BackendError, scheduler.SchedulerError) as error:
+    except (UsageError, InvalidRequestError, BackendError, scheduler.SchedulerError, PortInUseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except grpc.RpcError as error:

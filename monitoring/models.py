@@ -8,6 +8,7 @@ Durable Task SDK stores.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -47,6 +48,16 @@ def from_iso(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def decode_payload(serialized: str | None) -> Any:
+    """A payload stored by the SDK, as JSON if it is JSON (it always is with this SDK), else the raw text."""
+    if not serialized:
+        return None
+    try:
+        return json.loads(serialized)
+    except ValueError:
+        return serialized
 
 
 def _known_fields(cls: type, payload: dict[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,22 @@ from datetime import datetime, timezone
 from typing import Any
 
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
-from durabletask.client import OrchestrationState, OrchestrationStatus
+from durabletask.client import OrchestrationQuery, OrchestrationState, OrchestrationStatus
+from durabletask.history import HistoryEvent
 
 from monitoring.connection import Connection, create_client, create_worker
-from monitoring.models import MonitorRequest, MonitorResult, MonitorStatus
+from monitoring.jobs import check_job
+from monitoring.models import (
+    InvalidRequestError,
+    JobCheckRequest,
+    JobStatusReport,
+    MonitorRequest,
+    MonitorResult,
+    MonitorStatus,
+    decode_payload,
+    from_iso,
+    to_iso,
+)
 from monitoring.orchestration import ORCHESTRATOR_NAME
 
 TERMINAL_RUNTIME_STATUSES = frozenset({"Completed", "Failed", "Terminated"})
@@ -36,6 +48,31 @@ class UnknownInstanceError(LookupError):
     def __init__(self, instance_id: str) -> None:
         super().__init__(f"no monitor with instance id {instance_id!r} in this task hub")
         self.instance_id = instance_id
+
+
+class UnknownJobError(LookupError):
+    """No monitor in the task hub watches this job."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no monitor of job {job_id!r} in this task hub")
+        self.job_id = job_id
+
+
+class InstanceStateError(RuntimeError):
+    """The instance exists but its runtime status does not allow the operation."""
+
+    def __init__(self, instance_id: str, runtime_status: str, message: str) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.runtime_status = runtime_status
+
+
+class InstanceFinishedError(InstanceStateError):
+    """The instance has ended: it takes no more events and cannot be terminated."""
+
+
+class InstanceNotFinishedError(InstanceStateError):
+    """The instance is still active: it cannot be purged yet."""
 
 
 # --- the background worker -------------------------------------------------------------------------------
@@ -137,6 +174,73 @@ class MonitorSnapshot:
         return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class InstanceDetails:
+    """Any orchestration instance of the task hub, as the Durable Functions status endpoint shows it."""
+
+    name: str
+    instance_id: str
+    runtime_status: str
+    input: Any
+    custom_status: Any
+    output: Any
+    created_at: datetime
+    last_updated_at: datetime
+    failure: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.runtime_status in TERMINAL_RUNTIME_STATUSES
+
+    @classmethod
+    def from_state(cls, state: OrchestrationState) -> InstanceDetails:
+        failure = None
+        if state.failure_details is not None:
+            failure = f"{state.failure_details.error_type}: {state.failure_details.message}"
+        return cls(
+            name=state.name,
+            instance_id=state.instance_id,
+            runtime_status=runtime_status_name(state.runtime_status),
+            input=decode_payload(state.serialized_input),
+            custom_status=decode_payload(state.serialized_custom_status),
+            output=decode_payload(state.serialized_output),
+            created_at=state.created_at,
+            last_updated_at=state.last_updated_at,
+            failure=failure,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """The Durable Functions shape: ``name``, ``instanceId``, ``runtimeStatus``, ``input``, ...
+
+        As in Durable Functions, a failed instance's ``output`` is its failure message.
+        """
+        return {
+            "name": self.name,
+            "instanceId": self.instance_id,
+            "runtimeStatus": self.runtime_status,
+            "input": self.input,
+            "customStatus": self.custom_status,
+            "output": self.output if self.output is not None else self.failure,
+            "createdTime": to_iso(self.created_at),
+            "lastUpdatedTime": to_iso(self.last_updated_at),
+        }
+
+    def monitor_request(self) -> MonitorRequest | None:
+        """The input as a :class:`MonitorRequest`, if this is a monitor with a valid input."""
+        if self.name != ORCHESTRATOR_NAME:
+            return None
+        try:
+            return MonitorRequest.from_payload(self.input, default_job_id=f"job-{self.instance_id}")
+        except (InvalidRequestError, TypeError):
+            return None
+
+    def monitor_started_at(self) -> datetime:
+        """When the monitor's clock started: its custom status says so once it has run, else its creation."""
+        if isinstance(self.custom_status, dict) and isinstance(self.custom_status.get("started_at"), str):
+            return from_iso(self.custom_status["started_at"])
+        return from_iso(to_iso(self.created_at))
+
+
 class MonitorClient:
     """Start, inspect and follow monitors on one task hub."""
 
@@ -193,3 +297,82 @@ class MonitorClient:
                     f"monitor {instance_id} still {snapshot.runtime_status} after {timeout:g} s"
                 )
             time.sleep(poll_seconds)
+
+    # --- management, as the Durable Functions HTTP API offers it -----------------------------------------
+
+    def details(self, instance_id: str) -> InstanceDetails:
+        """Any instance's name, status, input, custom status and output."""
+        state = self.client.get_orchestration_state(instance_id, fetch_payloads=True)
+        if state is None:
+            raise UnknownInstanceError(instance_id)
+        return InstanceDetails.from_state(state)
+
+    def list_instances(self) -> list[InstanceDetails]:
+        """Every instance of the task hub, newest first, in one query."""
+        states = self.client.get_all_orchestration_states(OrchestrationQuery(fetch_inputs_and_outputs=True))
+        instances = [InstanceDetails.from_state(state) for state in states]
+        return sorted(instances, key=lambda instance: instance.created_at, reverse=True)
+
+    def history(self, instance_id: str) -> list[HistoryEvent]:
+        """The instance's history events (see :func:`monitoring.history.build_timeline`)."""
+        self.details(instance_id)  # unknown ids raise instead of giving an empty history
+        return self.client.get_orchestration_history(instance_id)
+
+    def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
+        """Send an external event to an active instance."""
+        instance = self.details(instance_id)
+        if instance.is_terminal:
+            raise InstanceFinishedError(
+                instance_id,
+                instance.runtime_status,
+                f"instance {instance_id} is {instance.runtime_status}: it takes no more events",
+            )
+        self.client.raise_orchestration_event(instance_id, event_name, data=data)
+
+    def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        """End an active instance now; ``reason`` becomes its output."""
+        instance = self.details(instance_id)
+        if instance.is_terminal:
+            raise InstanceFinishedError(
+                instance_id,
+                instance.runtime_status,
+                f"instance {instance_id} is already {instance.runtime_status}: nothing to terminate",
+            )
+        # The local scheduler cannot terminate recursively (and a monitor has no sub-orchestrations).
+        self.client.terminate_orchestration(instance_id, output=reason, recursive=False)
+
+    def purge(self, instance_id: str) -> int:
+        """Delete a finished instance and its history; returns the number of instances deleted."""
+        instance = self.details(instance_id)
+        if not instance.is_terminal:
+            raise InstanceNotFinishedError(
+                instance_id,
+                instance.runtime_status,
+                f"instance {instance_id} is still {instance.runtime_status}: only finished instances "
+                "can be purged (terminate it first)",
+            )
+        return self.client.purge_orchestration(instance_id, recursive=False).deleted_instance_count
+
+    def monitors_of_job(self, job_id: str) -> list[InstanceDetails]:
+        """The monitors watching ``job_id``, newest first."""
+        return [
+            instance
+            for instance in self.list_instances()
+            if (request := instance.monitor_request()) is not None and request.job_id == job_id
+        ]
+
+    def job_status(self, job_id: str) -> tuple[JobStatusReport, InstanceDetails]:
+        """Ask the job's status source now, as the newest monitor of that job would; and that monitor."""
+        monitors = self.monitors_of_job(job_id)
+        if not monitors:
+            raise UnknownJobError(job_id)
+        monitor = monitors[0]
+        request = monitor.monitor_request()
+        assert request is not None
+        check = JobCheckRequest(
+            job_id=request.job_id,
+            monitor_started_at=to_iso(monitor.monitor_started_at()),
+            job_duration_seconds=request.job_duration_seconds,
+            job_outcome=request.job_outcome,
+        )
+        return check_job(check), monitor

@@ -14,6 +14,7 @@ import pytest
 from monitoring.connection import Connection, local_connection
 from monitoring.runtime import MonitorClient, start_worker, stop_worker
 from monitoring.scheduler import LocalScheduler
+from monitoring.serving import BackgroundServer
 
 # Every process the tests start inherits this marker, so the last check can find any left behind.
 RUN_MARKER = f"monitoring-tests-{uuid.uuid4().hex}"
@@ -74,6 +75,24 @@ def worker(connection: Connection) -> Iterator[Connection]:
 def monitors(worker: Connection) -> Iterator[MonitorClient]:
     with MonitorClient(worker) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def api_server(monitors: MonitorClient) -> Iterator[BackgroundServer]:
+    """The HTTP API over real HTTP on a free loopback port, against the session's scheduler and worker."""
+    from monitoring.http_api import create_app
+
+    with BackgroundServer(create_app(monitors)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dashboard_server(monitors: MonitorClient) -> Iterator[BackgroundServer]:
+    """The dashboard on a free loopback port, reading the session's task hub."""
+    from monitoring.dashboard import create_dashboard_app
+
+    with BackgroundServer(create_dashboard_app(monitors)) as server:
+        yield server
 
 
 def new_job_id() -> str:

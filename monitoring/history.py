@@ -1,0 +1,141 @@
+"""An instance's history as a timeline of what a person cares about: start, checks, timers, events, end.
+
+:func:`build_timeline` is pure: give it the events of ``client.get_orchestration_history(instance_id)``
+(the dashboard, a notebook or a test) and it returns :class:`TimelineEntry` items in history order.
+
+Times: the local scheduler (the SDK's in-memory backend) stamps only ``OrchestratorStarted`` events with a
+real time and all others with 1970-01-01, so each entry takes the best time the history offers: a check's
+own ``checked_at`` (from the ``check_job_status`` result), a timer's ``fire_at``, an event's own timestamp
+when it is real (the emulator and Azure stamp every event), else the start of the episode that recorded it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from durabletask import history
+from durabletask.client import OrchestrationStatus
+
+from monitoring.models import JobStatusReport, decode_payload, to_iso
+from monitoring.orchestration import ACTIVITY_NAME
+from monitoring.runtime import runtime_status_name
+
+EntryKind = Literal["started", "check", "check-failed", "activity", "timer", "event", "terminated", "ended"]
+# Anything stamped before this is the in-memory backend's "no time" (1970-01-01).
+_REAL_TIME_FLOOR = datetime(2000, 1, 1).timestamp()
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened to an instance.
+
+    ``at`` is an ISO time (``...Z``) or None if the history gives none; ``status`` is the job's answer for a
+    check, ``fired``/``pending`` for a timer, the runtime status for the end.
+    """
+
+    kind: EntryKind
+    at: str | None
+    label: str
+    status: str | None = None
+    detail: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _real_time(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.timestamp() < _REAL_TIME_FLOOR:
+        return None
+    return moment
+
+
+def _check_report(result: str | None) -> JobStatusReport | None:
+    payload = decode_payload(result)
+    if not isinstance(payload, dict):
+        return None
+    try:
+        return JobStatusReport.from_payload(payload)
+    except TypeError:
+        return None
+
+
+def _status_name(value: int) -> str:
+    try:
+        return runtime_status_name(OrchestrationStatus(value))
+    except ValueError:
+        return str(value)
+
+
+def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry]:
+    """The instance's start, each check (with the job's answer), each timer, each event, and its end."""
+    entries: list[TimelineEntry] = []
+    episode: datetime | None = None  # start of the episode being read
+    activity_names: dict[int, str] = {}
+    timer_entries: dict[int, int] = {}  # timer event id -> index in entries
+    checks = 0
+
+    def when(event: history.HistoryEvent) -> str | None:
+        moment = _real_time(event.timestamp) or episode
+        return to_iso(moment) if moment else None
+
+    for event in events:
+        if isinstance(event, history.OrchestratorStartedEvent):
+            episode = _real_time(event.timestamp) or episode
+        elif isinstance(event, history.ExecutionStartedEvent):
+            payload = decode_payload(event.input)
+            job = payload.get("job_id") if isinstance(payload, dict) else None
+            entries.append(TimelineEntry("started", when(event), f"{event.name} started", detail=job))
+        elif isinstance(event, history.TaskScheduledEvent):
+            activity_names[event.event_id] = event.name
+        elif isinstance(event, history.TaskCompletedEvent):
+            name = activity_names.get(event.task_scheduled_id, ACTIVITY_NAME)
+            report = _check_report(event.result) if name == ACTIVITY_NAME else None
+            if report is not None:
+                checks += 1
+                entries.append(TimelineEntry("check", report.checked_at, f"check {checks}", report.status))
+            else:
+                entries.append(TimelineEntry("activity", when(event), f"{name} completed"))
+        elif isinstance(event, history.TaskFailedEvent):
+            name = activity_names.get(event.task_scheduled_id, ACTIVITY_NAME)
+            message = event.failure_details.message if event.failure_details else None
+            if name == ACTIVITY_NAME:
+                checks += 1
+                label = f"check {checks}"
+                entries.append(TimelineEntry("check-failed", when(event), label, "Error", message))
+            else:
+                entries.append(TimelineEntry("activity", when(event), f"{name} failed", "Error", message))
+        elif isinstance(event, history.TimerCreatedEvent):
+            timer_entries[event.event_id] = len(entries)
+            entries.append(TimelineEntry("timer", to_iso(event.fire_at), "timer", "pending"))
+        elif isinstance(event, history.TimerFiredEvent):
+            index = timer_entries.get(event.timer_id)
+            if index is not None:
+                created = entries[index]
+                entries[index] = TimelineEntry(created.kind, created.at, created.label, "fired")
+            else:
+                entries.append(TimelineEntry("timer", to_iso(event.fire_at), "timer", "fired"))
+        elif isinstance(event, history.EventRaisedEvent):
+            entries.append(TimelineEntry("event", when(event), f"event {event.name}", detail=event.input))
+        elif isinstance(event, history.ExecutionTerminatedEvent):
+            reason = decode_payload(event.input)
+            entries.append(
+                TimelineEntry("terminated", when(event), "terminate requested", detail=_text(reason))
+            )
+        elif isinstance(event, history.ExecutionCompletedEvent):
+            status = _status_name(event.orchestration_status)
+            result = decode_payload(event.result)
+            detail = result.get("final_status") if isinstance(result, dict) else _text(result)
+            if event.failure_details is not None:
+                detail = f"{event.failure_details.error_type}: {event.failure_details.message}"
+            entries.append(TimelineEntry("ended", when(event), "ended", status, detail))
+    return entries
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)

@@ -1,0 +1,110 @@
+"""The timeline of checks and timers: pure, on hand-made histories, and on a real run's history."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from conftest import new_job_id
+from durabletask import history
+from durabletask.task import FailureDetails
+
+from monitoring.history import TimelineEntry, build_timeline
+from monitoring.models import MonitorRequest
+from monitoring.runtime import MonitorClient
+
+NO_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)  # how the in-memory backend stamps most events
+START = datetime(2025, 9, 19, 18, 5, 0, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> datetime:
+    return START + timedelta(seconds=seconds)
+
+
+def report(status: str, seconds: float) -> str:
+    checked_at = at(seconds).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps({"job_id": "job-1", "status": status, "checked_at": checked_at})
+
+
+def started(seconds: float) -> history.OrchestratorStartedEvent:
+    return history.OrchestratorStartedEvent(event_id=-1, timestamp=at(seconds))
+
+
+def test_a_completed_monitor_reads_as_start_checks_timers_and_end() -> None:
+    events: list[history.HistoryEvent] = [
+        started(0),
+        history.ExecutionStartedEvent(
+            -1, NO_TIME, "monitoring_job_orchestrator", input='{"job_id": "job-1"}'
+        ),
+        history.TaskScheduledEvent(0, NO_TIME, "check_job_status"),
+        started(0.01),
+        history.TaskCompletedEvent(-1, NO_TIME, task_scheduled_id=0, result=report("Running", 0.008)),
+        history.TimerCreatedEvent(1, NO_TIME, fire_at=at(5)),
+        started(5.002),
+        history.TimerFiredEvent(-1, NO_TIME, fire_at=at(5), timer_id=1),
+        history.TaskScheduledEvent(2, NO_TIME, "check_job_status"),
+        started(5.01),
+        history.TaskCompletedEvent(-1, NO_TIME, task_scheduled_id=2, result=report("Completed", 5.006)),
+        history.ExecutionCompletedEvent(-1, NO_TIME, 1, result='{"final_status": "Completed"}'),
+    ]
+    assert build_timeline(events) == [
+        TimelineEntry(
+            "started", "2025-09-19T18:05:00.000Z", "monitoring_job_orchestrator started", None, "job-1"
+        ),
+        TimelineEntry("check", "2025-09-19T18:05:00.008Z", "check 1", "Running"),
+        TimelineEntry("timer", "2025-09-19T18:05:05.000Z", "timer", "fired"),
+        TimelineEntry("check", "2025-09-19T18:05:05.006Z", "check 2", "Completed"),
+        TimelineEntry("ended", "2025-09-19T18:05:05.010Z", "ended", "Completed", "Completed"),
+    ]
+
+
+def test_real_timestamps_win_and_pending_timers_failed_checks_events_and_terminate_show() -> None:
+    events: list[history.HistoryEvent] = [
+        started(0),
+        history.ExecutionStartedEvent(-1, at(0.001), "other_orchestrator", input='"not a dict"'),
+        history.TaskScheduledEvent(0, NO_TIME, "check_job_status"),
+        started(0.02),
+        history.TaskFailedEvent(-1, NO_TIME, 0, FailureDetails("boom", "RuntimeError", None)),
+        history.TaskScheduledEvent(1, NO_TIME, "send_mail"),
+        history.TaskCompletedEvent(-1, NO_TIME, task_scheduled_id=1, result='"sent"'),
+        history.TimerCreatedEvent(2, NO_TIME, fire_at=at(30)),
+        history.EventRaisedEvent(-1, at(3), "approval", input='{"ok": true}'),
+        history.ExecutionTerminatedEvent(-1, NO_TIME, input='"no longer needed"'),
+        history.ExecutionCompletedEvent(-1, NO_TIME, 5, result='"no longer needed"'),
+    ]
+    timeline = build_timeline(events)
+    assert [(e.kind, e.at, e.label, e.status, e.detail) for e in timeline] == [
+        ("started", "2025-09-19T18:05:00.001Z", "other_orchestrator started", None, None),
+        ("check-failed", "2025-09-19T18:05:00.020Z", "check 1", "Error", "boom"),
+        ("activity", "2025-09-19T18:05:00.020Z", "send_mail completed", None, None),
+        ("timer", "2025-09-19T18:05:30.000Z", "timer", "pending", None),
+        ("event", "2025-09-19T18:05:03.000Z", "event approval", None, '{"ok": true}'),
+        ("terminated", "2025-09-19T18:05:00.020Z", "terminate requested", None, "no longer needed"),
+        ("ended", "2025-09-19T18:05:00.020Z", "ended", "Terminated", "no longer needed"),
+    ]
+    assert timeline[0].to_payload()["kind"] == "started"
+
+
+def test_a_history_without_real_times_gives_entries_without_times() -> None:
+    events = [history.ExecutionStartedEvent(-1, NO_TIME, "monitoring_job_orchestrator")]
+    assert build_timeline(events) == [
+        TimelineEntry("started", None, "monitoring_job_orchestrator started", None, None)
+    ]
+
+
+def test_a_real_run_shows_every_check_and_every_timer(monitors: MonitorClient) -> None:
+    request = MonitorRequest(new_job_id(), 0.2, 0.6, job_duration_seconds=10)  # times out: 4 checks
+    instance_id = monitors.start(request)
+    final = monitors.follow(instance_id, timeout=30)
+    assert final.result is not None and final.result.final_status == "Timeout"
+
+    timeline = build_timeline(monitors.history(instance_id))
+    kinds = [entry.kind for entry in timeline]
+    assert kinds == ["started", "check", "timer", "check", "timer", "check", "timer", "check", "ended"]
+    checks = [entry for entry in timeline if entry.kind == "check"]
+    assert [entry.status for entry in checks] == ["Running"] * 4
+    assert checks[-1].at == final.custom_status.last_check_time  # type: ignore[union-attr]
+    assert all(entry.status == "fired" for entry in timeline if entry.kind == "timer")
+    times = [entry.at for entry in timeline]
+    assert None not in times and times[0] <= checks[0].at  # type: ignore[operator]
+    assert timeline[-1].status == "Completed" and timeline[-1].detail == "Timeout"
