@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import new_job_id
 
+from conftest import new_job_id
 from monitoring.models import MonitorRequest
 from monitoring.runtime import MonitorClient
 from monitoring.serving import BackgroundServer

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from conftest import new_job_id
 from durabletask import history
 from durabletask.task import FailureDetails
 
+from conftest import new_job_id
 from monitoring.history import TimelineEntry, build_timeline
 from monitoring.models import MonitorRequest
 from monitoring.runtime import MonitorClient

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import new_job_id
 from durabletask import history
 
+from conftest import new_job_id
 from monitoring.runtime import MonitorClient
 from monitoring.serving import BackgroundServer
 
