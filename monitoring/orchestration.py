@@ -2,7 +2,23 @@
 
 The orchestrator is deterministic: its only clock is ``ctx.current_utc_datetime``, it waits only on durable
 timers, it logs through a replay-safe logger, and every decision comes from :mod:`monitoring.schedule`.
-See that module for the exact check schedule.
+See that module for the exact check schedule. Beyond the happy path it keeps these promises:
+
+* **Cancel**: every wait races the ``cancel`` external event, so a cancel ends the monitor at once with
+  ``final_status`` ``Cancelled`` (the losing timer still fires later; nothing listens to it any more).
+* **Retries**: a failing check is retried by the request's ``RetryPolicy`` (attempts, first interval,
+  backoff). The orchestrator drives the attempts itself, on durable timers, so the last error is
+  published in the custom status while it retries; a check that keeps failing ends the monitor ``Failed``
+  with a readable ``reason``.
+* **Hanging checks**: every check (and every retry wait) races one guard timer, due at the deadline plus
+  ``deadline_grace_seconds``, so a check that never answers cannot hold the monitor past that: it ends
+  ``Timeout`` with a reason. The guard also rescues a check whose worker died while running it.
+* **Long monitors**: every ``checks_per_generation`` checks the monitor continues as new, carrying the
+  check count, the original start (and so the deadline) and the last answer, and re-publishes its status
+  at once. The guard is the first timer of every generation: a guard left pending by the previous
+  generation has the same id and the same due time, so when it fires into the new one it is on time.
+* **Early timers**: after any timer completes, the orchestrator compares ``ctx.current_utc_datetime`` with
+  the time it meant to wake and waits again if it is early (a stale timer can complete a new one early).
 """
 
 from __future__ import annotations
@@ -16,93 +32,228 @@ from durabletask import task
 
 from monitoring.jobs import check_job
 from monitoring.models import (
+    FinalStatus,
     JobCheckRequest,
-    JobStatus,
     JobStatusReport,
+    MonitorProgress,
     MonitorRequest,
     MonitorResult,
     MonitorStatus,
+    continuation_payload,
+    from_iso,
+    parse_monitor_input,
     to_iso,
 )
-from monitoring.schedule import CheckSchedule, Decision, decide_after_check
+from monitoring.schedule import decide_after_check, retry_delay_seconds
 
 ORCHESTRATOR_NAME = "monitoring_job_orchestrator"
 ACTIVITY_NAME = "check_job_status"
+CANCEL_EVENT = "cancel"
 
 logger = logging.getLogger(__name__)
+
+Steps = Generator[task.Task[Any], Any, Any]
 
 
 def _seconds_between(start: datetime, end: datetime) -> float:
     return round((end - start).total_seconds(), 3)
 
 
-def _status(
-    request: MonitorRequest,
-    started_at: datetime,
-    now: datetime,
-    job_status: JobStatus,
-    check_count: int,
-    last_check_time: str | None,
-    decision: Decision | None,
-) -> MonitorStatus:
-    next_check = None
-    if decision is None:
-        next_check = to_iso(started_at)
-    elif decision.next_check_offset is not None:
-        next_check = to_iso(started_at + timedelta(seconds=decision.next_check_offset))
-    return MonitorStatus(
-        job_id=request.job_id,
-        status=job_status,
-        check_count=check_count,
-        last_check_time=last_check_time,
-        elapsed_seconds=_seconds_between(started_at, now),
-        next_check_time=next_check,
-        started_at=to_iso(started_at),
-        deadline=to_iso(started_at + timedelta(seconds=request.timeout_seconds)),
-        polling_interval_seconds=request.polling_interval_seconds,
-        timeout_seconds=request.timeout_seconds,
-        final_status=decision.final_status if decision else None,
-    )
+def _short_error_type(error_type: str) -> str:
+    return error_type.rsplit(".", 1)[-1] or "Error"
 
 
-def monitoring_job_orchestrator(
-    ctx: task.OrchestrationContext, payload: Any
-) -> Generator[task.Task[Any], Any, dict[str, Any]]:
-    """Check the job on schedule, publish progress as custom status, stop when it ends or times out."""
-    log = ctx.create_replay_safe_logger(logger)
-    request = MonitorRequest.from_payload(payload, default_job_id=f"job-{ctx.instance_id}")
-    schedule = CheckSchedule(request.polling_interval_seconds, request.timeout_seconds)
-    started_at = ctx.current_utc_datetime
-    check_request = JobCheckRequest(
-        job_id=request.job_id,
-        monitor_started_at=to_iso(started_at),
-        job_duration_seconds=request.job_duration_seconds,
-        job_outcome=request.job_outcome,
-    )
-    log.info("Monitoring %s: %d checks planned", request.job_id, schedule.planned_check_count)
-    ctx.set_custom_status(_status(request, started_at, started_at, "Pending", 0, None, None).to_payload())
+class _Guard:
+    """A timer that must not fire before ``due``; if a stale timer completed it early, it is renewed."""
 
-    checks_done = 0
-    while True:
-        report = JobStatusReport.from_payload(
-            (yield ctx.call_activity(ACTIVITY_NAME, input=check_request.to_payload()))
+    def __init__(self, ctx: task.OrchestrationContext, due: datetime) -> None:
+        self.due = due
+        self.timer = ctx.create_timer(due)
+
+    def fired_early(self, ctx: task.OrchestrationContext) -> bool:
+        if ctx.current_utc_datetime >= self.due:
+            return False
+        self.timer = ctx.create_timer(self.due)
+        return True
+
+
+class _Ended(Exception):
+    """Raised inside the monitor's steps to end the run with a final status and a reason."""
+
+    def __init__(self, final_status: FinalStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.final_status = final_status
+        self.reason = reason
+
+
+class _Monitor:
+    """One generation of one monitor: its settings, the run so far, and the steps it takes."""
+
+    def __init__(self, ctx: task.OrchestrationContext, payload: Any) -> None:
+        self.ctx = ctx
+        self.log = ctx.create_replay_safe_logger(logger)
+        request, carried = parse_monitor_input(payload, default_job_id=f"job-{ctx.instance_id}")
+        self.request: MonitorRequest = request
+        self.schedule = request.schedule()
+        self.progress = carried or MonitorProgress(
+            started_at=to_iso(ctx.current_utc_datetime), checks_done=0, generation=1
         )
-        checks_done += 1
-        decision = decide_after_check(schedule, checks_done, report.status)
-        now = ctx.current_utc_datetime
-        status = _status(request, started_at, now, report.status, checks_done, report.checked_at, decision)
-        ctx.set_custom_status(status.to_payload())
-        log.info("Check %d of %s: %s", checks_done, request.job_id, report.status)
-        if decision.final_status is not None:
-            log.info("Monitoring %s ended: %s", request.job_id, decision.final_status)
-            return MonitorResult(
-                job_id=request.job_id,
-                final_status=decision.final_status,
-                checks_performed=checks_done,
-                monitoring_duration_seconds=status.elapsed_seconds,
-            ).to_payload()
-        assert decision.next_check_offset is not None
-        yield ctx.create_timer(started_at + timedelta(seconds=decision.next_check_offset))
+        self.started_at = from_iso(self.progress.started_at).replace(tzinfo=None)
+        self.deadline = self.started_at + timedelta(seconds=request.timeout_seconds)
+        # First task of every generation (see the module docstring), then the cancel event (no task id).
+        self.grace = timedelta(seconds=request.deadline_grace_seconds)
+        self.guard = _Guard(ctx, self.deadline + self.grace)
+        self.cancel = ctx.wait_for_external_event(CANCEL_EVENT)
+        self.retry_policy = request.retry_policy()
+
+    # --- what the monitor publishes -------------------------------------------------------------------
+
+    def _update(self, **changes: Any) -> None:
+        self.progress = MonitorProgress(**{**self.progress.to_payload(), **changes})
+
+    def status(self, final_status: FinalStatus | None = None, reason: str | None = None) -> MonitorStatus:
+        progress = self.progress
+        next_check = None
+        if final_status is None and progress.checks_done < self.schedule.planned_check_count:
+            offset = self.schedule.offset_of_check(progress.checks_done + 1)
+            next_check = to_iso(self.started_at + timedelta(seconds=offset))
+        return MonitorStatus(
+            job_id=self.request.job_id,
+            status=progress.last_status,
+            check_count=progress.checks_done,
+            last_check_time=progress.last_check_time,
+            elapsed_seconds=_seconds_between(self.started_at, self.ctx.current_utc_datetime),
+            next_check_time=next_check,
+            started_at=to_iso(self.started_at),
+            deadline=to_iso(self.deadline),
+            polling_interval_seconds=self.request.polling_interval_seconds,
+            timeout_seconds=self.request.timeout_seconds,
+            final_status=final_status,
+            last_error=progress.last_error,
+            reason=reason,
+            generation=progress.generation,
+        )
+
+    def publish(self, final_status: FinalStatus | None = None, reason: str | None = None) -> MonitorStatus:
+        status = self.status(final_status, reason)
+        self.ctx.set_custom_status(status.to_payload())
+        return status
+
+    def end(self, final_status: FinalStatus, reason: str | None = None) -> dict[str, Any]:
+        status = self.publish(final_status, reason)
+        self.log.info("Monitoring %s ended: %s", self.request.job_id, final_status)
+        return MonitorResult(
+            job_id=self.request.job_id,
+            final_status=final_status,
+            checks_performed=self.progress.checks_done,
+            monitoring_duration_seconds=status.elapsed_seconds,
+            reason=reason,
+        ).to_payload()
+
+    # --- the steps --------------------------------------------------------------------------------------
+
+    def _cancelled(self) -> _Ended:
+        data = self.cancel.get_result()
+        detail = data.get("reason") if isinstance(data, dict) else data
+        reason = f"cancelled: {detail}" if detail else "cancelled on request"
+        return _Ended("Cancelled", reason)
+
+    def sleep_until(self, due: datetime, guard: _Guard | None = None) -> Steps:
+        """Wait for ``due`` on a durable timer, never waking early; cancel (or the guard) interrupts."""
+        while self.ctx.current_utc_datetime < due:
+            timer = self.ctx.create_timer(due)
+            racers = [timer, self.cancel] + ([guard.timer] if guard else [])
+            winner = yield task.when_any(racers)
+            if winner is self.cancel:
+                raise self._cancelled()
+            if guard is not None and winner is guard.timer and not guard.fired_early(self.ctx):
+                return False
+            # A timer that fired early (stale, from an earlier generation) leads round the loop again.
+        return True
+
+    def check(self, number: int) -> Steps:
+        """Check ``number``, retrying failures; returns the report, or raises :class:`_Ended`."""
+        guard = self.guard
+        late = (
+            f"check {number} had not answered {self.request.deadline_grace_seconds:g} s after the deadline "
+            f"({to_iso(self.deadline)})"
+        )
+        request = JobCheckRequest(
+            job_id=self.request.job_id,
+            monitor_started_at=to_iso(self.started_at),
+            job_duration_seconds=self.request.job_duration_seconds,
+            job_outcome=self.request.job_outcome,
+            check_number=number,
+            fail_first_attempts=self.request.job_fail_first_attempts,
+            fail_fraction=self.request.job_fail_fraction,
+            hang_seconds=self.request.job_hang_seconds,
+            hang_from_check=self.request.job_hang_from_check,
+        )
+        attempts = 0
+        while True:
+            attempts += 1
+            activity = self.ctx.call_activity(ACTIVITY_NAME, input=request.to_payload())
+            winner = yield task.when_any([activity, guard.timer, self.cancel])
+            while winner is guard.timer and guard.fired_early(self.ctx):
+                winner = yield task.when_any([activity, guard.timer, self.cancel])
+            if winner is self.cancel:
+                raise self._cancelled()
+            if winner is guard.timer:
+                raise _Ended("Timeout", late)
+            if not activity.is_failed:
+                return JobStatusReport.from_payload(activity.get_result())
+            details = activity.get_exception().details
+            kind = _short_error_type(details.error_type)
+            error = f"check {number}, attempt {attempts}: {kind}: {details.message}"
+            self._update(last_error=error)
+            self.log.info("Check %d of %s failed: %s", number, self.request.job_id, error)
+            policy = self.retry_policy
+            delay = retry_delay_seconds(
+                policy.first_retry_interval.total_seconds(),
+                policy.backoff_coefficient or 1.0,
+                policy.max_number_of_attempts,
+                attempts,
+            )
+            if delay is None:
+                raise _Ended("Failed", f"check {number} failed {attempts} time(s); last error: {error}")
+            self.publish()
+            retry_at = self.ctx.current_utc_datetime + timedelta(seconds=delay)
+            if not (yield from self.sleep_until(retry_at, guard)):
+                raise _Ended("Timeout", f"{late} (still failing: {error})")
+
+    def run(self) -> Steps:
+        request, ctx = self.request, self.ctx
+        if self.progress.generation == 1:
+            planned = self.schedule.planned_check_count
+            self.log.info("Monitoring %s: %d checks planned", request.job_id, planned)
+        self.publish()  # at once, in every generation (continue_as_new resets the custom status)
+        checks_this_generation = 0
+        try:
+            while True:
+                number = self.progress.checks_done + 1
+                due = self.started_at + timedelta(seconds=self.schedule.offset_of_check(number))
+                yield from self.sleep_until(due)
+                report = yield from self.check(number)
+                self._update(checks_done=number, last_status=report.status, last_check_time=report.checked_at)
+                decision = decide_after_check(self.schedule, number, report.status)
+                self.log.info("Check %d of %s: %s", number, request.job_id, report.status)
+                if decision.final_status is not None:
+                    return self.end(decision.final_status)
+                self.publish()
+                checks_this_generation += 1
+                if checks_this_generation >= request.checks_per_generation:
+                    if self.cancel.is_complete:
+                        raise self._cancelled()
+                    self._update(generation=self.progress.generation + 1)
+                    ctx.continue_as_new(continuation_payload(request, self.progress), save_events=True)
+                    return None
+        except _Ended as ended:
+            return self.end(ended.final_status, ended.reason)
+
+
+def monitoring_job_orchestrator(ctx: task.OrchestrationContext, payload: Any) -> Steps:
+    """Check the job on schedule, publish progress as custom status, stop when it ends or times out."""
+    return (yield from _Monitor(ctx, payload).run())
 
 
 def check_job_status(ctx: task.ActivityContext, payload: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,11 @@ The schedule, with interval ``I`` and timeout ``T`` (both in seconds, measured f
 So a monitor that times out performs ``ceil(T / I) + 1`` checks: 5 s / 30 s gives 7 (0, 5, ..., 25, 30),
 6 s / 30 s gives 6 (0, 6, ..., 24, 30) and 7 s / 30 s gives 6 (0, 7, 14, 21, 28, 30). Check times are
 offsets from the start, not from the previous check, so lateness never accumulates.
+
+Optional backoff: with ``backoff_factor`` ``f > 1`` the gap before check ``n + 1`` is ``I * f ** (n - 1)``,
+capped at ``max_interval_seconds`` when given; the fixed schedule above is the case ``f = 1``. A monitor
+that was late (a stopped worker, a suspension) catches up: every planned check still happens, the overdue
+ones at once, so no check is lost.
 """
 
 from __future__ import annotations
@@ -27,27 +32,71 @@ _EPSILON = 1e-9
 TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"Completed", "Failed"})
 
 
+def backoff_gap(interval: float, factor: float, cap: float | None, gap_number: int) -> float:
+    """Wait ``gap_number`` (1-based) between two checks: ``interval * factor ** (gap_number - 1)``, capped."""
+    if gap_number < 1:
+        raise ValueError(f"gap {gap_number} is outside 1..")
+    gap = interval * factor ** (gap_number - 1) if factor != 1 else interval
+    return gap if cap is None else min(gap, cap)
+
+
+def backoff_offset(interval: float, factor: float, cap: float | None, gaps: int) -> float:
+    """The sum of the first ``gaps`` waits, in closed form (no loop over thousands of checks)."""
+    if gaps <= 0:
+        return 0.0
+    if factor == 1:
+        return gaps * (interval if cap is None else min(interval, cap))
+    growing = gaps  # how many of the first ``gaps`` waits are below the cap
+    if cap is not None:
+        below_cap = math.ceil(math.log(cap / interval) / math.log(factor) - _EPSILON) if cap > interval else 0
+        growing = min(gaps, below_cap)
+    total = interval * (factor**growing - 1) / (factor - 1)
+    return total + (gaps - growing) * (cap if cap is not None else 0.0)
+
+
 @dataclass(frozen=True)
 class CheckSchedule:
-    """The fixed check times of one monitor."""
+    """The check times of one monitor: fixed (``backoff_factor`` 1) or growing; the last at the deadline."""
 
     interval_seconds: float
     timeout_seconds: float
+    backoff_factor: float = 1.0
+    max_interval_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.interval_seconds > 0 and self.timeout_seconds > 0):
             raise ValueError("interval and timeout must be greater than zero")
+        if not self.backoff_factor >= 1:
+            raise ValueError("backoff factor must be 1 or more")
+        if self.max_interval_seconds is not None and not self.max_interval_seconds > 0:
+            raise ValueError("the interval cap must be greater than zero")
+
+    def _unclipped_offset(self, check_number: int) -> float:
+        return backoff_offset(
+            self.interval_seconds, self.backoff_factor, self.max_interval_seconds, check_number - 1
+        )
 
     @property
     def planned_check_count(self) -> int:
         """How many checks a monitor performs if the job never finishes."""
-        return math.ceil(self.timeout_seconds / self.interval_seconds - _EPSILON) + 1
+        first_gap = backoff_gap(self.interval_seconds, 1, self.max_interval_seconds, 1)
+        if self.backoff_factor == 1:
+            return math.ceil(self.timeout_seconds / first_gap - _EPSILON) + 1
+        # Checks strictly before the deadline (offsets only grow: binary search), then one at the deadline.
+        low, high = 1, math.ceil(self.timeout_seconds / first_gap) + 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self._unclipped_offset(middle) < self.timeout_seconds - _EPSILON:
+                low = middle
+            else:
+                high = middle - 1
+        return low + 1
 
     def offset_of_check(self, check_number: int) -> float:
         """Seconds after the start at which check ``check_number`` (1-based) is due."""
         if not 1 <= check_number <= self.planned_check_count:
             raise ValueError(f"check {check_number} is outside 1..{self.planned_check_count}")
-        return min((check_number - 1) * self.interval_seconds, self.timeout_seconds)
+        return min(self._unclipped_offset(check_number), self.timeout_seconds)
 
     def planned_offsets(self) -> list[float]:
         return [self.offset_of_check(n) for n in range(1, self.planned_check_count + 1)]
@@ -72,3 +121,15 @@ def decide_after_check(schedule: CheckSchedule, checks_done: int, job_status: st
     if checks_done >= schedule.planned_check_count:
         return Decision(final_status="Timeout", next_check_offset=None)
     return Decision(final_status=None, next_check_offset=schedule.offset_of_check(checks_done + 1))
+
+
+def retry_delay_seconds(
+    first_interval: float, backoff_coefficient: float, max_attempts: int, failed_attempts: int
+) -> float | None:
+    """Seconds to wait before the next attempt after ``failed_attempts`` failures; None when none is left.
+
+    The same rule as the SDK's ``RetryPolicy``: ``first_interval * backoff_coefficient ** (failed - 1)``.
+    """
+    if failed_attempts >= max_attempts:
+        return None
+    return first_interval * backoff_coefficient ** (failed_attempts - 1)

@@ -9,8 +9,12 @@ import pytest
 from monitoring.models import (
     MAX_CHECKS_PER_MONITOR,
     InvalidRequestError,
+    MonitorProgress,
     MonitorRequest,
+    MonitorResult,
+    continuation_payload,
     from_iso,
+    parse_monitor_input,
     to_iso,
 )
 
@@ -32,6 +36,17 @@ def test_missing_fields_take_defaults() -> None:
         "timeout_seconds": 30.0,
         "job_duration_seconds": 12.0,
         "job_outcome": "Completed",
+        "backoff_factor": 1.0,
+        "max_interval_seconds": None,
+        "retry_max_attempts": 3,
+        "retry_first_interval_seconds": 1.0,
+        "retry_backoff_coefficient": 2.0,
+        "deadline_grace_seconds": 10.0,
+        "checks_per_generation": 100,
+        "job_fail_first_attempts": 0,
+        "job_fail_fraction": 0.0,
+        "job_hang_seconds": 0.0,
+        "job_hang_from_check": 1,
     }
     assert MonitorRequest.from_payload(None, default_job_id="job-x").job_id == "job-x"
     assert MonitorRequest.from_payload({"job_id": None}, default_job_id="job-y").job_id == "job-y"
@@ -53,7 +68,23 @@ def test_missing_fields_take_defaults() -> None:
         ({"job_id": 42}, "job_id must be a non-empty string"),
         ({"job_id": "x" * 201}, "longer than 200"),
         ({"timeout": 30}, "unknown field(s) timeout"),
-        ({"polling_interval_seconds": 0.01, "timeout_seconds": 3600}, f"at most {MAX_CHECKS_PER_MONITOR}"),
+        ({"polling_interval_seconds": 0.001, "timeout_seconds": 3600}, f"at most {MAX_CHECKS_PER_MONITOR}"),
+        ({"backoff_factor": 0.5}, "backoff_factor must be 1 or more"),
+        (
+            {"max_interval_seconds": 1},
+            "max_interval_seconds (1) is smaller than polling_interval_seconds (5)",
+        ),
+        ({"retry_max_attempts": 0}, "retry_max_attempts must be 1 or more"),
+        ({"retry_max_attempts": 2.5}, "retry_max_attempts must be a whole number"),
+        ({"retry_first_interval_seconds": -1}, "retry_first_interval_seconds must be zero or more"),
+        ({"retry_backoff_coefficient": 0.9}, "retry_backoff_coefficient must be 1 or more"),
+        ({"deadline_grace_seconds": 0}, "deadline_grace_seconds must be greater than zero"),
+        ({"checks_per_generation": 0}, "checks_per_generation must be 1 or more"),
+        ({"checks_per_generation": 400, "retry_max_attempts": 3}, "use at most 333"),
+        ({"job_fail_first_attempts": -1}, "job_fail_first_attempts must be 0 or more"),
+        ({"job_fail_fraction": 1.5}, "job_fail_fraction must be a number from 0 to 1"),
+        ({"job_hang_seconds": -2}, "job_hang_seconds must be zero or more"),
+        ({"job_hang_from_check": 0}, "job_hang_from_check must be 1 or more"),
     ],
 )
 def test_bad_input_is_explained(payload: dict[str, object], message: str) -> None:
@@ -70,3 +101,31 @@ def test_input_must_be_an_object() -> None:
 def test_timestamps_round_trip_in_the_samples_format() -> None:
     text = to_iso(from_iso("2025-09-19T18:05:15.123Z"))
     assert text == "2025-09-19T18:05:15.123Z"
+
+
+def test_ten_thousand_checks_are_allowed_now_that_monitors_continue_as_new() -> None:
+    request = MonitorRequest(job_id="long", polling_interval_seconds=0.01, timeout_seconds=99.99)
+    assert request.schedule().planned_check_count == 10_000
+
+
+def test_a_later_generation_carries_its_progress() -> None:
+    request = MonitorRequest(job_id="j", polling_interval_seconds=1, timeout_seconds=10)
+    progress = MonitorProgress(started_at="2025-09-19T18:05:00.000Z", checks_done=100, generation=2)
+    parsed, carried = parse_monitor_input(continuation_payload(request, progress), default_job_id="x")
+    assert parsed == request and carried == progress
+    assert parse_monitor_input(request.to_payload(), default_job_id="x") == (request, None)
+
+
+def test_result_payload_keeps_the_official_shape_unless_there_is_a_reason() -> None:
+    plain = MonitorResult(
+        job_id="j", final_status="Completed", checks_performed=4, monitoring_duration_seconds=15.0
+    )
+    assert set(plain.to_payload()) == {
+        "job_id",
+        "final_status",
+        "checks_performed",
+        "monitoring_duration_seconds",
+    }
+    cancelled = MonitorResult("j", "Cancelled", 2, 1.0, reason="cancelled on request")
+    assert cancelled.to_payload()["reason"] == "cancelled on request"
+    assert MonitorResult.from_payload(cancelled.to_payload()) == cancelled

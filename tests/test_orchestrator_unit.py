@@ -1,75 +1,35 @@
 """The orchestrator function itself, stepped by hand on a virtual clock (no backend, no waiting).
 
-This shows the exact sequence of actions at the official sample's real timings (5 s / 30 s) in
-microseconds; test_integration.py runs the same code for real on the durable backend.
+``tests/stepped.py`` drives the real generator with real SDK tasks (timers, activities, events,
+``when_any``, ``continue_as_new``) at the official sample's real timings (5 s / 30 s) in microseconds;
+test_integration.py and test_durability.py run the same code for real on the durable backend.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import timedelta
 
 import pytest
+from stepped import START, Script, step
 
-from monitoring.jobs import check_job, predict
-from monitoring.models import JobCheckRequest, MonitorRequest, MonitorStatus
-from monitoring.orchestration import ACTIVITY_NAME, monitoring_job_orchestrator
+from monitoring.jobs import predict
+from monitoring.models import MonitorRequest, MonitorStatus
+from monitoring.orchestration import ACTIVITY_NAME, CANCEL_EVENT
 
-START = datetime(2025, 9, 19, 18, 5, 0)  # the SDK's orchestration clock is naive UTC
-
-
-class SteppedContext:
-    """Just enough of ``OrchestrationContext`` to step the generator, recording what it asks for."""
-
-    instance_id = "stepped"
-    is_replaying = False
-
-    def __init__(self) -> None:
-        self.current_utc_datetime = START
-        self.log: list[tuple[str, Any]] = []
-
-    def create_replay_safe_logger(self, logger: logging.Logger) -> logging.Logger:
-        return logger
-
-    def set_custom_status(self, status: Any) -> None:
-        self.log.append(("status", status))
-
-    def call_activity(self, name: str, *, input: Any = None) -> tuple[str, Any]:
-        self.log.append(("activity", name))
-        return ("activity", input)
-
-    def create_timer(self, fire_at: datetime) -> tuple[str, Any]:
-        self.log.append(("timer", fire_at))
-        return ("timer", fire_at)
+NEVER = 10**6  # a job duration that outlives every monitor here
 
 
-def step(payload: dict[str, Any], latency: float = 0.0) -> tuple[dict[str, Any], SteppedContext]:
-    """Run the orchestrator to completion; each check happens ``latency`` seconds after it is due."""
-    ctx = SteppedContext()
-    generator = monitoring_job_orchestrator(ctx, payload)  # type: ignore[arg-type]
-    sent: Any = None
-    while True:
-        try:
-            kind, value = generator.send(sent)
-        except StopIteration as done:
-            return done.value, ctx
-        if kind == "activity":
-            ctx.current_utc_datetime += timedelta(seconds=latency)
-            now = ctx.current_utc_datetime.replace(tzinfo=timezone.utc)
-            sent = check_job(JobCheckRequest.from_payload(value), now=now).to_payload()
-        else:
-            ctx.current_utc_datetime = value
-            sent = None
+def statuses(run) -> list[MonitorStatus]:  # type: ignore[no-untyped-def]
+    return [MonitorStatus.from_payload(value) for kind, value in run.ctx.log if kind == "status"]
 
 
-def statuses(ctx: SteppedContext) -> list[MonitorStatus]:
-    return [MonitorStatus.from_payload(value) for kind, value in ctx.log if kind == "status"]
+def offsets(run) -> list[float]:  # type: ignore[no-untyped-def]
+    return [(moment - START).total_seconds() for moment in run.checks_at]
 
 
 def test_seed_completed_example() -> None:
-    result, _ = step({"job_id": "job-uuid-12345"}, latency=0.6)
-    assert result == {
+    run = step({"job_id": "job-uuid-12345"}, Script(latency=0.6))
+    assert run.result == {
         "job_id": "job-uuid-12345",
         "final_status": "Completed",
         "checks_performed": 4,
@@ -83,8 +43,8 @@ def test_seed_completed_example() -> None:
 )
 def test_timeout_check_counts(interval: float, timeout: float, checks: int) -> None:
     payload = {"job_id": "job-uuid-67890", "polling_interval_seconds": interval, "timeout_seconds": timeout}
-    result, _ = step({**payload, "job_duration_seconds": 1000})
-    assert result == {
+    run = step({**payload, "job_duration_seconds": NEVER})
+    assert run.result == {
         "job_id": "job-uuid-67890",
         "final_status": "Timeout",
         "checks_performed": checks,
@@ -93,16 +53,17 @@ def test_timeout_check_counts(interval: float, timeout: float, checks: int) -> N
 
 
 def test_failed_job() -> None:
-    result, _ = step({"job_id": "j", "job_duration_seconds": 7, "job_outcome": "Failed"})
-    assert result["final_status"] == "Failed" and result["checks_performed"] == 3
+    run = step({"job_id": "j", "job_duration_seconds": 7, "job_outcome": "Failed"})
+    assert run.result["final_status"] == "Failed" and run.result["checks_performed"] == 3
+    assert "reason" not in run.result, "a job that failed is not a monitor fault"
 
 
 def test_status_is_published_before_the_first_check_and_after_every_check() -> None:
-    _, ctx = step({"job_id": "j"})
-    kinds = [kind for kind, _ in ctx.log]
-    assert kinds[:2] == ["status", "activity"]
-    assert kinds == ["status"] + ["activity", "status", "timer"] * 3 + ["activity", "status"]
-    published = statuses(ctx)
+    run = step({"job_id": "j"})
+    kinds = [kind for kind, _ in run.ctx.log]
+    # The guard timer comes first, then the status, then check after check on durable timers.
+    assert kinds == ["timer", "status"] + ["activity", "status", "timer"] * 3 + ["activity", "status"]
+    published = statuses(run)
     assert [s.check_count for s in published] == [0, 1, 2, 3, 4]
     assert published[0].status == "Pending" and published[0].last_check_time is None
     assert [s.status for s in published[1:]] == ["Running", "Running", "Running", "Completed"]
@@ -113,14 +74,144 @@ def test_status_is_published_before_the_first_check_and_after_every_check() -> N
 
 
 def test_timers_are_absolute_so_lateness_does_not_accumulate() -> None:
-    _, ctx = step({"job_id": "j", "job_duration_seconds": 1000}, latency=0.9)
-    timers = [value for kind, value in ctx.log if kind == "timer"]
+    run = step({"job_id": "j", "job_duration_seconds": NEVER}, Script(latency=0.9))
+    timers = [value for kind, value in run.ctx.log if kind == "timer"][1:]  # after the guard
     assert timers == [START + timedelta(seconds=s) for s in (5, 10, 15, 20, 25, 30)]
 
 
 def test_only_the_activity_by_its_registered_name_is_called() -> None:
-    _, ctx = step({"job_id": "j"})
-    assert {value for kind, value in ctx.log if kind == "activity"} == {ACTIVITY_NAME}
+    run = step({"job_id": "j"})
+    assert {value for kind, value in run.ctx.log if kind == "activity"} == {ACTIVITY_NAME}
+
+
+# --- control: cancel ------------------------------------------------------------------------------------
+
+
+def test_cancel_ends_a_waiting_monitor_at_once_not_at_its_next_timer() -> None:
+    run = step({"job_id": "j", "job_duration_seconds": NEVER}, Script(events=[(7.0, CANCEL_EVENT, None)]))
+    assert run.result == {
+        "job_id": "j",
+        "final_status": "Cancelled",
+        "checks_performed": 2,
+        "monitoring_duration_seconds": 7.0,  # at the cancel, not at the 10 s timer
+        "reason": "cancelled on request",
+    }
+    last = statuses(run)[-1]
+    assert last.final_status == "Cancelled" and last.next_check_time is None and last.check_count == 2
+
+
+def test_cancel_during_a_hanging_check_ends_it_and_keeps_the_reason() -> None:
+    script = Script(events=[(6.0, CANCEL_EVENT, {"reason": "job deleted"})], hanging_checks={2})
+    run = step({"job_id": "j", "job_duration_seconds": NEVER}, script)
+    assert run.result["final_status"] == "Cancelled" and run.result["checks_performed"] == 1
+    assert run.result["reason"] == "cancelled: job deleted"
+
+
+# --- SDK pitfall: a stale timer completes a pending timer early -----------------------------------------
+
+
+def test_a_timer_completed_early_is_waited_again_so_no_check_runs_early() -> None:
+    run = step({"job_id": "j", "job_duration_seconds": NEVER}, Script(stale_timer_at=[2.0, 11.5, 29.0]))
+    assert offsets(run) == [0, 5, 10, 15, 20, 25, 30], "every check at its due time, none early"
+    assert run.result["checks_performed"] == 7 and run.result["final_status"] == "Timeout"
+
+
+# --- faults in the check itself -------------------------------------------------------------------------
+
+
+def test_a_transient_failure_is_retried_with_backoff_and_the_last_error_is_published() -> None:
+    payload = {"job_id": "j", "job_fail_first_attempts": 2, "retry_first_interval_seconds": 1}
+    run = step(payload)
+    assert offsets(run)[:4] == [0, 1, 3, 5], "attempts after 1 s, then 2 s (backoff 2), then the schedule"
+    assert run.result == {
+        "job_id": "j",
+        "final_status": "Completed",
+        "checks_performed": 4,
+        "monitoring_duration_seconds": 15.0,
+    }
+    errors = [s.last_error for s in statuses(run) if s.last_error]
+    assert (
+        errors[0]
+        == "check 1, attempt 1: SimulatedCheckError: job service unavailable (simulated failure 1 of 2)"
+    )
+    assert errors[-1].startswith("check 1, attempt 2:")
+    assert [s.check_count for s in statuses(run)][:3] == [0, 0, 0], "a failed attempt is not a check"
+
+
+def test_a_check_that_keeps_failing_ends_the_monitor_failed_with_a_readable_reason() -> None:
+    run = step({"job_id": "j", "job_fail_first_attempts": 5, "retry_max_attempts": 3})
+    assert run.result["final_status"] == "Failed" and run.result["checks_performed"] == 0
+    assert run.result["reason"] == (
+        "check 1 failed 3 time(s); last error: check 1, attempt 3: SimulatedCheckError: "
+        "job service unavailable (simulated failure 3 of 5)"
+    )
+    assert "Traceback" not in run.result["reason"]
+    assert statuses(run)[-1].reason == run.result["reason"]
+
+
+def test_a_fraction_of_failing_attempts_is_deterministic_and_retried() -> None:
+    payload = {
+        "job_id": "flaky",
+        "polling_interval_seconds": 1,
+        "timeout_seconds": 60,
+        "job_duration_seconds": NEVER,
+        "job_fail_fraction": 0.3,
+        "retry_max_attempts": 5,
+        "retry_first_interval_seconds": 0.1,
+    }
+    first, second = step(payload), step(payload)
+    assert first.result == second.result and offsets(first) == offsets(second)
+    assert first.result["final_status"] == "Timeout" and first.result["checks_performed"] == 61
+    assert len(first.checks_at) > 61, "some attempts failed and were retried"
+
+
+def test_a_hanging_check_cannot_hold_the_monitor_past_deadline_plus_grace() -> None:
+    payload = {"job_id": "j", "job_duration_seconds": NEVER, "deadline_grace_seconds": 2}
+    run = step(payload, Script(hanging_checks={2}))
+    assert run.result == {
+        "job_id": "j",
+        "final_status": "Timeout",
+        "checks_performed": 1,
+        "monitoring_duration_seconds": 32.0,
+        "reason": "check 2 had not answered 2 s after the deadline (2025-09-19T18:05:30.000Z)",
+    }
+
+
+# --- long monitors: backoff and continue_as_new ----------------------------------------------------------
+
+
+def test_backoff_grows_the_interval_up_to_its_cap() -> None:
+    payload = {"job_id": "j", "polling_interval_seconds": 1, "timeout_seconds": 60, "backoff_factor": 2}
+    run = step({**payload, "max_interval_seconds": 10, "job_duration_seconds": NEVER})
+    assert offsets(run) == [0, 1, 3, 7, 15, 25, 35, 45, 55, 60]
+    assert run.result["checks_performed"] == 10
+
+
+def test_long_monitor_continues_as_new_and_carries_count_start_and_deadline() -> None:
+    payload = {
+        "job_id": "long",
+        "polling_interval_seconds": 1,
+        "timeout_seconds": 1000,
+        "job_duration_seconds": NEVER,
+        "checks_per_generation": 100,
+    }
+    run = step(payload)
+    assert run.result["checks_performed"] == 1001 and run.result["monitoring_duration_seconds"] == 1000.0
+    assert offsets(run) == list(range(1001)), "no check lost or repeated across generations"
+    continued = [value for kind, value in run.ctx.log if kind == "continue_as_new"]
+    assert len(continued) == 10
+    assert [c["progress"]["checks_done"] for c in continued] == list(range(100, 1001, 100))
+    published = statuses(run)
+    assert {s.started_at for s in published} == {"2025-09-19T18:05:00.000Z"}
+    assert {s.deadline for s in published} == {"2025-09-19T18:21:40.000Z"}
+    counts = [s.check_count for s in published]
+    assert counts == sorted(counts)
+    # Each new generation publishes its status at once, before any check, with the carried count.
+    kinds = [kind for kind, _ in run.ctx.log]
+    for index, kind in enumerate(kinds):
+        if kind == "continue_as_new":
+            assert kinds[index + 1 : index + 3] == ["timer", "status"]
+    assert [s.generation for s in published if s.check_count == 100] == [1, 2]
 
 
 @pytest.mark.parametrize("interval", [1, 2, 2.5, 4, 5, 7, 10])
@@ -130,7 +221,7 @@ def test_predict_matches_the_orchestrator_itself(interval: float, job_duration: 
     """jobs.predict (which the notebooks assert against) agrees with the real orchestrator code."""
     payload = {"job_id": "j", "polling_interval_seconds": interval, "timeout_seconds": 30}
     payload |= {"job_duration_seconds": job_duration, "job_outcome": outcome}
-    result, _ = step(payload)
+    result = step(payload).result
     expected = predict(MonitorRequest.from_payload(payload, default_job_id="j"))
     assert (result["final_status"], result["checks_performed"]) == (
         expected.final_status,

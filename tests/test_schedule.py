@@ -6,9 +6,15 @@ from itertools import pairwise
 
 import pytest
 
-from monitoring.jobs import simulated_job_status
+from monitoring.jobs import attempt_fails, simulated_job_status
 from monitoring.models import DEFAULT_JOB_DURATION_SECONDS, DEFAULT_POLLING_INTERVAL_SECONDS
-from monitoring.schedule import CheckSchedule, decide_after_check
+from monitoring.schedule import (
+    CheckSchedule,
+    backoff_gap,
+    backoff_offset,
+    decide_after_check,
+    retry_delay_seconds,
+)
 
 
 @pytest.mark.parametrize(
@@ -75,3 +81,60 @@ def test_defaults_complete_on_the_fourth_check() -> None:
         simulated_job_status(DEFAULT_JOB_DURATION_SECONDS, "Completed", t) for t in schedule.planned_offsets()
     ]
     assert statuses.index("Completed") + 1 == 4
+
+
+# --- backoff and retries (pure) --------------------------------------------------------------------------
+
+
+def test_the_fixed_schedule_is_the_factor_one_case() -> None:
+    for interval, timeout in ((5, 30), (6, 30), (7, 30), (0.1, 0.3), (0.7, 3)):
+        fixed = CheckSchedule(interval, timeout)
+        assert CheckSchedule(interval, timeout, 1.0, None).planned_offsets() == fixed.planned_offsets()
+        assert (
+            CheckSchedule(interval, timeout, 1.0, interval * 3).planned_offsets() == fixed.planned_offsets()
+        )
+
+
+@pytest.mark.parametrize(
+    ("factor", "cap", "offsets"),
+    [
+        (2, None, [0, 1, 3, 7, 15, 31, 60]),
+        (2, 10, [0, 1, 3, 7, 15, 25, 35, 45, 55, 60]),
+        (
+            1.5,
+            2,
+            [0, 1, 2.5, 4.5, 6.5, 8.5, 10.5, 12.5, 14.5, 16.5, 18.5, 20.5, 22.5, 24.5, 26.5, 28.5, 30.5]
+            + [32.5 + 2 * k for k in range(14)]
+            + [60],
+        ),
+    ],
+)
+def test_backoff_offsets(factor: float, cap: float | None, offsets: list[float]) -> None:
+    schedule = CheckSchedule(1, 60, factor, cap)
+    assert schedule.planned_offsets() == pytest.approx(offsets)
+    assert schedule.planned_check_count == len(offsets)
+
+
+def test_backoff_gaps_grow_then_stay_at_the_cap() -> None:
+    assert [backoff_gap(2, 3, 50, n) for n in range(1, 6)] == [2, 6, 18, 50, 50]
+    assert backoff_offset(2, 3, 50, 5) == 2 + 6 + 18 + 50 + 50
+    assert backoff_offset(1, 1.5, None, 0) == 0
+
+
+def test_backoff_count_is_computed_without_walking_every_check() -> None:
+    schedule = CheckSchedule(0.001, 3600, 1.0001, 60)
+    count = schedule.planned_check_count
+    assert schedule.offset_of_check(count) == 3600 and schedule.offset_of_check(count - 1) < 3600
+
+
+def test_retry_delays_follow_the_retry_policy_rule() -> None:
+    assert [retry_delay_seconds(1, 2, 4, failed) for failed in (1, 2, 3, 4)] == [1, 2, 4, None]
+    assert retry_delay_seconds(0.5, 1, 1, 1) is None, "one attempt means no retry"
+
+
+def test_simulated_failures_are_deterministic_and_near_the_fraction() -> None:
+    draws = [attempt_fails("job-1", check, 1, 0.25) for check in range(1, 2001)]
+    assert draws == [attempt_fails("job-1", check, 1, 0.25) for check in range(1, 2001)]
+    assert 0.2 < sum(draws) / len(draws) < 0.3
+    assert not any(attempt_fails("job-1", check, 1, 0.0) for check in range(100))
+    assert all(attempt_fails("job-1", check, 1, 1.0) for check in range(100))
