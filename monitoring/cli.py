@@ -1,7 +1,9 @@
 """``python -m monitoring``: the official sample's worker and client, plus a local scheduler and a demo.
 
-Exit codes: 0 the job completed; 1 the monitor ended Failed or Timeout (or the orchestration failed);
-2 bad arguments, bad configuration or an unreachable backend (nothing was scheduled); 130 interrupted.
+Exit codes: 0 the job completed (or a control command was accepted); 1 the monitor ended Failed, Timeout
+or Cancelled (or the orchestration failed), or a control command does not fit the monitor's state; 2 bad
+arguments, bad configuration, an unreachable backend (nothing was scheduled) or an unknown instance id;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ from monitoring.models import (
     InvalidRequestError,
     MonitorRequest,
 )
-from monitoring.runtime import MonitorClient, MonitorSnapshot, start_worker, stop_worker
+from monitoring.runtime import (
+    InstanceStateError,
+    MonitorClient,
+    MonitorSnapshot,
+    UnknownInstanceError,
+    start_worker,
+    stop_worker,
+)
 from monitoring.serving import BackgroundServer, PortInUseError, is_loopback
 
 DEFAULT_API_PORT, DEFAULT_DASHBOARD_PORT = 7071, 8082
@@ -139,6 +148,43 @@ def cmd_start(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(f"\nstopped following; monitor {instance_id} keeps running", file=sys.stderr)
             return EXIT_INTERRUPTED
+
+
+def _existing_backend() -> Connection:
+    connection = connection_from_env()
+    if connection.kind == "local" and not scheduler.probe(f"127.0.0.1:{connection.local_port}"):
+        raise BackendError(f"no scheduler answers at {connection.endpoint}: no monitors to control there")
+    return connection
+
+
+CONTROL_DONE = {
+    "cancel": "Cancel requested for monitor {id}: it ends Cancelled at once",
+    "terminate": "Terminated monitor {id}",
+    "suspend": "Suspend requested for monitor {id}: no checks until it is resumed",
+    "resume": "Resume requested for monitor {id}: overdue checks run at once",
+    "purge": "Purged monitor {id}",
+}
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """cancel | terminate | suspend | resume | purge | status ID."""
+    with MonitorClient(_existing_backend()) as monitors:
+        try:
+            if args.command == "status":
+                snapshot = monitors.snapshot(args.instance_id)
+                print(snapshot.describe(), file=sys.stderr)
+                print(json.dumps(snapshot.to_payload(), indent=2))
+                return 0
+            action = getattr(monitors, args.command)
+            if args.command == "purge":
+                action(args.instance_id)
+            else:
+                action(args.instance_id, args.reason)
+        except InstanceStateError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_NOT_COMPLETED
+    print(CONTROL_DONE[args.command].format(id=args.instance_id), file=sys.stderr)
+    return 0
 
 
 def _wait_for_signal() -> None:
@@ -358,6 +404,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a --host that is not loopback (the API has no authentication)",
     )
     serve.set_defaults(handler=cmd_serve)
+    for name, summary in (
+        ("status", "show a monitor's runtime status, custom status and result"),
+        ("cancel", "end a monitor at once with final_status Cancelled"),
+        ("terminate", "stop a monitor's orchestration without running more of its code"),
+        ("suspend", "pause a monitor (its timers wait until resumed)"),
+        ("resume", "resume a suspended monitor"),
+        ("purge", "delete a finished monitor's state and history"),
+    ):
+        control = commands.add_parser(name, help=summary)
+        control.add_argument("instance_id", help="the monitor's instance id (printed by start)")
+        if name in ("cancel", "terminate", "suspend", "resume"):
+            control.add_argument("--reason", default=None, help="why (kept with the monitor)")
+        control.set_defaults(handler=cmd_control)
 
     stop = commands.add_parser("stop-scheduler", help="stop a local scheduler started in the background")
     stop.add_argument(
@@ -385,7 +444,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("worker", "serve"):
             _configure_logging(getattr(args, "verbose", False))
         return args.handler(args)
-    except (UsageError, InvalidRequestError, BackendError, scheduler.SchedulerError, PortInUseError) as error:
+    except (
+        UsageError,
+        InvalidRequestError,
+        BackendError,
+        scheduler.SchedulerError,
+        PortInUseError,
+        UnknownInstanceError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except grpc.RpcError as error:

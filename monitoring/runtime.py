@@ -35,9 +35,10 @@ from monitoring.models import (
     MonitorStatus,
     decode_payload,
     from_iso,
+    parse_monitor_input,
     to_iso,
 )
-from monitoring.orchestration import ORCHESTRATOR_NAME
+from monitoring.orchestration import CANCEL_EVENT, ORCHESTRATOR_NAME
 
 TERMINAL_RUNTIME_STATUSES = frozenset({"Completed", "Failed", "Terminated"})
 
@@ -143,6 +144,42 @@ class MonitorSnapshot:
     def is_terminal(self) -> bool:
         return self.runtime_status in TERMINAL_RUNTIME_STATUSES
 
+    @property
+    def state(self) -> str:
+        """One word that is true now, combining the runtime status and the published custom status.
+
+        A suspended orchestration cannot run code, so its custom status stays as last published (its
+        ``next_check_time`` may pass): ``Suspended`` comes from the runtime status. A monitor that ended by
+        itself says how (``Completed``, ``Failed``, ``Timeout``, ``Cancelled``); a terminated one is
+        ``Terminated`` whatever its custom status said last. A running one whose latest attempt failed is
+        ``Retrying``.
+        """
+        if self.runtime_status in ("Suspended", "Terminated", "Pending") or (
+            self.runtime_status == "Failed" and self.result is None
+        ):
+            return self.runtime_status
+        if self.result is not None:
+            return self.result.final_status
+        status = self.custom_status
+        if (
+            status is not None
+            and status.last_error
+            and status.last_error.startswith(f"check {status.check_count + 1},")
+        ):
+            return "Retrying"
+        return "Running"
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON-ready: what ``python -m monitoring status`` prints."""
+        return {
+            "instance_id": self.instance_id,
+            "runtime_status": self.runtime_status,
+            "state": self.state,
+            "custom_status": self.custom_status.to_payload() if self.custom_status else None,
+            "result": self.result.to_payload() if self.result else None,
+            "failure": self.failure,
+        }
+
     @classmethod
     def from_state(cls, state: OrchestrationState) -> MonitorSnapshot:
         custom: Any = state.get_custom_status() if state.serialized_custom_status else None
@@ -167,8 +204,16 @@ class MonitorSnapshot:
             parts.append(f"elapsed {status.elapsed_seconds:.1f}s")
             if status.final_status:
                 parts.append(f"-> {status.final_status}")
+            elif self.runtime_status == "Suspended":
+                parts.append("(suspended: no checks until resumed)")
+            elif self.runtime_status == "Terminated":
+                parts.append("(terminated)")
             elif status.next_check_time:
                 parts.append(f"next check {status.next_check_time}")
+            if status.reason:
+                parts.append(f"({status.reason})")
+            elif status.last_error and not self.is_terminal:
+                parts.append(f"(last error: {status.last_error})")
         if self.failure:
             parts.append(self.failure)
         return " ".join(parts)
@@ -226,12 +271,15 @@ class InstanceDetails:
         }
 
     def monitor_request(self) -> MonitorRequest | None:
-        """The input as a :class:`MonitorRequest`, if this is a monitor with a valid input."""
+        """The input as a :class:`MonitorRequest`, if this is a monitor with a valid input.
+
+        A monitor that continued as new has its request inside the continuation input.
+        """
         if self.name != ORCHESTRATOR_NAME:
             return None
         try:
-            return MonitorRequest.from_payload(self.input, default_job_id=f"job-{self.instance_id}")
-        except (InvalidRequestError, TypeError):
+            return parse_monitor_input(self.input, default_job_id=f"job-{self.instance_id}")[0]
+        except (InvalidRequestError, TypeError, KeyError):
             return None
 
     def monitor_started_at(self) -> datetime:
@@ -340,6 +388,45 @@ class MonitorClient:
             )
         # The local scheduler cannot terminate recursively (and a monitor has no sub-orchestrations).
         self.client.terminate_orchestration(instance_id, output=reason, recursive=False)
+
+    def cancel(self, instance_id: str, reason: str | None = None) -> None:
+        """Ask a monitor to stop: it ends at once, ``final_status`` ``Cancelled``, with its check count."""
+        self.raise_event(instance_id, CANCEL_EVENT, {"reason": reason} if reason else None)
+
+    def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        """Pause an active instance: its timers and events wait until :meth:`resume`."""
+        instance = self.details(instance_id)
+        if instance.is_terminal:
+            raise InstanceFinishedError(
+                instance_id,
+                instance.runtime_status,
+                f"instance {instance_id} is already {instance.runtime_status}: nothing to suspend",
+            )
+        self.client.suspend_orchestration(instance_id, reason=reason)
+
+    def resume(self, instance_id: str, reason: str | None = None) -> None:
+        """Resume a suspended instance; a monitor then catches up the checks that came due meanwhile."""
+        instance = self.details(instance_id)
+        if instance.runtime_status != "Suspended":
+            raise InstanceStateError(
+                instance_id,
+                instance.runtime_status,
+                f"instance {instance_id} is {instance.runtime_status}, not Suspended: nothing to resume",
+            )
+        self.client.resume_orchestration(instance_id, reason=reason)
+
+    def wait_for(
+        self, instance_id: str, predicate: Callable[[MonitorSnapshot], bool], *, timeout: float = 30.0
+    ) -> MonitorSnapshot:
+        """Poll until ``predicate(snapshot)`` holds (e.g. the runtime status became Suspended)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.snapshot(instance_id)
+            if predicate(snapshot):
+                return snapshot
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"monitor {instance_id}: condition not met within {timeout:g} s")
+            time.sleep(0.05)
 
     def purge(self, instance_id: str) -> int:
         """Delete a finished instance and its history; returns the number of instances deleted."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from durabletask.testing import InMemoryOrchestrationBackend
 from google.protobuf import empty_pb2
@@ -68,6 +69,23 @@ class _TaskHubGuard(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+class FencedBackend(InMemoryOrchestrationBackend):
+    """The SDK's in-memory servicer, with a fence it lacks: results for a finished instance are dropped.
+
+    Without it, an activity that answers after its instance was terminated wakes the orchestrator again:
+    the runtime status stays Terminated, but the custom status moves on (a check counted after the end).
+    The Durable Task Scheduler drops such late results too.
+    """
+
+    def CompleteActivityTask(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with self._lock:
+            instance = self._instances.get(request.instanceId)
+            if instance is not None and self._is_terminal_status(instance.status):
+                logger.info("Dropped a late activity result for finished instance %s", request.instanceId)
+                return pb.CompleteTaskResponse()
+        return super().CompleteActivityTask(request, context)
+
+
 class LocalScheduler:
     """The in-memory servicer on a loopback-only gRPC server. ``port=0`` picks a free port."""
 
@@ -84,7 +102,7 @@ class LocalScheduler:
         self.host = host
         self.port = port
         self.taskhub = taskhub
-        self.backend = InMemoryOrchestrationBackend(max_history_size=max_history_size, port=port)
+        self.backend = FencedBackend(max_history_size=max_history_size, port=port)
         self._server: grpc.Server | None = None
 
     @property

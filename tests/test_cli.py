@@ -176,3 +176,30 @@ def test_scheduler_command_serves_until_terminated_and_refuses_a_taken_port() ->
 def test_bad_port_is_explained() -> None:
     done = cli("scheduler", "--port", "99999")
     assert done.returncode == 2 and "port must be a number from 1 to 65535" in done.stderr
+
+
+def test_control_commands_cancel_status_and_purge_a_monitor(monitors: MonitorClient) -> None:
+    endpoint = monitors.connection.endpoint
+    instance_id = monitors.start(MonitorRequest(job_id="job-cli-control", polling_interval_seconds=20))
+    monitors.wait_for(instance_id, lambda s: s.custom_status is not None and s.custom_status.check_count == 1)
+    cancelled = cli("cancel", instance_id, "--reason", "from the CLI", endpoint=endpoint)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"Cancel requested for monitor {instance_id}" in cancelled.stderr
+    monitors.follow(instance_id, timeout=15)
+    status = cli("status", instance_id, endpoint=endpoint)
+    assert status.returncode == 0
+    shown = json.loads(status.stdout)
+    assert shown["state"] == "Cancelled" and shown["result"]["reason"] == "cancelled: from the CLI"
+    again = cli("cancel", instance_id, endpoint=endpoint)
+    assert again.returncode == 1
+    assert again.stderr.strip() == f"error: instance {instance_id} is Completed: it takes no more events"
+    purged = cli("purge", instance_id, endpoint=endpoint)
+    assert purged.returncode == 0 and "Purged monitor" in purged.stderr
+
+
+@pytest.mark.parametrize("command", ["cancel", "terminate", "suspend", "resume", "purge", "status"])
+def test_control_of_an_unknown_instance_is_one_line_and_exit_2(monitors: MonitorClient, command: str) -> None:
+    done = cli(command, "no-such-id", endpoint=monitors.connection.endpoint)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: no monitor with instance id 'no-such-id' in this task hub"
+    assert done.stdout == ""

@@ -1,0 +1,285 @@
+"""Durability, control and faults, for real: SDK worker and client over gRPC on the local scheduler.
+
+Intervals are tenths of a second and every assertion is about counts, states and reasons, never about
+how fast something happened: margins are wide because this machine is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta, timezone
+from typing import Any
+
+import pytest
+from conftest import new_job_id
+from test_scheduler import free_port
+
+from monitoring import scheduler as sched
+from monitoring.connection import Connection, create_worker
+from monitoring.models import MonitorRequest, from_iso
+from monitoring.runtime import (
+    MonitorClient,
+    MonitorSnapshot,
+    InstanceFinishedError,
+    InstanceNotFinishedError,
+    UnknownInstanceError,
+    start_worker,
+    stop_worker,
+)
+
+NEVER = 10**6
+
+
+def request(**fields: Any) -> MonitorRequest:
+    return MonitorRequest(job_id=new_job_id(), **fields)
+
+
+def checks(snapshot: MonitorSnapshot) -> int:
+    return snapshot.custom_status.check_count if snapshot.custom_status else 0
+
+
+# --- durability -----------------------------------------------------------------------------------------
+
+
+def test_worker_restart_mid_run_loses_no_check_and_counts_none_twice(monitors: MonitorClient) -> None:
+    # A job that never finishes, so the exact count is the schedule's (catching up after the restart).
+    plans = {
+        request(polling_interval_seconds=interval, timeout_seconds=3.0, job_duration_seconds=NEVER): count
+        for interval, count in ((0.3, 11), (0.4, 9), (0.5, 7))
+    }
+    ids = {monitors.start(plan): plan for plan in plans}
+    for instance_id in ids:
+        monitors.wait_for(instance_id, lambda s: checks(s) >= 2, timeout=20)
+    assert stop_worker()
+    try:
+        before = {instance_id: checks(monitors.snapshot(instance_id)) for instance_id in ids}
+        time.sleep(1.0)  # timers come due while no worker runs
+        after = {instance_id: checks(monitors.snapshot(instance_id)) for instance_id in ids}
+        assert after == before, "nothing moves without a worker"
+    finally:
+        assert start_worker(monitors.connection)
+    for instance_id, plan in ids.items():
+        seen: list[MonitorSnapshot] = []
+        final = monitors.follow(instance_id, on_change=seen.append, timeout=30)
+        assert final.result is not None
+        assert (final.result.final_status, final.result.checks_performed) == ("Timeout", plans[plan])
+        counts = [checks(snapshot) for snapshot in seen]
+        assert counts == sorted(counts), "the published count never goes back"
+
+
+PROCESS_START = textwrap.dedent(
+    """
+    import sys
+    from monitoring.connection import Connection, ensure_backend
+    from monitoring.models import MonitorRequest, from_iso
+    from monitoring.runtime import MonitorClient, start_worker
+    connection = Connection(f"http://localhost:{sys.argv[1]}", "default", "local")
+    ensure_backend(connection)
+    start_worker(connection)
+    with MonitorClient(connection) as monitors:
+        request = MonitorRequest(job_id="restart-job", polling_interval_seconds=0.3, timeout_seconds=3.0,
+                                 job_duration_seconds=10**6)
+        instance_id = monitors.start(request)
+        monitors.wait_for(instance_id, lambda s: s.custom_status is not None
+                          and s.custom_status.check_count >= 2, timeout=20)
+        print(instance_id)
+    """
+)
+PROCESS_FINISH = textwrap.dedent(
+    """
+    import json, sys
+    from monitoring.connection import Connection, ensure_backend
+    from monitoring.runtime import MonitorClient, start_worker
+    connection = Connection(f"http://localhost:{sys.argv[1]}", "default", "local")
+    print(ensure_backend(connection), file=sys.stderr)
+    start_worker(connection)
+    with MonitorClient(connection) as monitors:
+        final = monitors.follow(sys.argv[2], timeout=30)
+        print(json.dumps(final.to_payload()))
+    """
+)
+
+
+def test_process_restart_finds_and_finishes_a_monitor_started_before_it() -> None:
+    port = free_port()
+    sched.spawn_scheduler_process(port)
+    try:
+
+        def python(code: str, *args: str) -> str:
+            done = subprocess.run(
+                [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout.strip()
+
+        instance_id = python(PROCESS_START, str(port))  # starts a run, then the process exits
+        final = json.loads(python(PROCESS_FINISH, str(port), instance_id))  # a new process reconnects
+        assert final["runtime_status"] == "Completed"
+        assert final["result"]["final_status"] == "Timeout" and final["result"]["checks_performed"] == 11
+        assert final["custom_status"]["job_id"] == "restart-job"
+    finally:
+        assert sched.stop_scheduler_process(port)
+
+
+# --- control --------------------------------------------------------------------------------------------
+
+
+def test_cancel_ends_a_waiting_monitor_promptly_with_cancelled(monitors: MonitorClient) -> None:
+    instance_id = monitors.start(request(polling_interval_seconds=20, timeout_seconds=60))
+    monitors.wait_for(instance_id, lambda s: checks(s) == 1)
+    monitors.cancel(instance_id, reason="not needed any more")
+    final = monitors.follow(instance_id, timeout=15)
+    assert final.runtime_status == "Completed" and final.state == "Cancelled"
+    assert final.result is not None and final.result.final_status == "Cancelled"
+    assert final.result.checks_performed == 1
+    assert final.result.monitoring_duration_seconds < 20, "it did not wait for the 20 s timer"
+    assert final.result.reason == "cancelled: not needed any more"
+    assert final.custom_status is not None and final.custom_status.final_status == "Cancelled"
+    with pytest.raises(InstanceFinishedError, match="it takes no more events"):
+        monitors.cancel(instance_id)
+
+
+def test_terminate_is_not_undone_by_a_check_that_answers_late(monitors: MonitorClient) -> None:
+    """SDK pitfall: terminate does not fence a running activity; its late answer must change nothing."""
+    slow = request(polling_interval_seconds=0.3, timeout_seconds=5, job_hang_seconds=1.5)
+    instance_id = monitors.start(slow)
+    monitors.wait_for(instance_id, lambda s: s.runtime_status == "Running")
+    time.sleep(0.3)  # the first check is now in flight, hanging for 1.5 s
+    monitors.terminate(instance_id, reason="operator stop")
+    terminated = monitors.wait_for(instance_id, lambda s: s.runtime_status == "Terminated")
+    time.sleep(2.5)  # well after the check answered
+    later = monitors.snapshot(instance_id)
+    assert later.runtime_status == "Terminated" and later.state == "Terminated"
+    assert later.custom_status == terminated.custom_status, "no check counted after the end"
+    assert checks(later) == 0 and later.result is None
+
+
+def test_suspend_freezes_the_monitor_and_resume_catches_up_every_check(monitors: MonitorClient) -> None:
+    instance_id = monitors.start(
+        request(polling_interval_seconds=0.2, timeout_seconds=2.0, job_duration_seconds=NEVER)
+    )
+    monitors.wait_for(instance_id, lambda s: checks(s) >= 2)
+    monitors.suspend(instance_id, reason="maintenance")
+    suspended = monitors.wait_for(instance_id, lambda s: s.runtime_status == "Suspended")
+    assert suspended.state == "Suspended" and "suspended" in suspended.describe()
+    time.sleep(0.8)
+    still = monitors.snapshot(instance_id)
+    assert still.runtime_status == "Suspended" and checks(still) == checks(suspended)
+    monitors.resume(instance_id)
+    final = monitors.follow(instance_id, timeout=20)
+    assert final.result is not None
+    assert (final.result.final_status, final.result.checks_performed) == ("Timeout", 11)
+
+
+def test_purge_deletes_only_finished_monitors(monitors: MonitorClient) -> None:
+    running = monitors.start(request(polling_interval_seconds=5, timeout_seconds=30))
+    with pytest.raises(InstanceNotFinishedError, match=r"still (Pending|Running)"):
+        monitors.purge(running)
+    monitors.cancel(running)
+    monitors.follow(running, timeout=15)
+    monitors.purge(running)
+    with pytest.raises(UnknownInstanceError):
+        monitors.snapshot(running)
+
+
+def test_control_of_an_unknown_instance_is_a_clear_error(monitors: MonitorClient) -> None:
+    for action in (monitors.cancel, monitors.terminate, monitors.suspend, monitors.resume, monitors.purge):
+        with pytest.raises(UnknownInstanceError, match="no monitor with instance id 'nope'"):
+            action("nope")
+
+
+# --- faults in the check --------------------------------------------------------------------------------
+
+
+def test_transient_failures_are_retried_and_the_last_error_is_shown(monitors: MonitorClient) -> None:
+    flaky = request(
+        polling_interval_seconds=0.3,
+        timeout_seconds=3,
+        job_duration_seconds=0.5,
+        job_fail_first_attempts=2,
+        retry_first_interval_seconds=0.1,
+    )
+    seen: list[MonitorSnapshot] = []
+    final = monitors.follow(monitors.start(flaky), on_change=seen.append, poll_seconds=0.02, timeout=20)
+    assert final.result is not None and final.result.final_status == "Completed"
+    assert final.result.checks_performed == 3  # 0 (after two retries), 0.3, 0.6
+    errors = {s.custom_status.last_error for s in seen if s.custom_status and s.custom_status.last_error}
+    assert any("simulated failure 1 of 2" in error for error in errors)
+    assert final.custom_status is not None and "simulated failure 2 of 2" in str(
+        final.custom_status.last_error
+    )
+
+
+def test_a_check_that_keeps_failing_ends_failed_with_a_readable_reason(monitors: MonitorClient) -> None:
+    broken = request(job_fail_first_attempts=10, retry_max_attempts=3, retry_first_interval_seconds=0.1)
+    final = monitors.follow(monitors.start(broken), timeout=20)
+    assert final.runtime_status == "Completed", "the monitor ended by itself, not by an exception"
+    assert final.result is not None and final.result.final_status == "Failed"
+    assert final.result.reason == (
+        "check 1 failed 3 time(s); last error: check 1, attempt 3: SimulatedCheckError: "
+        "job service unavailable (simulated failure 3 of 10)"
+    )
+    assert "Traceback" not in final.describe()
+
+
+def test_a_hanging_check_cannot_hold_the_monitor(monitors: MonitorClient) -> None:
+    hanging = request(
+        polling_interval_seconds=0.2,
+        timeout_seconds=1.0,
+        deadline_grace_seconds=0.3,
+        job_duration_seconds=NEVER,
+        job_hang_seconds=4,
+        job_hang_from_check=2,
+    )
+    final = monitors.follow(monitors.start(hanging), timeout=20)
+    assert final.result is not None and final.result.final_status == "Timeout"
+    assert final.result.checks_performed == 1
+    assert final.result.reason is not None and final.result.reason.startswith(
+        "check 2 had not answered 0.3 s"
+    )
+    assert final.result.monitoring_duration_seconds < 4, "it did not wait for the hanging check"
+
+
+# --- long monitors ----------------------------------------------------------------------------------------
+
+
+def test_a_ten_thousand_check_monitor_continues_as_new_and_counts_exactly() -> None:
+    """Its own scheduler process (history capped at the SDK's 10,000 events) and its own worker.
+
+    A 1 ms interval means the monitor is always overdue, so checks run back to back as fast as the worker
+    goes (about a minute here); without continue_as_new the instance would hang at 10,000 events.
+    """
+    port = free_port()
+    sched.spawn_scheduler_process(port)
+    connection = Connection(f"http://localhost:{port}", "default", "local")
+    worker = create_worker(connection)
+    worker.start()
+    try:
+        with MonitorClient(connection) as monitors:
+            long = request(
+                polling_interval_seconds=0.001,
+                timeout_seconds=9.999,
+                job_duration_seconds=NEVER,
+                deadline_grace_seconds=900,
+                checks_per_generation=25,
+            )
+            assert long.schedule().planned_check_count == 10_000
+            instance_id = monitors.start(long)
+            final = monitors.follow(instance_id, poll_seconds=0.5, timeout=900)
+            assert final.result is not None
+            assert (final.result.final_status, final.result.checks_performed) == ("Timeout", 10_000)
+            assert final.custom_status is not None and final.custom_status.generation == 400
+            state = monitors.client.get_orchestration_state(instance_id)
+            assert state is not None
+            started = from_iso(final.custom_status.started_at)
+            assert abs((started - state.created_at.astimezone(timezone.utc)).total_seconds()) < 60
+            assert from_iso(final.custom_status.deadline) - started == timedelta(seconds=9.999)
+            history = monitors.client.get_orchestration_history(instance_id)
+            assert len(history) < 1000, "the last generation's history is bounded"
+    finally:
+        worker.stop()
+        assert sched.stop_scheduler_process(port)
