@@ -15,17 +15,17 @@ from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import new_job_id
 from test_scheduler import free_port
 
+from conftest import new_job_id
 from monitoring import scheduler as sched
 from monitoring.connection import Connection, create_worker
 from monitoring.models import MonitorRequest, from_iso
 from monitoring.runtime import (
-    MonitorClient,
-    MonitorSnapshot,
     InstanceFinishedError,
     InstanceNotFinishedError,
+    MonitorClient,
+    MonitorSnapshot,
     UnknownInstanceError,
     start_worker,
     stop_worker,
