@@ -110,7 +110,9 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
                 entries.append(TimelineEntry("activity", when(event), f"{name} failed", "Error", message))
         elif isinstance(event, history.TimerCreatedEvent):
             timer_entries[event.event_id] = len(entries)
-            entries.append(TimelineEntry("timer", to_iso(event.fire_at), "timer", "pending"))
+            # A monitor's first timer in each generation is its guard (deadline plus grace), not a wait.
+            label = "deadline guard" if entries and entries[-1].kind == "started" else "timer"
+            entries.append(TimelineEntry("timer", to_iso(event.fire_at), label, "pending"))
         elif isinstance(event, history.TimerFiredEvent):
             index = timer_entries.get(event.timer_id)
             if index is not None:

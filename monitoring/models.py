@@ -207,6 +207,17 @@ class MonitorRequest:
                 f"at most {MAX_CHECKS_PER_MONITOR} are allowed per monitor (use a longer interval)"
             )
 
+    def to_payload(self) -> dict[str, Any]:
+        """The official sample's fields and the simulated job's, plus any optional field not at its default.
+
+        A plain request therefore has the same five-field shape as before these options existed.
+        """
+        payload = asdict(self)
+        for field in fields(self)[len(_BASE_FIELDS) :]:
+            if payload[field.name] == field.default:
+                del payload[field.name]
+        return payload
+
     def retry_policy(self) -> task.RetryPolicy:
         """How a failing check is retried (the orchestrator drives the attempts so each error is visible)."""
         return task.RetryPolicy(
@@ -237,8 +248,14 @@ class MonitorRequest:
             values["job_id"] = default_job_id
         return cls(**values)
 
-    def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
+
+_BASE_FIELDS = (
+    "job_id",
+    "polling_interval_seconds",
+    "timeout_seconds",
+    "job_duration_seconds",
+    "job_outcome",
+)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from monitoring import scheduler
 from monitoring.connection import Connection, connection_from_env, ensure_backend
@@ -70,10 +71,13 @@ class Tutorial:
         job_duration: float = DEFAULT_JOB_DURATION_SECONDS,
         job_outcome: JobOutcome = "Completed",
         job_id: str | None = None,
+        **options: Any,
     ) -> MonitorRequest:
         """A validated request in the tutorial's seconds, scaled for scheduling.
 
-        Raises ``InvalidRequestError`` with the person's own numbers in the message.
+        ``options`` are further :class:`MonitorRequest` fields (retries, faults, grace, ...); those in
+        seconds (``*_seconds``) are scaled like the others. Raises ``InvalidRequestError`` with the
+        person's own numbers in the message.
         """
         as_given = MonitorRequest(
             job_id=job_id or f"job-{uuid.uuid4().hex[:8]}",
@@ -81,13 +85,20 @@ class Tutorial:
             timeout_seconds=timeout,
             job_duration_seconds=job_duration,
             job_outcome=job_outcome,
+            **options,
         )
         scale = self.time_scale
+        scaled_options = {
+            name: value * scale
+            for name, value in options.items()
+            if name.endswith("_seconds") and isinstance(value, (int, float))
+        }
         return replace(
             as_given,
             polling_interval_seconds=interval * scale,
             timeout_seconds=timeout * scale,
             job_duration_seconds=job_duration * scale,
+            **scaled_options,
         )
 
     def run(self, request: MonitorRequest | None = None, **scenario: object) -> RunTrace:

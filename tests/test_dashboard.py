@@ -93,7 +93,7 @@ def test_browser_sees_a_run_appear_finish_and_its_timeline(
     page.wait_for_url(re.compile(f"/instances/{instance_id}$"), timeout=BROWSER_WAIT_MS)
     page.wait_for_selector("#timeline tr.kind-ended", timeout=BROWSER_WAIT_MS)
     assert page.inner_text("#status") == "Completed"
-    assert page.inner_text("#timeline-summary") == "4 check(s), 3 timer(s)"
+    assert page.inner_text("#timeline-summary") == "4 check(s), 4 timer(s)"  # 3 waits and the guard
     check_rows = page.query_selector_all("#timeline tr.kind-check")
     assert [row.query_selector_all("td")[3].inner_text() for row in check_rows] == [
         "Running",

@@ -100,11 +100,24 @@ def test_a_real_run_shows_every_check_and_every_timer(monitors: MonitorClient) -
 
     timeline = build_timeline(monitors.history(instance_id))
     kinds = [entry.kind for entry in timeline]
-    assert kinds == ["started", "check", "timer", "check", "timer", "check", "timer", "check", "ended"]
+    assert kinds == [
+        "started",
+        "timer",
+        "check",
+        "timer",
+        "check",
+        "timer",
+        "check",
+        "timer",
+        "check",
+        "ended",
+    ]
+    guard = timeline[1]
+    assert guard.label == "deadline guard" and guard.status == "pending", "the run ended before it was due"
     checks = [entry for entry in timeline if entry.kind == "check"]
     assert [entry.status for entry in checks] == ["Running"] * 4
     assert checks[-1].at == final.custom_status.last_check_time  # type: ignore[union-attr]
-    assert all(entry.status == "fired" for entry in timeline if entry.kind == "timer")
+    assert all(entry.status == "fired" for entry in timeline if entry.label == "timer")
     times = [entry.at for entry in timeline]
     assert None not in times and times[0] <= checks[0].at  # type: ignore[operator]
     assert timeline[-1].status == "Completed" and timeline[-1].detail == "Timeout"

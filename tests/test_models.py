@@ -36,18 +36,9 @@ def test_missing_fields_take_defaults() -> None:
         "timeout_seconds": 30.0,
         "job_duration_seconds": 12.0,
         "job_outcome": "Completed",
-        "backoff_factor": 1.0,
-        "max_interval_seconds": None,
-        "retry_max_attempts": 3,
-        "retry_first_interval_seconds": 1.0,
-        "retry_backoff_coefficient": 2.0,
-        "deadline_grace_seconds": 10.0,
-        "checks_per_generation": 100,
-        "job_fail_first_attempts": 0,
-        "job_fail_fraction": 0.0,
-        "job_hang_seconds": 0.0,
-        "job_hang_from_check": 1,
     }
+    assert request.retry_policy().max_number_of_attempts == 3
+    assert request.deadline_grace_seconds == 10.0 and request.checks_per_generation == 100
     assert MonitorRequest.from_payload(None, default_job_id="job-x").job_id == "job-x"
     assert MonitorRequest.from_payload({"job_id": None}, default_job_id="job-y").job_id == "job-y"
 
@@ -129,3 +120,16 @@ def test_result_payload_keeps_the_official_shape_unless_there_is_a_reason() -> N
     cancelled = MonitorResult("j", "Cancelled", 2, 1.0, reason="cancelled on request")
     assert cancelled.to_payload()["reason"] == "cancelled on request"
     assert MonitorResult.from_payload(cancelled.to_payload()) == cancelled
+
+
+def test_optional_fields_appear_in_the_payload_only_when_set_and_round_trip() -> None:
+    request = MonitorRequest(job_id="j", retry_max_attempts=5, job_fail_fraction=0.25, backoff_factor=1.5)
+    payload = request.to_payload()
+    assert set(payload) - {"job_id", "polling_interval_seconds", "timeout_seconds"} == {
+        "job_duration_seconds",
+        "job_outcome",
+        "retry_max_attempts",
+        "job_fail_fraction",
+        "backoff_factor",
+    }
+    assert MonitorRequest.from_payload(payload, default_job_id="x") == request
