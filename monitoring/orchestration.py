@@ -257,5 +257,14 @@ def monitoring_job_orchestrator(ctx: task.OrchestrationContext, payload: Any) ->
 
 
 def check_job_status(ctx: task.ActivityContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Activity: ask the job's status source how the job is doing now."""
-    return check_job(JobCheckRequest.from_payload(payload)).to_payload()
+    """Activity: ask the job's status source how the job is doing now.
+
+    SDK pitfall: an exception with an empty message is reported as success (with no result), so such an
+    error is re-raised with its type as the message.
+    """
+    try:
+        return check_job(JobCheckRequest.from_payload(payload)).to_payload()
+    except Exception as error:
+        if str(error).strip():
+            raise
+        raise RuntimeError(f"{type(error).__name__} (raised without a message)") from error

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from datetime import timedelta, timezone
 from typing import Any
 
@@ -20,7 +21,7 @@ from test_scheduler import free_port
 from conftest import new_job_id
 from monitoring import scheduler as sched
 from monitoring.connection import Connection, create_worker
-from monitoring.models import MonitorRequest, from_iso
+from monitoring.models import MonitorRequest, MonitorResult, MonitorStatus, from_iso
 from monitoring.runtime import (
     InstanceFinishedError,
     InstanceNotFinishedError,
@@ -75,7 +76,7 @@ PROCESS_START = textwrap.dedent(
     """
     import sys
     from monitoring.connection import Connection, ensure_backend
-    from monitoring.models import MonitorRequest, from_iso
+    from monitoring.models import MonitorRequest, MonitorResult, MonitorStatus, from_iso
     from monitoring.runtime import MonitorClient, start_worker
     connection = Connection(f"http://localhost:{sys.argv[1]}", "default", "local")
     ensure_backend(connection)
@@ -129,18 +130,26 @@ def test_process_restart_finds_and_finishes_a_monitor_started_before_it() -> Non
 
 
 def test_cancel_ends_a_waiting_monitor_promptly_with_cancelled(monitors: MonitorClient) -> None:
-    instance_id = monitors.start(request(polling_interval_seconds=20, timeout_seconds=60))
+    instance_id = monitors.start(request(polling_interval_seconds=2, timeout_seconds=60))
     monitors.wait_for(instance_id, lambda s: checks(s) == 1)
     monitors.cancel(instance_id, reason="not needed any more")
     final = monitors.follow(instance_id, timeout=15)
     assert final.runtime_status == "Completed" and final.state == "Cancelled"
     assert final.result is not None and final.result.final_status == "Cancelled"
     assert final.result.checks_performed == 1
-    assert final.result.monitoring_duration_seconds < 20, "it did not wait for the 20 s timer"
+    assert final.result.monitoring_duration_seconds < 2, "it did not wait for the 2 s timer"
     assert final.result.reason == "cancelled: not needed any more"
     assert final.custom_status is not None and final.custom_status.final_status == "Cancelled"
     with pytest.raises(InstanceFinishedError, match="it takes no more events"):
         monitors.cancel(instance_id)
+    # SDK pitfall: the losing timer is not cancelled and fires later; it must change nothing.
+    time.sleep(2.5)
+    later = monitors.snapshot(instance_id)
+    assert (later.runtime_status, later.custom_status, later.result) == (
+        final.runtime_status,
+        final.custom_status,
+        final.result,
+    )
 
 
 def test_terminate_is_not_undone_by_a_check_that_answers_late(monitors: MonitorClient) -> None:
@@ -283,3 +292,33 @@ def test_a_ten_thousand_check_monitor_continues_as_new_and_counts_exactly() -> N
     finally:
         worker.stop()
         assert sched.stop_scheduler_process(port)
+
+
+def test_state_combines_runtime_and_custom_status() -> None:
+    """Pure: what ``snapshot.state`` says for each situation a person can see."""
+    base = MonitorStatus(
+        job_id="j",
+        status="Running",
+        check_count=2,
+        last_check_time=None,
+        elapsed_seconds=1.0,
+        next_check_time=None,
+        started_at="2025-09-19T18:05:00.000Z",
+        deadline="2025-09-19T18:05:30.000Z",
+        polling_interval_seconds=5,
+        timeout_seconds=30,
+    )
+    retrying = replace(base, last_error="check 3, attempt 1: SimulatedCheckError: down")
+    recovered = replace(base, last_error="check 2, attempt 1: SimulatedCheckError: down")
+    cancelled = MonitorResult("j", "Cancelled", 2, 1.0, reason="cancelled on request")
+
+    def state(runtime: str, custom: MonitorStatus | None, result: MonitorResult | None = None) -> str:
+        return MonitorSnapshot("i", runtime, custom, result, None).state
+
+    assert state("Running", base) == "Running"
+    assert state("Running", retrying) == "Retrying"
+    assert state("Running", recovered) == "Running"
+    assert state("Suspended", retrying) == "Suspended", "the frozen custom status does not hide a suspension"
+    assert state("Terminated", base) == "Terminated"
+    assert state("Completed", base, cancelled) == "Cancelled"
+    assert state("Failed", None) == "Failed"
