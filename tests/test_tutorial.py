@@ -12,7 +12,7 @@ from monitoring.plots import comparison_figure, png_bytes, progress_figure, trad
 from monitoring.tutorial import Tutorial, time_scale_from_env
 from monitoring.widgets import ControlPanel
 
-SCALE = 0.05  # a 5 s tutorial interval is 0.25 s here
+SCALE = 0.1  # a 5 s tutorial interval is 0.5 s here; every check is at least 0.15 s from the job end
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_requests_are_validated_in_the_persons_numbers_then_scaled(tutorial: Tut
         request.polling_interval_seconds,
         request.timeout_seconds,
         request.job_duration_seconds,
-    ) == pytest.approx((0.25, 1.5, 0.6))
+    ) == pytest.approx((0.5, 3.0, 1.2))
     with pytest.raises(
         InvalidRequestError, match=r"polling_interval_seconds \(20\) is larger than timeout_seconds \(10\)"
     ):
@@ -52,7 +52,7 @@ def test_a_re_run_connect_cell_starts_nothing_new(tutorial: Tutorial) -> None:
 
 
 def test_tracker_follows_many_runs_with_samples_from_custom_status(tutorial: Tutorial) -> None:
-    traces = tutorial.sweep([2, 4, 8, 16], timeout=30, job_duration=17)
+    traces = tutorial.sweep([2, 4, 8, 16], timeout=30, job_duration=17.5)
     tutorial.tracker.wait(traces, timeout=30)
     assert [trace.result.checks_performed for trace in traces] == [10, 6, 4, 3]
     assert [trace.prediction.checks_performed for trace in traces] == [10, 6, 4, 3]
@@ -76,7 +76,7 @@ def test_control_panel_clicks_schedule_real_runs_and_refuse_bad_ones(tutorial: T
 
     panel.set(interval=5, timeout=30, job_duration=12)
     panel.run_button.click()
-    panel.set(interval=3, job_duration=7, job_outcome="Failed")
+    panel.set(interval=3, job_duration=8, job_outcome="Failed")
     panel.run_button.click()
     assert len(panel.traces) == 2 and "Scheduled panel-2" in panel.message.value
     tutorial.tracker.wait(panel.traces, timeout=30)
