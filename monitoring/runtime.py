@@ -366,26 +366,22 @@ class MonitorClient:
         self.details(instance_id)  # unknown ids raise instead of giving an empty history
         return self.client.get_orchestration_history(instance_id)
 
-    def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
-        """Send an external event to an active instance."""
+    def _active(self, instance_id: str, refusal: str) -> InstanceDetails:
+        """The instance, if it has not ended; else :class:`InstanceFinishedError` with ``refusal``."""
         instance = self.details(instance_id)
         if instance.is_terminal:
-            raise InstanceFinishedError(
-                instance_id,
-                instance.runtime_status,
-                f"instance {instance_id} is {instance.runtime_status}: it takes no more events",
-            )
+            message = f"instance {instance_id} is " + refusal.format(status=instance.runtime_status)
+            raise InstanceFinishedError(instance_id, instance.runtime_status, message)
+        return instance
+
+    def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
+        """Send an external event to an active instance."""
+        self._active(instance_id, "{status}: it takes no more events")
         self.client.raise_orchestration_event(instance_id, event_name, data=data)
 
     def terminate(self, instance_id: str, reason: str | None = None) -> None:
         """End an active instance now; ``reason`` becomes its output."""
-        instance = self.details(instance_id)
-        if instance.is_terminal:
-            raise InstanceFinishedError(
-                instance_id,
-                instance.runtime_status,
-                f"instance {instance_id} is already {instance.runtime_status}: nothing to terminate",
-            )
+        self._active(instance_id, "already {status}: nothing to terminate")
         # The local scheduler cannot terminate recursively (and a monitor has no sub-orchestrations).
         self.client.terminate_orchestration(instance_id, output=reason, recursive=False)
 
@@ -395,13 +391,7 @@ class MonitorClient:
 
     def suspend(self, instance_id: str, reason: str | None = None) -> None:
         """Pause an active instance: its timers and events wait until :meth:`resume`."""
-        instance = self.details(instance_id)
-        if instance.is_terminal:
-            raise InstanceFinishedError(
-                instance_id,
-                instance.runtime_status,
-                f"instance {instance_id} is already {instance.runtime_status}: nothing to suspend",
-            )
+        self._active(instance_id, "already {status}: nothing to suspend")
         self.client.suspend_orchestration(instance_id, reason=reason)
 
     def resume(self, instance_id: str, reason: str | None = None) -> None:

@@ -109,29 +109,32 @@ def assert_no_errors(page: Any, notebook: str) -> None:
     assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
 
 
-def test_01_runs_in_jupyterlab_and_draws_plots(browser_page: Any, jupyter_lab: str, artifacts: Path) -> None:
-    run_all(browser_page, jupyter_lab, "01_monitoring_pattern.ipynb")
-    assert_no_errors(browser_page, "01")
-    plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
-    assert plots.count() >= 3, "the live plots and the side-by-side figure"
-    plots.last.scroll_into_view_if_needed()
-    browser_page.screenshot(path=str(artifacts / "notebook-01.png"))
-
-
-def test_02_renders_the_control_panel_and_its_plots(
-    browser_page: Any, jupyter_lab: str, artifacts: Path
+@pytest.mark.parametrize("notebook", sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")))
+def test_every_notebook_runs_in_jupyterlab(
+    browser_page: Any, jupyter_lab: str, artifacts: Path, notebook: str
 ) -> None:
-    run_all(browser_page, jupyter_lab, "02_scenarios.ipynb")
-    assert_no_errors(browser_page, "02")
-    assert browser_page.locator(".widget-slider").count() >= 3
-    assert browser_page.locator(".widget-button", has_text="Run").count() >= 1
-    assert browser_page.locator(".widget-readout").count() >= 3
-    panel_images = browser_page.locator(".widget-image")
+    run_all(browser_page, jupyter_lab, notebook)
+    assert_no_errors(browser_page, notebook)
+    assert browser_page.locator(".jp-CodeCell .jp-InputPrompt", has_text="[1]:").count() == 1, "cells ran"
+    browser_page.screenshot(path=str(artifacts / f"notebook-{notebook.split('_')[0]}.png"))
+    if notebook.startswith("01_"):
+        plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
+        assert plots.count() >= 3, "the live plots and the side-by-side figure"
+        plots.last.scroll_into_view_if_needed()
+        browser_page.screenshot(path=str(artifacts / "notebook-01-plots.png"))
+    if notebook.startswith("02_"):
+        check_control_panel(browser_page, artifacts)
+
+
+def check_control_panel(page: Any, artifacts: Path) -> None:
+    assert page.locator(".widget-slider").count() >= 3
+    assert page.locator(".widget-button", has_text="Run").count() >= 1
+    assert page.locator(".widget-readout").count() >= 3
+    panel_images = page.locator(".widget-image")
     panel_images.first.wait_for(timeout=30_000)
     assert panel_images.count() >= 2
-    assert browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']").count() >= 3
-    browser_page.set_viewport_size({"width": 1400, "height": 2400})  # the whole panel fits on screen
-    panel = browser_page.locator(".widget-vbox").first
+    assert page.locator(".jp-OutputArea-output img[src^='data:image/png']").count() >= 3
+    page.set_viewport_size({"width": 1400, "height": 2400})  # the whole panel fits on screen
+    panel = page.locator(".widget-vbox").first
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(artifacts / "notebook-02-panel.png"))
-    browser_page.screenshot(path=str(artifacts / "notebook-02.png"))
