@@ -25,7 +25,7 @@ from test_scheduler import free_port
 from monitoring import scheduler
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-RUN_ALL_SECONDS = 120
+RUN_ALL_SECONDS = 240  # generous: a loaded CI machine runs the kernels slowly
 USER_SETTINGS = {
     # Render every cell (JupyterLab 4 otherwise skips cells scrolled out of view), and no news pop-up.
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
@@ -92,21 +92,26 @@ def run_all(page: Any, base_and_token: str, notebook: str) -> None:
         prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
         if prompts and all(text.strip() not in ("[ ]:", "[*]:", "") for text in prompts):
             break
-        if any("Error" in text for text in page.locator(".jp-OutputArea-output").all_inner_texts()):
-            break  # Run All stops at an error; assert_no_errors says which
+        if error_outputs(page):
+            break  # Run All stops at an error, leaving the rest unrun; the assertion after says which
         assert time.monotonic() < deadline, (
             f"{notebook}: cells still running after {RUN_ALL_SECONDS} s: {prompts}"
         )
         time.sleep(0.5)
 
 
-def assert_no_errors(page: Any, notebook: str) -> None:
-    errors = page.locator(
+def error_outputs(page: Any) -> list[str]:
+    """Texts of the outputs JupyterLab renders as stderr: tracebacks (and anything a cell logged there)."""
+    return page.locator(
         ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
     ).all_inner_texts()
-    tracebacks = [text for text in errors if "Traceback" in text or "Error" in text]
-    assert not tracebacks, f"{notebook}: {tracebacks[:1]}"
-    assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+
+
+def assert_every_cell_ran_without_error(page: Any, notebook: str) -> None:
+    assert error_outputs(page) == [], f"{notebook}: {error_outputs(page)[:1]}"
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    numbers = [int(text.strip()[1:-2]) for text in prompts]  # "[12]:" -> 12; fails on "[ ]:" or "[*]:"
+    assert numbers == list(range(1, len(prompts) + 1)), f"{notebook}: cells ran out of order or not at all"
 
 
 @pytest.mark.parametrize("notebook", sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")))
@@ -114,8 +119,7 @@ def test_every_notebook_runs_in_jupyterlab(
     browser_page: Any, jupyter_lab: str, artifacts: Path, notebook: str
 ) -> None:
     run_all(browser_page, jupyter_lab, notebook)
-    assert_no_errors(browser_page, notebook)
-    assert browser_page.locator(".jp-CodeCell .jp-InputPrompt", has_text="[1]:").count() == 1, "cells ran"
+    assert_every_cell_ran_without_error(browser_page, notebook)
     browser_page.screenshot(path=str(artifacts / f"notebook-{notebook.split('_')[0]}.png"))
     if notebook.startswith("01_"):
         plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
