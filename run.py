@@ -78,8 +78,8 @@ def demo(args: list[str]) -> None:
 
 def test(args: list[str]) -> None:
     say("ruff check and ruff format --check")
-    run(PYTHON, "-m", "ruff", "check", ".")
-    run(PYTHON, "-m", "ruff", "format", "--check", ".")
+    run(PYTHON, "-m", "ruff", "check", "--no-cache", ".")
+    run(PYTHON, "-m", "ruff", "format", "--no-cache", "--check", ".")
     say("pytest: tests/ and the notebooks (nbval)")
     notebooks = ["notebooks", "--nbval-lax", "--nbval-current-env"] if any(NOTEBOOKS.glob("*.ipynb")) else []
     run(PYTHON, "-m", "pytest", "tests", *notebooks, *args)
