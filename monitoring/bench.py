@@ -4,7 +4,7 @@ Each stack runs in a subprocess of its own (``python -m monitoring.bench stack N
 JSON object), so its CPU seconds and peak memory are its own. The stacks:
 
 * ``project``: this project's default layout: the local scheduler in its own process, the worker in the
-  bench process with :data:`PROJECT_CONCURRENCY`, the real ``monitoring_job_orchestrator``;
+  bench process with :data:`PROJECT_WORK_ITEMS` and :data:`PROJECT_THREADS`, the real ``monitoring_job_orchestrator``;
 * ``reference``: the official sample's loop (check, publish, return if done, else a timer at *now +
   interval*), an SDK-default ``TaskHubGrpcWorker``, and the in-memory backend in the same process;
 * ``floor``: a plain asyncio loop making the same checks on the same schedule, with no durability.
@@ -29,7 +29,6 @@ import os
 import re
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,19 +47,21 @@ from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 from monitoring import jobs, scheduler
 from monitoring.connection import create_client, create_worker, local_connection
 from monitoring.jobs import SimulatedJobSource
-from monitoring.models import DEFAULT_CHECKS_PER_GENERATION, JobCheckRequest, JobStatusReport, MonitorRequest, from_iso, to_iso
+from monitoring.models import (
+    DEFAULT_CHECKS_PER_GENERATION,
+    JobCheckRequest,
+    JobStatusReport,
+    MonitorRequest,
+    from_iso,
+    to_iso,
+)
 from monitoring.orchestration import ORCHESTRATOR_NAME
 
 STACKS = ("project", "reference", "floor")
-# Found by profiling (see the README's benchmark section): a few more threads than cores keeps the gRPC
-# streams fed without the GIL thrashing that hundreds of concurrent work items cause on 2 cores.
-PROJECT_CONCURRENCY = ConcurrencyOptions(
-    maximum_concurrent_activity_work_items=64,
-    maximum_concurrent_orchestration_work_items=64,
-    maximum_thread_pool_workers=8,
-)
-# History size: a generation of this many checks replays a short history in every episode.
-PROJECT_CHECKS_PER_GENERATION = 10
+# The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
+# better (16/4, 64/8, 400/2 work items/threads gave 112-143 checks/s against 150; see the README).
+PROJECT_WORK_ITEMS = 200
+PROJECT_THREADS = 6
 REFERENCE_ORCHESTRATOR = "reference_sample_orchestrator"
 REFERENCE_ACTIVITY = "reference_check_job"
 TERMINAL = {OrchestrationStatus.COMPLETED, OrchestrationStatus.FAILED, OrchestrationStatus.TERMINATED}
@@ -134,7 +135,9 @@ def reference_sample_orchestrator(
         )
         report = yield ctx.call_activity(REFERENCE_ACTIVITY, input=request.to_payload())
         checks += 1
-        ctx.set_custom_status({"job_id": payload["job_id"], "status": report["status"], "check_count": checks})
+        ctx.set_custom_status(
+            {"job_id": payload["job_id"], "status": report["status"], "check_count": checks}
+        )
         if report["status"] in ("Completed", "Failed"):
             return {"job_id": payload["job_id"], "final_status": report["status"], "checks_performed": checks}
         due = ctx.current_utc_datetime + interval
@@ -191,7 +194,9 @@ class BenchSettings:
     long_checks: int = 1000
     long_interval: float = 0.01
     reference_long_checks: int = 200  # its history is never cut: replays grow with every check
-    checks_per_generation: int = PROJECT_CHECKS_PER_GENERATION
+    checks_per_generation: int = DEFAULT_CHECKS_PER_GENERATION
+    work_items: int = PROJECT_WORK_ITEMS  # the project worker's ConcurrencyOptions, to compare settings
+    threads: int = PROJECT_THREADS
     sweep: tuple[int, ...] = ()  # extra on-time runs (monitor counts) for plots; project/floor/reference
 
     def on_time_sizes(self) -> tuple[int, ...]:
@@ -223,6 +228,7 @@ class Stack:
             timeout_seconds=timeout,
             job_duration_seconds=timeout * 10 + 3600,
             checks_per_generation=self.checks_per_generation,
+            deadline_grace_seconds=600.0,  # every planned check must happen, however late under overload
             job_source="bench",
         )
 
@@ -244,12 +250,17 @@ class _DurableStack(Stack):
 class ProjectStack(_DurableStack):
     name = "project"
 
-    def __init__(self, checks_per_generation: int) -> None:
-        self.checks_per_generation = checks_per_generation
+    def __init__(self, settings: BenchSettings) -> None:
+        self.checks_per_generation = settings.checks_per_generation
         self.port = free_loopback_port()
         self.scheduler_pid = scheduler.spawn_scheduler_process(self.port)
         connection = local_connection(f"http://127.0.0.1:{self.port}")
-        self.worker = create_worker(connection, PROJECT_CONCURRENCY)
+        concurrency = ConcurrencyOptions(
+            maximum_concurrent_activity_work_items=settings.work_items,
+            maximum_concurrent_orchestration_work_items=settings.work_items,
+            maximum_thread_pool_workers=settings.threads,
+        )
+        self.worker = create_worker(connection, concurrency)
         self.worker.start()
         self.client = create_client(connection)
 
@@ -333,7 +344,7 @@ class FloorStack(Stack):
 
 def open_stack(name: str, settings: BenchSettings) -> Stack:
     if name == "project":
-        return ProjectStack(settings.checks_per_generation)
+        return ProjectStack(settings)
     return {"reference": ReferenceStack, "floor": FloorStack}[name]()
 
 
@@ -386,7 +397,9 @@ def run_batch(stack: Stack, prefix: str, monitors: int, interval: float, checks:
         "checks_expected": expected,
         "checks_done": len(records),
         "offered_checks_per_second": monitors / interval,
-        "checks_per_second": len(records) / (last - first) if last > first else float("nan"),
+        # Checks after each monitor's first, per second from the first check to the last: N / interval when
+        # the worker keeps up, less when it does not.
+        "checks_per_second": (len(records) - monitors) / (last - first) if last > first else float("nan"),
         "lateness_p50_seconds": percentile(lateness, 0.50),
         "lateness_p99_seconds": percentile(lateness, 0.99),
         "lateness_max_seconds": max(lateness) if lateness else float("nan"),
@@ -396,6 +409,14 @@ def run_batch(stack: Stack, prefix: str, monitors: int, interval: float, checks:
         "cpu_ms_per_check": 1000 * (worker_cpu + (scheduler_cpu or 0.0)) / max(1, len(records)),
         "memory_kb_per_waiting_monitor": max(0.0, waiting_rss - rss_before) * 1024 / monitors,
     }
+
+
+def saturation_point(runs: Sequence[dict[str, Any]], keeping_up: float = 0.9) -> int | None:
+    """The first monitor count whose achieved checks/s fell below ``keeping_up`` x the offered load."""
+    for run in runs:
+        if run["checks_per_second"] < keeping_up * run["offered_checks_per_second"]:
+            return int(run["monitors"])
+    return None
 
 
 def cpu_per_check_at(records: list[CheckRecord], around: int, window: int) -> float:
@@ -453,7 +474,15 @@ def run_stack(name: str, settings: BenchSettings) -> dict[str, Any]:
 
 def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> dict[str, Any]:
     """Run one stack in a fresh ``python -m monitoring.bench`` process; return its JSON."""
-    command = [sys.executable, "-m", "monitoring.bench", "stack", name, "--settings", json.dumps(asdict(settings))]
+    command = [
+        sys.executable,
+        "-m",
+        "monitoring.bench",
+        "stack",
+        name,
+        "--settings",
+        json.dumps(asdict(settings)),
+    ]
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-") as state:
         env = {**os.environ, "MONITORING_STATE_DIR": state}
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
@@ -462,7 +491,9 @@ def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> dict[s
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_all(settings: BenchSettings, stacks: Sequence[str] = STACKS, on_stack: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_all(
+    settings: BenchSettings, stacks: Sequence[str] = STACKS, on_stack: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     results = {}
     for name in stacks:
         if on_stack:
@@ -513,7 +544,7 @@ def results_table(run: dict[str, Any]) -> str:
     long = first["long"]
     rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         (
-            f"lateness p50 / p99 / max, ms ({ontime['monitors']} monitors × {ontime['checks_per_monitor']} "
+            f"lateness p50 / p99 / max, ms ({ontime['monitors']} monitors x {ontime['checks_per_monitor']} "
             f"checks at {ontime['interval_seconds']:g} s)",
             lambda r: " / ".join(
                 _ms(r["on_time"][-1][f"lateness_{k}_seconds"]) for k in ("p50", "p99", "max")
@@ -522,25 +553,37 @@ def results_table(run: dict[str, Any]) -> str:
         ("time to schedule them, s", lambda r: f"{r['on_time'][-1]['schedule_seconds']:.2f}"),
         (
             "CPU s worker / scheduler process (that run)",
-            lambda r: f"{r['on_time'][-1]['worker_cpu_seconds']:.1f} / "
-            + ("in worker" if r["on_time"][-1]["scheduler_cpu_seconds"] is None
-               else f"{r['on_time'][-1]['scheduler_cpu_seconds']:.1f}"),
+            lambda r: (
+                f"{r['on_time'][-1]['worker_cpu_seconds']:.1f} / "
+                + (
+                    "in worker"
+                    if r["on_time"][-1]["scheduler_cpu_seconds"] is None
+                    else f"{r['on_time'][-1]['scheduler_cpu_seconds']:.1f}"
+                )
+            ),
         ),
         ("CPU ms per check (worker + scheduler)", lambda r: f"{r['on_time'][-1]['cpu_ms_per_check']:.2f}"),
-        ("memory per waiting monitor, KB", lambda r: f"{r['on_time'][-1]['memory_kb_per_waiting_monitor']:.0f}"),
+        (
+            "memory per waiting monitor, KB",
+            lambda r: f"{r['on_time'][-1]['memory_kb_per_waiting_monitor']:.0f}",
+        ),
         (
             f"saturated checks/s ({first['saturated']['monitors']} monitors)",
             lambda r: f"{r['saturated']['checks_per_second']:.0f}",
         ),
         (
             f"worker CPU ms per check at check {long['early_check']} / {long['late_check']}",
-            lambda r: f"{r['long']['cpu_ms_per_check_early']:.2f} / {r['long']['cpu_ms_per_check_late']:.2f}"
-            f" (×{r['long']['cpu_growth']:.2f})",
+            lambda r: (
+                f"{r['long']['cpu_ms_per_check_early']:.2f} / {r['long']['cpu_ms_per_check_late']:.2f}"
+                f" (x{r['long']['cpu_growth']:.2f})"
+            ),
         ),
         (
             "peak memory MB worker / scheduler",
-            lambda r: f"{r['peak_worker_mb']:.0f} / "
-            + ("in worker" if r["peak_scheduler_mb"] is None else f"{r['peak_scheduler_mb']:.0f}"),
+            lambda r: (
+                f"{r['peak_worker_mb']:.0f} / "
+                + ("in worker" if r["peak_scheduler_mb"] is None else f"{r['peak_scheduler_mb']:.0f}")
+            ),
         ),
     ]
     lines = [f"| figure | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|"]

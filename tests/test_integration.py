@@ -9,8 +9,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import new_job_id
 
+from conftest import new_job_id
 from monitoring.models import MonitorRequest
 from monitoring.runtime import MonitorClient, MonitorSnapshot, UnknownInstanceError
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import new_job_id
 
+from conftest import new_job_id
 from monitoring import scheduler as sched
 from monitoring.connection import Connection, ensure_backend, local_connection
 from monitoring.models import MonitorRequest
