@@ -4,9 +4,10 @@ Each stack runs in a subprocess of its own (``python -m monitoring.bench stack N
 JSON object), so its CPU seconds and peak memory are its own. The stacks:
 
 * ``project``: this project's default layout: the local scheduler in its own process, the worker in the
-  bench process with :data:`PROJECT_WORK_ITEMS` and :data:`PROJECT_THREADS`, the real ``monitoring_job_orchestrator``;
+  bench process (:data:`PROJECT_WORK_ITEMS`, :data:`PROJECT_THREADS`), the real orchestrator;
 * ``reference``: the official sample's loop (check, publish, return if done, else a timer at *now +
-  interval*), an SDK-default ``TaskHubGrpcWorker``, and the in-memory backend in the same process;
+  interval*), an SDK-default ``TaskHubGrpcWorker``, and the in-memory backend in the same process (the
+  project's loopback-only :class:`~monitoring.scheduler.LocalScheduler` around it);
 * ``floor``: a plain asyncio loop making the same checks on the same schedule, with no durability.
 
 Every check asks the ``bench`` job source (:class:`RecordingJobSource`), which answers like the simulated
