@@ -16,6 +16,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import grpc
@@ -308,6 +309,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
+    return int(text)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from monitoring import bench
+
+    stacks = [name.strip() for name in args.stacks.split(",") if name.strip()]
+    unknown = sorted(set(stacks) - set(bench.STACKS))
+    if unknown or not stacks:
+        raise UsageError(f"--stacks takes names from {', '.join(bench.STACKS)}, not {args.stacks!r}")
+    if args.interval <= 0 or args.checks < 2:
+        raise UsageError("--interval must be greater than zero and --checks at least 2")
+    settings = bench.BenchSettings(
+        monitors=args.monitors,
+        interval=args.interval,
+        checks=args.checks,
+        saturated_monitors=args.saturated_monitors,
+        long_monitors=args.long_monitors,
+        long_checks=args.long_checks,
+        reference_long_checks=args.reference_long_checks,
+    )
+    run = bench.run_all(settings, stacks, on_stack=lambda name: print(f"measuring {name} ...", flush=True))
+    if args.json:
+        print(json.dumps(run, indent=2))
+    else:
+        print(f"{run['date']}, {run['machine']}\n")
+        print(bench.results_table(run))
+    if args.update_readme:
+        command = "python -m monitoring bench --update-readme"
+        bench.update_readme(run, Path(args.update_readme), command)
+        print(f"updated {args.update_readme}")
+    return 0
+
+
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--job-duration",
@@ -417,6 +455,30 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("cancel", "terminate", "suspend", "resume"):
             control.add_argument("--reason", default=None, help="why (kept with the monitor)")
         control.set_defaults(handler=cmd_control)
+
+    bench = commands.add_parser("bench", help="measure how many monitors one worker keeps on schedule")
+    bench.add_argument("--monitors", type=_count, default=1000, help="monitors in the on-time run (1000)")
+    bench.add_argument("--interval", type=_seconds("interval"), default=5.0, help="their interval (5 s)")
+    bench.add_argument("--checks", type=_count, default=4, help="checks per monitor (4)")
+    bench.add_argument(
+        "--saturated-monitors", type=_count, default=200, help="monitors checking flat out (200)"
+    )
+    bench.add_argument("--long-monitors", type=_count, default=2, help="monitors of many checks (2)")
+    bench.add_argument("--long-checks", type=_count, default=1000, help="their checks (1000)")
+    bench.add_argument(
+        "--reference-long-checks", type=_count, default=200, help="the reference's (200: it replays all)"
+    )
+    bench.add_argument("--stacks", default="project,reference,floor", help="which stacks, comma-separated")
+    bench.add_argument("--json", action="store_true", help="print every figure as JSON")
+    bench.add_argument(
+        "--update-readme",
+        nargs="?",
+        const="README.md",
+        default=None,
+        metavar="PATH",
+        help="rewrite the results table in README.md (or PATH)",
+    )
+    bench.set_defaults(handler=cmd_bench)
 
     stop = commands.add_parser("stop-scheduler", help="stop a local scheduler started in the background")
     stop.add_argument(

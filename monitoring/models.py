@@ -36,12 +36,18 @@ MAX_CHECKS_PER_MONITOR = 1_000_000
 # generation must fit ``checks_per_generation * 8 * retry_max_attempts`` into this budget.
 HISTORY_EVENTS_PER_ATTEMPT = 8
 HISTORY_BUDGET_PER_GENERATION = 8000
-DEFAULT_CHECKS_PER_GENERATION = 100
+# Every episode replays the generation's whole history, so a short generation keeps the worker's CPU per
+# check flat (measured by ``python -m monitoring bench``: 100 checks per generation tripled it by the
+# 100th check; 10 keeps the 1,000th check as cheap as the 10th).
+DEFAULT_CHECKS_PER_GENERATION = 10
 DEFAULT_RETRY_MAX_ATTEMPTS = 3
 DEFAULT_RETRY_FIRST_INTERVAL_SECONDS = 1.0
 DEFAULT_RETRY_BACKOFF_COEFFICIENT = 2.0
 DEFAULT_DEADLINE_GRACE_SECONDS = 10.0
 MAX_JOB_ID_LENGTH = 200
+# Where the check asks about the job: the simulated job, or the benchmark's recording wrapper around it
+# (``monitoring.bench``: it notes each check's due and actual time in the worker's memory).
+JOB_SOURCES: tuple[str, ...] = ("simulated", "bench")
 
 
 class InvalidRequestError(ValueError):
@@ -118,7 +124,8 @@ class MonitorRequest:
     ``task.RetryPolicy``); ``deadline_grace_seconds`` is how long past the deadline the monitor still
     waits for a check (a slow or hanging one, or checks caught up after a stall) before it ends ``Timeout``;
     ``checks_per_generation`` is how many checks run
-    before the monitor continues as new with a fresh history.
+    before the monitor continues as new with a fresh history; ``job_source`` picks the
+    :data:`~monitoring.jobs.STATUS_SOURCES` entry the check asks (``bench`` records timings).
     """
 
     job_id: str
@@ -137,6 +144,7 @@ class MonitorRequest:
     job_fail_fraction: float = 0.0
     job_hang_seconds: float = 0.0
     job_hang_from_check: int = 1
+    job_source: str = "simulated"
 
     def __post_init__(self) -> None:
         if not isinstance(self.job_id, str) or not self.job_id.strip():
@@ -170,6 +178,10 @@ class MonitorRequest:
             raise InvalidRequestError(
                 f"checks_per_generation {per_generation} with {attempts} attempt(s) per check could outgrow "
                 f"the backend's history limit; use at most {most}"
+            )
+        if self.job_source not in JOB_SOURCES:
+            raise InvalidRequestError(
+                f"job_source must be one of {', '.join(JOB_SOURCES)}, not {self.job_source!r}"
             )
         fraction = self.job_fail_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
@@ -361,6 +373,7 @@ class JobCheckRequest:
     fail_fraction: float = 0.0
     hang_seconds: float = 0.0
     hang_from_check: int = 1
+    due_at: str | None = None  # when the orchestrator planned this check (the benchmark measures lateness)
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)

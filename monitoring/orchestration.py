@@ -171,6 +171,9 @@ class _Monitor:
             # A timer that fired early (stale, from an earlier generation) leads round the loop again.
         return True
 
+    def due_of_check(self, number: int) -> datetime:
+        return self.started_at + timedelta(seconds=self.schedule.offset_of_check(number))
+
     def check(self, number: int) -> Steps:
         """Check ``number``, retrying failures; returns the report, or raises :class:`_Ended`."""
         guard = self.guard
@@ -183,11 +186,13 @@ class _Monitor:
             monitor_started_at=to_iso(self.started_at),
             job_duration_seconds=self.request.job_duration_seconds,
             job_outcome=self.request.job_outcome,
+            source=self.request.job_source,
             check_number=number,
             fail_first_attempts=self.request.job_fail_first_attempts,
             fail_fraction=self.request.job_fail_fraction,
             hang_seconds=self.request.job_hang_seconds,
             hang_from_check=self.request.job_hang_from_check,
+            due_at=to_iso(self.due_of_check(number)),
         )
         attempts = 0
         while True:
@@ -231,8 +236,7 @@ class _Monitor:
         try:
             while True:
                 number = self.progress.checks_done + 1
-                due = self.started_at + timedelta(seconds=self.schedule.offset_of_check(number))
-                yield from self.sleep_until(due)
+                yield from self.sleep_until(self.due_of_check(number))
                 report = yield from self.check(number)
                 self._update(checks_done=number, last_status=report.status, last_check_time=report.checked_at)
                 decision = decide_after_check(self.schedule, number, report.status)

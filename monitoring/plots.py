@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from io import BytesIO
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -172,3 +173,32 @@ def png_bytes(figure: Figure) -> bytes:
     buffer = BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
+
+
+def scale_figure(runs: Sequence[dict[str, Any]], saturated_at: int | None) -> Figure:
+    """Lateness and throughput against the number of monitors (``monitoring.bench`` on-time runs).
+
+    ``saturated_at`` (a monitor count, or None) is marked on both plots: from there on the worker no longer
+    keeps up with the offered load and lateness grows with every monitor added.
+    """
+    figure = Figure(figsize=(12, 4.2), layout="constrained")
+    lateness, throughput = figure.subplots(1, 2)
+    sizes = [run["monitors"] for run in runs]
+    for key, style in (("p50", "o-"), ("p99", "s--"), ("max", "^:")):
+        lateness.plot(sizes, [run[f"lateness_{key}_seconds"] * 1000 for run in runs], style, label=key)
+    lateness.set_ylabel("lateness: check time minus due time (ms)")
+    lateness.set_title(f"Lateness ({runs[0]['interval_seconds']:g} s interval)")
+    throughput.plot(sizes, [run["offered_checks_per_second"] for run in runs], ":", color="grey",
+                    label="offered (monitors / interval)")  # fmt: skip
+    throughput.plot(sizes, [run["checks_per_second"] for run in runs], "o-", color="C2", label="achieved")
+    throughput.set_ylabel("checks per second")
+    throughput.set_title("Throughput")
+    for ax in (lateness, throughput):
+        if saturated_at is not None:
+            ax.axvline(saturated_at, color="C3", alpha=0.7, label=f"saturated at {saturated_at} monitors")
+        ax.set_xscale("log")
+        ax.set_xlabel("monitors")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return figure

@@ -38,7 +38,7 @@ def test_missing_fields_take_defaults() -> None:
         "job_outcome": "Completed",
     }
     assert request.retry_policy().max_number_of_attempts == 3
-    assert request.deadline_grace_seconds == 10.0 and request.checks_per_generation == 100
+    assert request.deadline_grace_seconds == 10.0 and request.checks_per_generation == 10
     assert MonitorRequest.from_payload(None, default_job_id="job-x").job_id == "job-x"
     assert MonitorRequest.from_payload({"job_id": None}, default_job_id="job-y").job_id == "job-y"
 

@@ -1,0 +1,626 @@
+"""How many monitors one worker keeps on schedule: ``python -m monitoring bench``.
+
+Each stack runs in a subprocess of its own (``python -m monitoring.bench stack NAME ...``, which prints one
+JSON object), so its CPU seconds and peak memory are its own. The stacks:
+
+* ``project``: this project's default layout: the local scheduler in its own process, the worker in the
+  bench process (:data:`PROJECT_WORK_ITEMS`, :data:`PROJECT_THREADS`), the real orchestrator;
+* ``reference``: the official sample's loop (check, publish, return if done, else a timer at *now +
+  interval*), an SDK-default ``TaskHubGrpcWorker``, and the in-memory backend in the same process (the
+  project's loopback-only :class:`~monitoring.scheduler.LocalScheduler` around it);
+* ``floor``: a plain asyncio loop making the same checks on the same schedule, with no durability.
+
+Every check asks the ``bench`` job source (:class:`RecordingJobSource`), which answers like the simulated
+job and notes, in the worker's memory, when the check was due, when it ran and the process CPU time then.
+Lateness is *actual minus due*. Three phases per stack:
+
+* **on time**: ``monitors`` monitors of ``checks`` checks every ``interval`` s: lateness p50/p99/max,
+  time to schedule them, CPU seconds of worker and scheduler, memory per waiting monitor;
+* **saturated**: ``saturated_monitors`` monitors checking as fast as they can: checks per second;
+* **long**: ``long_monitors`` monitors of ``long_checks`` checks at a tiny interval: worker CPU per check
+  around the 10th check and around the last, which stays flat only if the history is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from durabletask import task
+from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
+from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
+
+from monitoring import jobs, scheduler
+from monitoring.connection import create_client, create_worker, local_connection
+from monitoring.jobs import SimulatedJobSource
+from monitoring.models import (
+    DEFAULT_CHECKS_PER_GENERATION,
+    JobCheckRequest,
+    JobStatusReport,
+    MonitorRequest,
+    from_iso,
+    to_iso,
+)
+from monitoring.orchestration import ORCHESTRATOR_NAME
+
+STACKS = ("project", "reference", "floor")
+# The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
+# better (16/4, 64/8, 400/2 work items/threads gave 112-143 checks/s against 150; see the README).
+PROJECT_WORK_ITEMS = 200
+PROJECT_THREADS = 6
+REFERENCE_ORCHESTRATOR = "reference_sample_orchestrator"
+REFERENCE_ACTIVITY = "reference_check_job"
+TERMINAL = {OrchestrationStatus.COMPLETED, OrchestrationStatus.FAILED, OrchestrationStatus.TERMINATED}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+README_START = "<!-- bench-results:start -->"
+README_END = "<!-- bench-results:end -->"
+
+
+# --- recording the checks ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    job_id: str
+    check_number: int
+    due: float  # epoch seconds
+    actual: float
+    cpu: float  # process CPU seconds when the check ran
+
+
+class RecordingJobSource(SimulatedJobSource):
+    """The simulated job, noting when each check was due, when it ran, and the process CPU time then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._records: list[CheckRecord] = []
+        self._records_lock = threading.Lock()
+
+    def check(self, request: JobCheckRequest, now: datetime) -> JobStatusReport:
+        due = from_iso(request.due_at).timestamp() if request.due_at else now.timestamp()
+        record = CheckRecord(request.job_id, request.check_number, due, now.timestamp(), time.process_time())
+        with self._records_lock:
+            self._records.append(record)
+        return super().check(request, now)
+
+    def records(self, job_prefix: str) -> list[CheckRecord]:
+        with self._records_lock:
+            return [record for record in self._records if record.job_id.startswith(job_prefix)]
+
+    def count(self, job_prefix: str) -> int:
+        with self._records_lock:
+            return sum(1 for record in self._records if record.job_id.startswith(job_prefix))
+
+
+RECORDER = RecordingJobSource()
+jobs.STATUS_SOURCES["bench"] = RECORDER
+
+
+# --- reference (a): the official sample's loop ----------------------------------------------------------
+
+
+def reference_sample_orchestrator(
+    ctx: task.OrchestrationContext, payload: dict[str, Any]
+) -> Generator[task.Task[Any], Any, dict[str, Any]]:
+    """The sample's monitor: check, publish, stop if done, else sleep *interval* from now; until timeout."""
+    interval = timedelta(seconds=payload["polling_interval_seconds"])
+    timeout = payload["timeout_seconds"]
+    started = ctx.current_utc_datetime
+    due = started
+    checks = 0
+    limit = payload.get("max_checks")
+    while (ctx.current_utc_datetime - started).total_seconds() < timeout and checks != limit:
+        request = JobCheckRequest(
+            job_id=payload["job_id"],
+            monitor_started_at=to_iso(started),
+            job_duration_seconds=payload["job_duration_seconds"],
+            job_outcome=payload["job_outcome"],
+            source="bench",
+            check_number=checks + 1,
+            due_at=to_iso(due),
+        )
+        report = yield ctx.call_activity(REFERENCE_ACTIVITY, input=request.to_payload())
+        checks += 1
+        ctx.set_custom_status(
+            {"job_id": payload["job_id"], "status": report["status"], "check_count": checks}
+        )
+        if report["status"] in ("Completed", "Failed"):
+            return {"job_id": payload["job_id"], "final_status": report["status"], "checks_performed": checks}
+        due = ctx.current_utc_datetime + interval
+        yield ctx.create_timer(due)
+    return {"job_id": payload["job_id"], "final_status": "Timeout", "checks_performed": checks}
+
+
+def reference_check_job(ctx: task.ActivityContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return jobs.check_job(JobCheckRequest.from_payload(payload)).to_payload()
+
+
+# --- measuring a process -------------------------------------------------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_memory_mb(pid: int, key: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of ``pid`` in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(f"{key} not found for pid {pid}")
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- the stacks -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    monitors: int = 1000
+    interval: float = 5.0
+    checks: int = 4
+    saturated_monitors: int = 200
+    saturated_checks: int = 10
+    long_monitors: int = 2
+    long_checks: int = 1000
+    long_interval: float = 0.01
+    reference_long_checks: int = 200  # its history is never cut: replays grow with every check
+    checks_per_generation: int = DEFAULT_CHECKS_PER_GENERATION
+    work_items: int = PROJECT_WORK_ITEMS  # the project worker's ConcurrencyOptions, to compare settings
+    threads: int = PROJECT_THREADS
+    sweep: tuple[int, ...] = ()  # extra on-time runs (monitor counts) for plots; project/floor/reference
+
+    def on_time_sizes(self) -> tuple[int, ...]:
+        return self.sweep or (self.monitors,)
+
+
+class Stack:
+    """Starts monitors of the ``bench`` job and reports on this process and the scheduler's."""
+
+    name = ""
+    scheduler_pid: int | None = None
+    checks_per_generation = DEFAULT_CHECKS_PER_GENERATION
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        raise NotImplementedError
+
+    def wait_all_done(self, prefix: str, expected: int, timeout: float) -> None:
+        """Wait until every monitor whose instance id starts with ``prefix`` has ended (one query a tick)."""
+
+    def close(self) -> None:
+        pass
+
+    def request(self, job_id: str, interval: float, checks: int) -> MonitorRequest:
+        # The job never finishes within the run, so every planned check happens: at 0, I, ..., (C-1)I.
+        timeout = interval * (checks - 1) if checks > 1 else interval
+        return MonitorRequest(
+            job_id=job_id,
+            polling_interval_seconds=interval,
+            timeout_seconds=timeout,
+            job_duration_seconds=timeout * 10 + 3600,
+            checks_per_generation=self.checks_per_generation,
+            deadline_grace_seconds=600.0,  # every planned check must happen, however late under overload
+            job_source="bench",
+        )
+
+
+class _DurableStack(Stack):
+    client: TaskHubGrpcClient
+
+    def wait_all_done(self, prefix: str, expected: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        query = OrchestrationQuery(instance_id_prefix=prefix, fetch_inputs_and_outputs=False)
+        while time.monotonic() < deadline:
+            states = self.client.get_all_orchestration_states(query)
+            if len(states) >= expected and all(state.runtime_status in TERMINAL for state in states):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{prefix}: monitors still running after {timeout:g} s")
+
+
+class ProjectStack(_DurableStack):
+    name = "project"
+
+    def __init__(self, settings: BenchSettings) -> None:
+        self.checks_per_generation = settings.checks_per_generation
+        self.port = free_loopback_port()
+        self.scheduler_pid = scheduler.spawn_scheduler_process(self.port)
+        connection = local_connection(f"http://127.0.0.1:{self.port}")
+        concurrency = ConcurrencyOptions(
+            maximum_concurrent_activity_work_items=settings.work_items,
+            maximum_concurrent_orchestration_work_items=settings.work_items,
+            maximum_thread_pool_workers=settings.threads,
+        )
+        self.worker = create_worker(connection, concurrency)
+        self.worker.start()
+        self.client = create_client(connection)
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        payload = self.request(job_id, interval, checks).to_payload()
+        self.client.schedule_new_orchestration(ORCHESTRATOR_NAME, input=payload, instance_id=job_id)
+
+    def close(self) -> None:
+        self.worker.stop()
+        scheduler.stop_scheduler_process(self.port)
+
+
+class ReferenceStack(_DurableStack):
+    name = "reference"
+
+    def __init__(self) -> None:
+        self.backend = scheduler.LocalScheduler(0).start()  # in this process, as the sample runs it
+        address = f"127.0.0.1:{self.backend.port}"
+        self.worker = TaskHubGrpcWorker(host_address=address)
+        self.worker.add_orchestrator(reference_sample_orchestrator)
+        self.worker.add_activity(reference_check_job)
+        self.worker.start()
+        self.client = TaskHubGrpcClient(host_address=address)
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        # The sample loops while elapsed < timeout, and its timers drift (each is *now + interval*), so
+        # the timeout is left wide and the run is cut at exactly ``checks`` checks to compare like for like.
+        payload = {**self.request(job_id, interval, checks).to_payload(), "max_checks": checks}
+        payload["timeout_seconds"] = interval * checks * 100 + 60
+        self.client.schedule_new_orchestration(REFERENCE_ORCHESTRATOR, input=payload, instance_id=job_id)
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.backend.stop()
+
+
+class FloorStack(Stack):
+    """No durability: one asyncio task per monitor, sleeping until each check is due."""
+
+    name = "floor"
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-floor", daemon=True)
+        self.thread.start()
+        self.pending: dict[str, Any] = {}
+
+    async def _monitor(self, request: MonitorRequest) -> None:
+        started = datetime.now(timezone.utc)
+        schedule = request.schedule()
+        for number in range(1, schedule.planned_check_count + 1):
+            due = started + timedelta(seconds=schedule.offset_of_check(number))
+            await asyncio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()))
+            check = JobCheckRequest(
+                job_id=request.job_id,
+                monitor_started_at=to_iso(started),
+                job_duration_seconds=request.job_duration_seconds,
+                job_outcome=request.job_outcome,
+                source=request.job_source,
+                check_number=number,
+                due_at=to_iso(due),
+            )
+            jobs.check_job(check)
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        request = self.request(job_id, interval, checks)
+        self.pending[job_id] = asyncio.run_coroutine_threadsafe(self._monitor(request), self.loop)
+
+    def wait_all_done(self, prefix: str, expected: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for job_id, future in list(self.pending.items()):
+            if job_id.startswith(prefix):
+                future.result(timeout=max(0.1, deadline - time.monotonic()))
+                del self.pending[job_id]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def open_stack(name: str, settings: BenchSettings) -> Stack:
+    if name == "project":
+        return ProjectStack(settings)
+    return {"reference": ReferenceStack, "floor": FloorStack}[name]()
+
+
+# --- the phases ----------------------------------------------------------------------------------------
+
+
+def _cpu(stack: Stack) -> tuple[float, float | None]:
+    worker = process_cpu_seconds(os.getpid())
+    sched = process_cpu_seconds(stack.scheduler_pid) if stack.scheduler_pid else None
+    return worker, sched
+
+
+def _rss_mb(stack: Stack) -> float:
+    total = process_memory_mb(os.getpid(), "VmRSS")
+    if stack.scheduler_pid:
+        total += process_memory_mb(stack.scheduler_pid, "VmRSS")
+    return total
+
+
+def _wait_for_checks(prefix: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while RECORDER.count(prefix) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def run_batch(stack: Stack, prefix: str, monitors: int, interval: float, checks: int) -> dict[str, Any]:
+    """Start ``monitors`` monitors, wait for all their checks and ends; return what was measured."""
+    rss_before = _rss_mb(stack)
+    cpu_before = _cpu(stack)
+    began = time.monotonic()
+    for index in range(monitors):
+        stack.schedule(f"{prefix}{index:06d}", interval, checks)
+    scheduled_in = time.monotonic() - began
+    # Every monitor has made its first check and waits on its second: what a waiting monitor weighs.
+    _wait_for_checks(prefix, monitors, timeout=60 + monitors * 0.05)
+    waiting_rss = _rss_mb(stack)
+    expected = monitors * checks
+    stack.wait_all_done(prefix, monitors, timeout=interval * checks * 4 + 60 + expected * 0.05)
+    cpu_after = _cpu(stack)
+    records = RECORDER.records(prefix)
+    lateness = [record.actual - record.due for record in records]
+    first = min(record.actual for record in records)
+    last = max(record.actual for record in records)
+    worker_cpu = cpu_after[0] - cpu_before[0]
+    scheduler_cpu = None if cpu_before[1] is None else cpu_after[1] - cpu_before[1]  # type: ignore[operator]
+    return {
+        "monitors": monitors,
+        "interval_seconds": interval,
+        "checks_per_monitor": checks,
+        "checks_expected": expected,
+        "checks_done": len(records),
+        "offered_checks_per_second": monitors / interval,
+        # Checks after each monitor's first, per second from the first check to the last: N / interval when
+        # the worker keeps up, less when it does not.
+        "checks_per_second": (len(records) - monitors) / (last - first) if last > first else float("nan"),
+        "lateness_p50_seconds": percentile(lateness, 0.50),
+        "lateness_p99_seconds": percentile(lateness, 0.99),
+        "lateness_max_seconds": max(lateness) if lateness else float("nan"),
+        "schedule_seconds": scheduled_in,
+        "worker_cpu_seconds": worker_cpu,
+        "scheduler_cpu_seconds": scheduler_cpu,
+        "cpu_ms_per_check": 1000 * (worker_cpu + (scheduler_cpu or 0.0)) / max(1, len(records)),
+        "memory_kb_per_waiting_monitor": max(0.0, waiting_rss - rss_before) * 1024 / monitors,
+    }
+
+
+def saturation_point(runs: Sequence[dict[str, Any]], keeping_up: float = 0.9) -> int | None:
+    """The first monitor count whose achieved checks/s fell below ``keeping_up`` x the offered load."""
+    for run in runs:
+        if run["checks_per_second"] < keeping_up * run["offered_checks_per_second"]:
+            return int(run["monitors"])
+    return None
+
+
+def cpu_per_check_at(records: list[CheckRecord], around: int, window: int) -> float:
+    """Worker CPU ms per check for checks numbered ``around`` ± ``window`` (all monitors together)."""
+    chosen = sorted(
+        (record for record in records if abs(record.check_number - around) <= window),
+        key=lambda record: record.actual,
+    )
+    if len(chosen) < 2:
+        return float("nan")
+    return 1000 * (chosen[-1].cpu - chosen[0].cpu) / (len(chosen) - 1)
+
+
+def run_stack(name: str, settings: BenchSettings) -> dict[str, Any]:
+    stack = open_stack(name, settings)
+    long_checks = settings.reference_long_checks if name == "reference" else settings.long_checks
+    try:
+        on_time = [
+            run_batch(stack, f"ontime{size}-", size, settings.interval, settings.checks)
+            for size in settings.on_time_sizes()
+        ]
+        saturated = run_batch(
+            stack, "sat-", settings.saturated_monitors, settings.long_interval, settings.saturated_checks
+        )
+        long = run_batch(stack, "long-", settings.long_monitors, settings.long_interval, long_checks)
+        records = RECORDER.records("long-")
+        early = min(10, long_checks)
+        window = max(1, min(5, long_checks // 20))
+        peak_worker_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_scheduler_mb = process_memory_mb(stack.scheduler_pid, "VmHWM") if stack.scheduler_pid else None
+        cpu_early = cpu_per_check_at(records, early + window, window)
+        cpu_late = cpu_per_check_at(records, long_checks - window, window)
+        return {
+            "stack": name,
+            "settings": asdict(settings),
+            "on_time": on_time,
+            "saturated": saturated,
+            "long": {
+                **long,
+                "early_check": early,
+                "late_check": long_checks,
+                "cpu_ms_per_check_early": cpu_early,
+                "cpu_ms_per_check_late": cpu_late,
+                "cpu_growth": cpu_late / cpu_early if cpu_early > 0 else float("nan"),
+            },
+            "peak_worker_mb": peak_worker_mb,
+            "peak_scheduler_mb": peak_scheduler_mb,
+        }
+    finally:
+        stack.close()
+
+
+# --- the parent: one subprocess per stack, a table, the ratios ----------------------------------------------
+
+
+def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> dict[str, Any]:
+    """Run one stack in a fresh ``python -m monitoring.bench`` process; return its JSON."""
+    command = [
+        sys.executable,
+        "-m",
+        "monitoring.bench",
+        "stack",
+        name,
+        "--settings",
+        json.dumps(asdict(settings)),
+    ]
+    with tempfile.TemporaryDirectory(prefix="monitoring-bench-") as state:
+        env = {**os.environ, "MONITORING_STATE_DIR": state}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {name} stack failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_all(
+    settings: BenchSettings, stacks: Sequence[str] = STACKS, on_stack: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    results = {}
+    for name in stacks:
+        if on_stack:
+            on_stack(name)
+        results[name] = measure(name, settings)
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_description(),
+        "stacks": results,
+        "ratios": ratios(results),
+    }
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    project = results.get("project")
+    for other in ("reference", "floor"):
+        if project and other in results:
+            mine = project["saturated"]["checks_per_second"]
+            theirs = results[other]["saturated"]["checks_per_second"]
+            found[f"project/{other} saturated checks/s"] = mine / theirs
+            mine_p99 = project["on_time"][-1]["lateness_p99_seconds"]
+            their_p99 = results[other]["on_time"][-1]["lateness_p99_seconds"]
+            found[f"project/{other} p99 lateness"] = mine_p99 / their_p99 if their_p99 > 0 else float("nan")
+    return found
+
+
+def machine_description() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{os.cpu_count()} cores, {model}, Python {sys.version.split()[0]}, load before run {load}"
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}"
+
+
+def results_table(run: dict[str, Any]) -> str:
+    """A Markdown table of the figures, one column per stack, then the ratios."""
+    stacks = run["stacks"]
+    names = list(stacks)
+    first = stacks[names[0]]
+    ontime = first["on_time"][-1]
+    long = first["long"]
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        (
+            f"lateness p50 / p99 / max, ms ({ontime['monitors']} monitors x {ontime['checks_per_monitor']} "
+            f"checks at {ontime['interval_seconds']:g} s)",
+            lambda r: " / ".join(
+                _ms(r["on_time"][-1][f"lateness_{k}_seconds"]) for k in ("p50", "p99", "max")
+            ),
+        ),
+        ("time to schedule them, s", lambda r: f"{r['on_time'][-1]['schedule_seconds']:.2f}"),
+        (
+            "CPU s worker / scheduler process (that run)",
+            lambda r: (
+                f"{r['on_time'][-1]['worker_cpu_seconds']:.1f} / "
+                + (
+                    "in worker"
+                    if r["on_time"][-1]["scheduler_cpu_seconds"] is None
+                    else f"{r['on_time'][-1]['scheduler_cpu_seconds']:.1f}"
+                )
+            ),
+        ),
+        ("CPU ms per check (worker + scheduler)", lambda r: f"{r['on_time'][-1]['cpu_ms_per_check']:.2f}"),
+        (
+            "memory per waiting monitor, KB",
+            lambda r: f"{r['on_time'][-1]['memory_kb_per_waiting_monitor']:.0f}",
+        ),
+        (
+            f"saturated checks/s ({first['saturated']['monitors']} monitors)",
+            lambda r: f"{r['saturated']['checks_per_second']:.0f}",
+        ),
+        (
+            f"worker CPU ms per check at check {long['early_check']} / {long['late_check']}",
+            lambda r: (
+                f"{r['long']['cpu_ms_per_check_early']:.2f} / {r['long']['cpu_ms_per_check_late']:.2f}"
+                f" (x{r['long']['cpu_growth']:.2f})"
+            ),
+        ),
+        (
+            "peak memory MB worker / scheduler",
+            lambda r: (
+                f"{r['peak_worker_mb']:.0f} / "
+                + ("in worker" if r["peak_scheduler_mb"] is None else f"{r['peak_scheduler_mb']:.0f}")
+            ),
+        ),
+    ]
+    lines = [f"| figure | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|"]
+    for label, cell in rows:
+        lines.append(f"| {label} | {' | '.join(cell(stacks[name]) for name in names)} |")
+    lines.append("")
+    lines.extend(f"- {label}: {value:.2f}" for label, value in run["ratios"].items())
+    return "\n".join(lines)
+
+
+def update_readme(run: dict[str, Any], readme: Path, command: str) -> None:
+    text = readme.read_text()
+    block = (
+        f"{README_START}\nMeasured {run['date']} on {run['machine']}, with `{command}`:\n\n"
+        f"{results_table(run)}\n{README_END}"
+    )
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise RuntimeError(f"{readme} has no {README_START} ... {README_END} block to replace")
+    readme.write_text(pattern.sub(lambda _: block, text))
+
+
+def _stack_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitoring.bench")
+    parser.add_argument("command", choices=["stack"])
+    parser.add_argument("stack", choices=STACKS)
+    parser.add_argument("--settings", default="{}")
+    args = parser.parse_args(argv)
+    values = json.loads(args.settings)
+    values["sweep"] = tuple(values.get("sweep", ()))
+    print(json.dumps(run_stack(args.stack, BenchSettings(**values))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    # Through the imported module, so the recorder the activity finds is the one this process reads.
+    from monitoring.bench import _stack_main as stack_main
+
+    sys.exit(stack_main(sys.argv[1:]))

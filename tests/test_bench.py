@@ -1,0 +1,152 @@
+"""The benchmark: pure helpers, the CLI edge, and a tiny smoke run of every stack (no timing limits)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from monitoring import bench
+from monitoring.cli import main
+from monitoring.models import InvalidRequestError, JobCheckRequest, MonitorRequest
+
+TINY = [
+    "--monitors", "6", "--interval", "0.2", "--checks", "3", "--saturated-monitors", "4",
+    "--long-monitors", "1", "--long-checks", "30", "--reference-long-checks", "30",
+]  # fmt: skip
+
+
+def test_percentile_picks_from_the_sorted_values() -> None:
+    values = [5.0, 1.0, 3.0, 2.0, 4.0]
+    assert bench.percentile(values, 0.5) == 3.0
+    assert bench.percentile(values, 0.99) == 5.0
+    assert bench.percentile(values, 0.0) == 1.0
+    assert math.isnan(bench.percentile([], 0.5))
+
+
+def test_cpu_per_check_uses_the_cpu_spent_between_checks_near_a_number() -> None:
+    records = [bench.CheckRecord("m", n, n, n, cpu=n * 0.002) for n in range(1, 21)]
+    records += [bench.CheckRecord("m", 1000 + n, 1000 + n, 1000 + n, cpu=1 + n * 0.004) for n in range(10)]
+    assert bench.cpu_per_check_at(records, 10, 2) == pytest.approx(2.0)
+    assert bench.cpu_per_check_at(records, 1005, 2) == pytest.approx(4.0)
+
+
+def test_saturation_is_the_first_size_whose_throughput_falls_behind_the_offered_load() -> None:
+    runs = [
+        {"monitors": 10, "offered_checks_per_second": 10.0, "checks_per_second": 10.1},
+        {"monitors": 100, "offered_checks_per_second": 100.0, "checks_per_second": 97.0},
+        {"monitors": 400, "offered_checks_per_second": 400.0, "checks_per_second": 180.0},
+        {"monitors": 800, "offered_checks_per_second": 800.0, "checks_per_second": 185.0},
+    ]
+    assert bench.saturation_point(runs) == 400
+    assert bench.saturation_point(runs[:2]) is None
+
+
+def test_job_source_is_validated_and_reaches_the_check() -> None:
+    with pytest.raises(InvalidRequestError, match="job_source must be one of simulated, bench"):
+        MonitorRequest(job_id="j", job_source="nope")
+    assert "job_source" not in MonitorRequest(job_id="j").to_payload()  # wire shape unchanged by default
+    assert MonitorRequest(job_id="j", job_source="bench").to_payload()["job_source"] == "bench"
+    old_shape = JobCheckRequest(job_id="j", monitor_started_at="2026-01-01T00:00:00.000Z",
+                                job_duration_seconds=1, job_outcome="Completed").to_payload()  # fmt: skip
+    assert JobCheckRequest.from_payload({**old_shape, "due_at": None}).due_at is None
+
+
+def test_recording_source_notes_due_and_actual_times() -> None:
+    source = bench.RecordingJobSource()
+    request = JobCheckRequest(
+        job_id="rec-1",
+        monitor_started_at="2026-01-01T00:00:00.000Z",
+        job_duration_seconds=10,
+        job_outcome="Completed",
+        source="bench",
+        check_number=2,
+        due_at="2026-01-01T00:00:05.000Z",
+    )
+    report = source.check(request, datetime(2026, 1, 1, 0, 0, 5, 250000, tzinfo=timezone.utc))
+    assert report.status == "Running"
+    (record,) = source.records("rec-")
+    assert record.check_number == 2
+    assert record.actual - record.due == pytest.approx(0.25)
+
+
+def test_bad_bench_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--stacks", "project,nope"]) == 2
+    assert main(["bench", "--monitors", "0"]) == 2
+    assert main(["bench", "--checks", "1"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``python -m monitoring bench --json`` at a tiny size: every stack, each in its own process."""
+    state = tmp_path_factory.mktemp("bench-state")
+    done = subprocess.run(
+        [sys.executable, "-m", "monitoring", "bench", *TINY, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "MONITORING_STATE_DIR": str(state)},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout[done.stdout.index("{") :])
+
+
+def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None:
+    assert set(smoke_run["stacks"]) == set(bench.STACKS)
+    for name, result in smoke_run["stacks"].items():
+        (on_time,) = result["on_time"]
+        assert on_time["checks_done"] == on_time["checks_expected"] == 6 * 3, name
+        assert 0 <= on_time["lateness_p50_seconds"] <= on_time["lateness_p99_seconds"]
+        assert on_time["lateness_p99_seconds"] <= on_time["lateness_max_seconds"]
+        assert on_time["schedule_seconds"] >= 0 and on_time["worker_cpu_seconds"] >= 0
+        assert on_time["memory_kb_per_waiting_monitor"] >= 0
+        assert result["saturated"]["checks_done"] == result["saturated"]["checks_expected"] == 4 * 10
+        assert result["saturated"]["checks_per_second"] > 0
+        assert result["long"]["checks_done"] == 30 and result["long"]["late_check"] == 30
+        assert result["long"]["cpu_ms_per_check_early"] >= 0 and result["long"]["cpu_ms_per_check_late"] >= 0
+        assert result["peak_worker_mb"] > 0
+    # The scheduler runs in a process of its own only in the project's stack.
+    assert smoke_run["stacks"]["project"]["on_time"][0]["scheduler_cpu_seconds"] >= 0
+    assert smoke_run["stacks"]["project"]["peak_scheduler_mb"] > 0
+    assert smoke_run["stacks"]["reference"]["peak_scheduler_mb"] is None
+    # A durable check runs after its timer fired, so it is never early: the due time reached the check.
+    for name in ("project", "reference"):
+        assert smoke_run["stacks"][name]["on_time"][0]["lateness_p50_seconds"] > 0
+    assert set(smoke_run["ratios"]) == {
+        "project/reference saturated checks/s",
+        "project/reference p99 lateness",
+        "project/floor saturated checks/s",
+        "project/floor p99 lateness",
+    }
+
+
+def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{bench.README_START}\nold\n{bench.README_END}\nafter\n")
+    bench.update_readme(smoke_run, readme, "python -m monitoring bench --update-readme")
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
+    assert "| figure | project | reference | floor |" in text
+    assert "saturated checks/s" in text and smoke_run["date"] in text
+    with pytest.raises(RuntimeError, match="no <!-- bench-results:start -->"):
+        bench.update_readme(smoke_run, _plain(tmp_path), "cmd")
+
+
+def test_the_project_readme_has_the_results_block() -> None:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert bench.README_START in text and bench.README_END in text
+    assert "python -m monitoring bench --update-readme" in text
+
+
+def _plain(tmp_path: Path) -> Path:
+    path = tmp_path / "plain.md"
+    path.write_text("# no markers\n")
+    return path
