@@ -124,6 +124,12 @@ threading._register_atexit(stop_worker)  # type: ignore[attr-defined]
 # --- the client side -------------------------------------------------------------------------------------
 
 
+def failure_text(state: OrchestrationState) -> str | None:
+    """An orchestration's failure as ``ErrorType: message``; None if it has not failed."""
+    details = state.failure_details
+    return None if details is None else f"{details.error_type}: {details.message}"
+
+
 def runtime_status_name(status: OrchestrationStatus) -> str:
     """``OrchestrationStatus.CONTINUED_AS_NEW`` -> ``"ContinuedAsNew"``, as the HTTP API spells it."""
     return "".join(part.capitalize() for part in status.name.split("_"))
@@ -184,15 +190,12 @@ class MonitorSnapshot:
     def from_state(cls, state: OrchestrationState) -> MonitorSnapshot:
         custom: Any = state.get_custom_status() if state.serialized_custom_status else None
         output: Any = state.get_output() if state.serialized_output else None
-        failure = None
-        if state.failure_details is not None:
-            failure = f"{state.failure_details.error_type}: {state.failure_details.message}"
         return cls(
             instance_id=state.instance_id,
             runtime_status=runtime_status_name(state.runtime_status),
             custom_status=MonitorStatus.from_payload(custom) if isinstance(custom, dict) else None,
             result=MonitorResult.from_payload(output) if isinstance(output, dict) else None,
-            failure=failure,
+            failure=failure_text(state),
         )
 
     def describe(self) -> str:
@@ -239,9 +242,6 @@ class InstanceDetails:
 
     @classmethod
     def from_state(cls, state: OrchestrationState) -> InstanceDetails:
-        failure = None
-        if state.failure_details is not None:
-            failure = f"{state.failure_details.error_type}: {state.failure_details.message}"
         return cls(
             name=state.name,
             instance_id=state.instance_id,
@@ -251,7 +251,7 @@ class InstanceDetails:
             output=decode_payload(state.serialized_output),
             created_at=state.created_at,
             last_updated_at=state.last_updated_at,
-            failure=failure,
+            failure=failure_text(state),
         )
 
     def to_payload(self) -> dict[str, Any]:
