@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from durabletask import task
 
@@ -82,6 +82,20 @@ def decode_payload(serialized: str | None) -> Any:
 def _known_fields(cls: type, payload: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
     return {key: value for key, value in payload.items() if key in names}
+
+
+PayloadType = TypeVar("PayloadType", bound="Payload")
+
+
+class Payload:
+    """Base of the dataclasses that travel as JSON objects; ``from_payload`` ignores unknown keys."""
+
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_payload(cls: type[PayloadType], payload: dict[str, Any]) -> PayloadType:
+        return cls(**_known_fields(cls, payload))
 
 
 def _positive_seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -271,7 +285,7 @@ _BASE_FIELDS = (
 
 
 @dataclass(frozen=True)
-class MonitorStatus:
+class MonitorStatus(Payload):
     """The custom status the orchestrator publishes before the first check and after every check."""
 
     job_id: str
@@ -289,16 +303,9 @@ class MonitorStatus:
     reason: str | None = None
     generation: int = 1
 
-    def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> MonitorStatus:
-        return cls(**_known_fields(cls, payload))
-
 
 @dataclass(frozen=True)
-class MonitorResult:
+class MonitorResult(Payload):
     """The orchestration's output, in the official sample's shape.
 
     ``reason`` says in words why a monitor ended ``Failed`` by its own checks, ``Cancelled``, or ``Timeout``
@@ -317,13 +324,9 @@ class MonitorResult:
             del payload["reason"]
         return payload
 
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> MonitorResult:
-        return cls(**_known_fields(cls, payload))
-
 
 @dataclass(frozen=True)
-class MonitorProgress:
+class MonitorProgress(Payload):
     """What one generation hands the next through ``continue_as_new``: the run so far."""
 
     started_at: str
@@ -332,13 +335,6 @@ class MonitorProgress:
     last_status: JobStatus = "Pending"
     last_check_time: str | None = None
     last_error: str | None = None
-
-    def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> MonitorProgress:
-        return cls(**_known_fields(cls, payload))
 
 
 CONTINUATION_KEYS = frozenset({"request", "progress"})
@@ -360,7 +356,7 @@ def parse_monitor_input(
 
 
 @dataclass(frozen=True)
-class JobCheckRequest:
+class JobCheckRequest(Payload):
     """Input of the ``check_job_status`` activity (the ``fail``/``hang`` fields drive the simulated job)."""
 
     job_id: str
@@ -375,25 +371,11 @@ class JobCheckRequest:
     hang_from_check: int = 1
     due_at: str | None = None  # when the orchestrator planned this check (the benchmark measures lateness)
 
-    def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> JobCheckRequest:
-        return cls(**_known_fields(cls, payload))
-
 
 @dataclass(frozen=True)
-class JobStatusReport:
+class JobStatusReport(Payload):
     """Output of the ``check_job_status`` activity: what the job said, and when it was asked."""
 
     job_id: str
     status: JobStatus
     checked_at: str
-
-    def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> JobStatusReport:
-        return cls(**_known_fields(cls, payload))
