@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import grpc
@@ -127,3 +131,48 @@ def test_a_stale_record_is_not_trusted() -> None:
 
 def test_local_connection_describes_itself(scheduler: LocalScheduler) -> None:
     assert scheduler.address in local_connection(scheduler.address).describe()
+
+
+def test_timer_queue_fires_in_due_order_and_restarts_after_stop() -> None:
+    fired: list[str] = []
+    done = threading.Event()
+    timers = sched.TimerQueue()
+    now = datetime.now(timezone.utc)
+    timers.call_at(now + timedelta(milliseconds=80), lambda: fired.append("late"))
+    timers.call_at(now - timedelta(seconds=1), lambda: fired.append("overdue"))
+    timers.call_at(now + timedelta(milliseconds=20), lambda: fired.append("soon"))
+    timers.call_at(now + timedelta(milliseconds=120), done.set)
+    assert done.wait(5)
+    assert fired == ["overdue", "soon", "late"] and len(timers) == 0
+    timers.stop()
+    timers.call_at(datetime.now(timezone.utc), done.clear)  # a stopped queue starts again when needed
+    deadline = time.monotonic() + 5
+    while done.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not done.is_set()
+    timers.stop()
+
+
+def test_waiting_monitors_hold_timers_not_threads(scheduler: LocalScheduler, monitors: MonitorClient) -> None:
+    """Each waiting monitor has two pending timers (its next check, its guard): heap entries, no threads."""
+    threads_before = threading.active_count()
+    timers_before = len(scheduler.backend.timers)
+    request = MonitorRequest(new_job_id(), polling_interval_seconds=300, timeout_seconds=600)
+    started = [monitors.start(replace(request, job_id=f"{request.job_id}-{n}")) for n in range(30)]
+    try:
+        for instance_id in started:
+            first_check_done = monitors.wait_for(
+                instance_id, lambda s: bool(s.custom_status and s.custom_status.check_count)
+            )
+            assert first_check_done.custom_status is not None
+        deadline = time.monotonic() + 10
+        while len(scheduler.backend.timers) < timers_before + 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(scheduler.backend.timers) >= timers_before + 60
+        # The SDK's own timers would have added a sleeping thread per pending timer (60 or more here);
+        # what grows now is only the worker's and the server's thread pools.
+        assert not [thread for thread in threading.enumerate() if "fire_timer" in thread.name]
+        assert threading.active_count() - threads_before < 60
+    finally:
+        for instance_id in started:
+            monitors.terminate(instance_id, reason="test over")
