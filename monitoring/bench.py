@@ -3,20 +3,26 @@
 Each stack runs in a subprocess of its own (``python -m monitoring.bench stack NAME ...``, which prints one
 JSON object), so its CPU seconds and peak memory are its own. The stacks:
 
-* ``project``: this project's default layout: the local scheduler in its own process, the worker in the
-  bench process (:data:`PROJECT_WORK_ITEMS`, :data:`PROJECT_THREADS`), the real orchestrator;
+* ``project``: this project's default layout, as the tutorial runs it: the local scheduler in its own
+  process, the worker in the bench process (:data:`PROJECT_WORK_ITEMS`, :data:`PROJECT_THREADS`), the real
+  orchestrator;
+* ``scale-out``: the same scheduler with ``scale_out_workers`` worker processes on its task hub
+  (``python -m monitoring.bench worker``), the bench process only starting monitors: how the Durable Task
+  Scheduler scales too;
 * ``reference``: the official sample's loop (check, publish, return if done, else a timer at *now +
   interval*), an SDK-default ``TaskHubGrpcWorker``, and the in-memory backend in the same process (the
   project's loopback-only :class:`~monitoring.scheduler.LocalScheduler` around it);
 * ``floor``: a plain asyncio loop making the same checks on the same schedule, with no durability.
 
 Every check asks the ``bench`` job source (:class:`RecordingJobSource`), which answers like the simulated
-job and notes, in the worker's memory, when the check was due, when it ran and the process CPU time then.
-Lateness is *actual minus due*. Three phases per stack:
+job and notes when the check was due, when it ran and the CPU time of its process then (in memory, or in a
+spool file for worker processes). Lateness is *actual minus due*. Three phases per stack:
 
-* **on time**: ``monitors`` monitors of ``checks`` checks every ``interval`` s: lateness p50/p99/max,
-  time to schedule them, CPU seconds of worker and scheduler, memory per waiting monitor;
-* **saturated**: ``saturated_monitors`` monitors checking as fast as they can: checks per second;
+* **on time**: ``monitors`` monitors of ``checks`` checks every ``interval`` s, started evenly over one
+  interval (a steady load, as monitors started at different times give): lateness p50/p99/max of every
+  check, the client's time to start them, CPU seconds of workers and scheduler, memory per waiting monitor;
+* **saturated**: ``saturated_monitors`` monitors, started at once, checking as fast as they can: checks per
+  second;
 * **long**: ``long_monitors`` monitors of ``long_checks`` checks at a tiny interval: worker CPU per check
   around the 10th check and around the last, which stays flat only if the history is bounded.
 """
@@ -29,6 +35,8 @@ import json
 import os
 import re
 import resource
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -58,14 +66,14 @@ from monitoring.models import (
 )
 from monitoring.orchestration import ORCHESTRATOR_NAME
 
-STACKS = ("project", "reference", "floor")
+STACKS = ("project", "scale-out", "reference", "floor")
 # The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
 # better (16/4, 64/8, 400/2 work items/threads gave 112-143 checks/s against 150; see the README).
 PROJECT_WORK_ITEMS = 200
 PROJECT_THREADS = 6
 REFERENCE_ORCHESTRATOR = "reference_sample_orchestrator"
 REFERENCE_ACTIVITY = "reference_check_job"
-TERMINAL = {OrchestrationStatus.COMPLETED, OrchestrationStatus.FAILED, OrchestrationStatus.TERMINATED}
+ACTIVE = (OrchestrationStatus.PENDING, OrchestrationStatus.RUNNING, OrchestrationStatus.SUSPENDED)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 README_START = "<!-- bench-results:start -->"
 README_END = "<!-- bench-results:end -->"
@@ -80,31 +88,71 @@ class CheckRecord:
     check_number: int
     due: float  # epoch seconds
     actual: float
-    cpu: float  # process CPU seconds when the check ran
+    cpu: float  # CPU seconds of the process that ran the check, at the time it ran
+    pid: int = 0
 
 
 class RecordingJobSource(SimulatedJobSource):
-    """The simulated job, noting when each check was due, when it ran, and the process CPU time then."""
+    """The simulated job, noting when each check was due, when it ran, and the process CPU time then.
+
+    Checks run in this process are kept in memory. A worker process of the scale-out stack appends its
+    records to a file in ``spool`` instead (:meth:`spool_to`); :meth:`read_spool` gathers them here.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._records: list[CheckRecord] = []
         self._records_lock = threading.Lock()
+        self._counted: dict[str, tuple[int, int]] = {}  # prefix -> (records scanned, matching)
+        self._spool_out: Any = None
+        self._spool_in: Path | None = None
+        self._spool_offsets: dict[Path, int] = {}
+
+    def spool_to(self, directory: Path) -> None:
+        """Append every check made in this process to ``directory/records-<pid>.jsonl``."""
+        self._spool_out = open(directory / f"records-{os.getpid()}.jsonl", "a", buffering=1)  # noqa: SIM115
+
+    def read_spool(self, directory: Path) -> None:
+        """Gather the records that worker processes append under ``directory``."""
+        self._spool_in = directory
 
     def check(self, request: JobCheckRequest, now: datetime) -> JobStatusReport:
         due = from_iso(request.due_at).timestamp() if request.due_at else now.timestamp()
-        record = CheckRecord(request.job_id, request.check_number, due, now.timestamp(), time.process_time())
+        record = CheckRecord(
+            request.job_id, request.check_number, due, now.timestamp(), time.process_time(), os.getpid()
+        )
         with self._records_lock:
-            self._records.append(record)
+            if self._spool_out is not None:
+                self._spool_out.write(json.dumps(asdict(record)) + "\n")
+            else:
+                self._records.append(record)
         return super().check(request, now)
+
+    def _gather(self) -> None:
+        """Move complete lines appended to the spool files since the last call into memory (lock held)."""
+        if self._spool_in is None:
+            return
+        for path in sorted(self._spool_in.glob("records-*.jsonl")):
+            with open(path, "rb") as spool:
+                spool.seek(self._spool_offsets.get(path, 0))
+                data = spool.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            self._spool_offsets[path] = self._spool_offsets.get(path, 0) + len(complete)
+            self._records.extend(CheckRecord(**json.loads(line)) for line in complete.splitlines())
 
     def records(self, job_prefix: str) -> list[CheckRecord]:
         with self._records_lock:
+            self._gather()
             return [record for record in self._records if record.job_id.startswith(job_prefix)]
 
     def count(self, job_prefix: str) -> int:
+        """How many checks of ``job_prefix`` so far; counts only the records added since the last call."""
         with self._records_lock:
-            return sum(1 for record in self._records if record.job_id.startswith(job_prefix))
+            self._gather()
+            scanned, found = self._counted.get(job_prefix, (0, 0))
+            found += sum(1 for record in self._records[scanned:] if record.job_id.startswith(job_prefix))
+            self._counted[job_prefix] = (len(self._records), found)
+            return found
 
 
 RECORDER = RecordingJobSource()
@@ -198,6 +246,7 @@ class BenchSettings:
     checks_per_generation: int = DEFAULT_CHECKS_PER_GENERATION
     work_items: int = PROJECT_WORK_ITEMS  # the project worker's ConcurrencyOptions, to compare settings
     threads: int = PROJECT_THREADS
+    scale_out_workers: int = 2  # worker processes of the scale-out stack
     sweep: tuple[int, ...] = ()  # extra on-time runs (monitor counts) for plots; project/floor/reference
 
     def on_time_sizes(self) -> tuple[int, ...]:
@@ -205,11 +254,19 @@ class BenchSettings:
 
 
 class Stack:
-    """Starts monitors of the ``bench`` job and reports on this process and the scheduler's."""
+    """Starts monitors of the ``bench`` job and reports on the processes that run them."""
 
     name = ""
     scheduler_pid: int | None = None
     checks_per_generation = DEFAULT_CHECKS_PER_GENERATION
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The processes that run the checks (this one, unless workers run in processes of their own)."""
+        return [os.getpid()]
+
+    def peak_worker_mb(self) -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def schedule(self, job_id: str, interval: float, checks: int) -> None:
         raise NotImplementedError
@@ -238,40 +295,112 @@ class _DurableStack(Stack):
     client: TaskHubGrpcClient
 
     def wait_all_done(self, prefix: str, expected: int, timeout: float) -> None:
+        # Called once every check is recorded, so only the last episodes remain: ask for the monitors that
+        # have not ended (the scheduler filters), which keeps the answers small and the polling cheap.
         deadline = time.monotonic() + timeout
-        query = OrchestrationQuery(instance_id_prefix=prefix, fetch_inputs_and_outputs=False)
+        query = OrchestrationQuery(
+            instance_id_prefix=prefix, runtime_status=list(ACTIVE), fetch_inputs_and_outputs=False
+        )
         while time.monotonic() < deadline:
-            states = self.client.get_all_orchestration_states(query)
-            if len(states) >= expected and all(state.runtime_status in TERMINAL for state in states):
+            if not self.client.get_all_orchestration_states(query):
                 return
             time.sleep(0.2)
         raise TimeoutError(f"{prefix}: monitors still running after {timeout:g} s")
 
 
+def _concurrency(settings: BenchSettings) -> ConcurrencyOptions:
+    return ConcurrencyOptions(
+        maximum_concurrent_activity_work_items=settings.work_items,
+        maximum_concurrent_orchestration_work_items=settings.work_items,
+        maximum_thread_pool_workers=settings.threads,
+    )
+
+
 class ProjectStack(_DurableStack):
+    """The tutorial's layout: the local scheduler in a process of its own, the worker in this process."""
+
     name = "project"
 
     def __init__(self, settings: BenchSettings) -> None:
         self.checks_per_generation = settings.checks_per_generation
         self.port = free_loopback_port()
         self.scheduler_pid = scheduler.spawn_scheduler_process(self.port)
-        connection = local_connection(f"http://127.0.0.1:{self.port}")
-        concurrency = ConcurrencyOptions(
-            maximum_concurrent_activity_work_items=settings.work_items,
-            maximum_concurrent_orchestration_work_items=settings.work_items,
-            maximum_thread_pool_workers=settings.threads,
-        )
-        self.worker = create_worker(connection, concurrency)
+        self.connection = local_connection(f"http://127.0.0.1:{self.port}")
+        self.client = create_client(self.connection)
+        self.start_workers(settings)
+
+    def start_workers(self, settings: BenchSettings) -> None:
+        self.worker = create_worker(self.connection, _concurrency(settings))
         self.worker.start()
-        self.client = create_client(connection)
 
     def schedule(self, job_id: str, interval: float, checks: int) -> None:
         payload = self.request(job_id, interval, checks).to_payload()
         self.client.schedule_new_orchestration(ORCHESTRATOR_NAME, input=payload, instance_id=job_id)
 
-    def close(self) -> None:
+    def stop_workers(self) -> None:
         self.worker.stop()
-        scheduler.stop_scheduler_process(self.port)
+
+    def close(self) -> None:
+        try:
+            self.stop_workers()
+        finally:
+            scheduler.stop_scheduler_process(self.port)
+
+
+class ScaleOutStack(ProjectStack):
+    """The same scheduler with ``scale_out_workers`` worker processes on its task hub; this one only starts.
+
+    This is how the Durable Task Scheduler scales too: more workers on the same task hub share the work.
+    """
+
+    name = "scale-out"
+
+    def start_workers(self, settings: BenchSettings) -> None:
+        self.spool = Path(tempfile.mkdtemp(prefix="monitoring-bench-spool-"))
+        RECORDER.read_spool(self.spool)
+        command = [sys.executable, "-m", "monitoring.bench", "worker", "--port", str(self.port)]
+        command += ["--spool", str(self.spool), "--settings", json.dumps(asdict(settings))]
+        self.processes = [subprocess.Popen(command) for _ in range(settings.scale_out_workers)]
+        deadline = time.monotonic() + 30
+        while len(list(self.spool.glob("ready-*"))) < len(self.processes):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                self.stop_workers()
+                raise RuntimeError("the scale-out worker processes did not start")
+            time.sleep(0.05)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def peak_worker_mb(self) -> float:
+        return sum(process_memory_mb(pid, "VmHWM") for pid in self.worker_pids)
+
+    def stop_workers(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self.spool, ignore_errors=True)
+
+
+def run_worker_process(port: int, spool: Path, settings: BenchSettings) -> None:
+    """A scale-out worker: check and record until SIGTERM, or until the process that started it is gone."""
+    RECORDER.spool_to(spool)
+    parent = os.getppid()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    worker = create_worker(local_connection(f"http://127.0.0.1:{port}"), _concurrency(settings))
+    worker.start()
+    (spool / f"ready-{os.getpid()}").touch()
+    try:
+        while not stopping.wait(0.2) and os.getppid() == parent:
+            pass
+    finally:
+        worker.stop()
 
 
 class ReferenceStack(_DurableStack):
@@ -344,8 +473,8 @@ class FloorStack(Stack):
 
 
 def open_stack(name: str, settings: BenchSettings) -> Stack:
-    if name == "project":
-        return ProjectStack(settings)
+    if name in ("project", "scale-out"):
+        return {"project": ProjectStack, "scale-out": ScaleOutStack}[name](settings)
     return {"reference": ReferenceStack, "floor": FloorStack}[name]()
 
 
@@ -353,37 +482,47 @@ def open_stack(name: str, settings: BenchSettings) -> Stack:
 
 
 def _cpu(stack: Stack) -> tuple[float, float | None]:
-    worker = process_cpu_seconds(os.getpid())
+    worker = sum(process_cpu_seconds(pid) for pid in stack.worker_pids)
     sched = process_cpu_seconds(stack.scheduler_pid) if stack.scheduler_pid else None
     return worker, sched
 
 
 def _rss_mb(stack: Stack) -> float:
-    total = process_memory_mb(os.getpid(), "VmRSS")
-    if stack.scheduler_pid:
-        total += process_memory_mb(stack.scheduler_pid, "VmRSS")
-    return total
+    pids = {os.getpid(), *stack.worker_pids, *([stack.scheduler_pid] if stack.scheduler_pid else [])}
+    return sum(process_memory_mb(pid, "VmRSS") for pid in pids)
 
 
 def _wait_for_checks(prefix: str, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while RECORDER.count(prefix) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
-def run_batch(stack: Stack, prefix: str, monitors: int, interval: float, checks: int) -> dict[str, Any]:
-    """Start ``monitors`` monitors, wait for all their checks and ends; return what was measured."""
+def run_batch(
+    stack: Stack, prefix: str, monitors: int, interval: float, checks: int, spread: float = 0.0
+) -> dict[str, Any]:
+    """Start ``monitors`` monitors, evenly over ``spread`` seconds, wait for all their checks and ends.
+
+    Returns what was measured. ``schedule_seconds`` is the time spent in the client's start calls only.
+    """
     rss_before = _rss_mb(stack)
     cpu_before = _cpu(stack)
     began = time.monotonic()
+    scheduled_in = 0.0
     for index in range(monitors):
+        pause = began + index * spread / monitors - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        calling = time.monotonic()
         stack.schedule(f"{prefix}{index:06d}", interval, checks)
-    scheduled_in = time.monotonic() - began
+        scheduled_in += time.monotonic() - calling
     # Every monitor has made its first check and waits on its second: what a waiting monitor weighs.
     _wait_for_checks(prefix, monitors, timeout=60 + monitors * 0.05)
     waiting_rss = _rss_mb(stack)
     expected = monitors * checks
-    stack.wait_all_done(prefix, monitors, timeout=interval * checks * 4 + 60 + expected * 0.05)
+    budget = interval * checks * 4 + 60 + expected * 0.05
+    _wait_for_checks(prefix, expected, timeout=budget)  # in this process's memory: no load on the stack
+    stack.wait_all_done(prefix, monitors, timeout=budget)
     cpu_after = _cpu(stack)
     records = RECORDER.records(prefix)
     lateness = [record.actual - record.due for record in records]
@@ -394,13 +533,16 @@ def run_batch(stack: Stack, prefix: str, monitors: int, interval: float, checks:
     return {
         "monitors": monitors,
         "interval_seconds": interval,
+        "started_over_seconds": spread,
         "checks_per_monitor": checks,
         "checks_expected": expected,
         "checks_done": len(records),
         "offered_checks_per_second": monitors / interval,
-        # Checks after each monitor's first, per second from the first check to the last: N / interval when
-        # the worker keeps up, less when it does not.
-        "checks_per_second": (len(records) - monitors) / (last - first) if last > first else float("nan"),
+        # Checks after each monitor's first, per second from the first check to the last (less the time the
+        # starts were spread over): N / interval when the stack keeps up, less when it does not.
+        "checks_per_second": (
+            (len(records) - monitors) / (last - first - spread) if last - first > spread else float("nan")
+        ),
         "lateness_p50_seconds": percentile(lateness, 0.50),
         "lateness_p99_seconds": percentile(lateness, 0.99),
         "lateness_max_seconds": max(lateness) if lateness else float("nan"),
@@ -421,22 +563,30 @@ def saturation_point(runs: Sequence[dict[str, Any]], keeping_up: float = 0.9) ->
 
 
 def cpu_per_check_at(records: list[CheckRecord], around: int, window: int) -> float:
-    """Worker CPU ms per check for checks numbered ``around`` ± ``window`` (all monitors together)."""
-    chosen = sorted(
-        (record for record in records if abs(record.check_number - around) <= window),
-        key=lambda record: record.actual,
-    )
-    if len(chosen) < 2:
-        return float("nan")
-    return 1000 * (chosen[-1].cpu - chosen[0].cpu) / (len(chosen) - 1)
+    """Worker CPU ms per check for checks numbered ``around`` ± ``window`` (all monitors together).
+
+    Each process's CPU clock is its own, so the spans are taken per process and then added up.
+    """
+    by_process: dict[int, list[CheckRecord]] = {}
+    for record in records:
+        if abs(record.check_number - around) <= window:
+            by_process.setdefault(record.pid, []).append(record)
+    cpu = 0.0
+    gaps = 0
+    for chosen in by_process.values():
+        chosen.sort(key=lambda record: record.actual)
+        cpu += chosen[-1].cpu - chosen[0].cpu
+        gaps += len(chosen) - 1
+    return 1000 * cpu / gaps if gaps else float("nan")
 
 
 def run_stack(name: str, settings: BenchSettings) -> dict[str, Any]:
     stack = open_stack(name, settings)
     long_checks = settings.reference_long_checks if name == "reference" else settings.long_checks
     try:
+        # Started evenly over one interval, as monitors started at different times are: a steady load.
         on_time = [
-            run_batch(stack, f"ontime{size}-", size, settings.interval, settings.checks)
+            run_batch(stack, f"ontime{size}-", size, settings.interval, settings.checks, settings.interval)
             for size in settings.on_time_sizes()
         ]
         saturated = run_batch(
@@ -446,7 +596,7 @@ def run_stack(name: str, settings: BenchSettings) -> dict[str, Any]:
         records = RECORDER.records("long-")
         early = min(10, long_checks)
         window = max(1, min(5, long_checks // 20))
-        peak_worker_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_worker_mb = stack.peak_worker_mb()
         peak_scheduler_mb = process_memory_mb(stack.scheduler_pid, "VmHWM") if stack.scheduler_pid else None
         cpu_early = cpu_per_check_at(records, early + window, window)
         cpu_late = cpu_per_check_at(records, long_checks - window, window)
@@ -510,15 +660,14 @@ def run_all(
 
 def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     found: dict[str, float] = {}
-    project = results.get("project")
-    for other in ("reference", "floor"):
-        if project and other in results:
-            mine = project["saturated"]["checks_per_second"]
+    for name, other in (("project", "reference"), ("scale-out", "reference"), ("project", "floor")):
+        if name in results and other in results:
+            mine = results[name]["saturated"]["checks_per_second"]
             theirs = results[other]["saturated"]["checks_per_second"]
-            found[f"project/{other} saturated checks/s"] = mine / theirs
-            mine_p99 = project["on_time"][-1]["lateness_p99_seconds"]
+            found[f"{name}/{other} saturated checks/s"] = mine / theirs
+            mine_p99 = results[name]["on_time"][-1]["lateness_p99_seconds"]
             their_p99 = results[other]["on_time"][-1]["lateness_p99_seconds"]
-            found[f"project/{other} p99 lateness"] = mine_p99 / their_p99 if their_p99 > 0 else float("nan")
+            found[f"{name}/{other} p99 lateness"] = mine_p99 / their_p99 if their_p99 > 0 else float("nan")
     return found
 
 
@@ -551,7 +700,7 @@ def results_table(run: dict[str, Any]) -> str:
                 _ms(r["on_time"][-1][f"lateness_{k}_seconds"]) for k in ("p50", "p99", "max")
             ),
         ),
-        ("time to schedule them, s", lambda r: f"{r['on_time'][-1]['schedule_seconds']:.2f}"),
+        ("client time to start them, s", lambda r: f"{r['on_time'][-1]['schedule_seconds']:.2f}"),
         (
             "CPU s worker / scheduler process (that run)",
             lambda r: (
@@ -587,6 +736,16 @@ def results_table(run: dict[str, Any]) -> str:
             ),
         ),
     ]
+    if len(first["on_time"]) > 1:
+        rows.insert(
+            1,
+            (
+                "p99 lateness by number of monitors, ms",
+                lambda r: ", ".join(
+                    f"{run['monitors']}: {_ms(run['lateness_p99_seconds'])}" for run in r["on_time"]
+                ),
+            ),
+        )
     lines = [f"| figure | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|"]
     for label, cell in rows:
         lines.append(f"| {label} | {' | '.join(cell(stacks[name]) for name in names)} |")
@@ -608,14 +767,21 @@ def update_readme(run: dict[str, Any], readme: Path, command: str) -> None:
 
 
 def _stack_main(argv: Sequence[str]) -> int:
+    """``stack NAME``: measure one stack, print its JSON; ``worker``: one worker process of scale-out."""
     parser = argparse.ArgumentParser(prog="python -m monitoring.bench")
-    parser.add_argument("command", choices=["stack"])
-    parser.add_argument("stack", choices=STACKS)
+    parser.add_argument("command", choices=["stack", "worker"])
+    parser.add_argument("stack", nargs="?", choices=STACKS)
     parser.add_argument("--settings", default="{}")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--spool", type=Path)
     args = parser.parse_args(argv)
     values = json.loads(args.settings)
     values["sweep"] = tuple(values.get("sweep", ()))
-    print(json.dumps(run_stack(args.stack, BenchSettings(**values))), flush=True)
+    settings = BenchSettings(**values)
+    if args.command == "worker":
+        run_worker_process(args.port, args.spool, settings)
+    else:
+        print(json.dumps(run_stack(args.stack, settings)), flush=True)
     return 0
 
 

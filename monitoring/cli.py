@@ -315,6 +315,10 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    return tuple(_count(part.strip()) for part in text.split(","))
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from monitoring import bench
 
@@ -324,6 +328,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--stacks takes names from {', '.join(bench.STACKS)}, not {args.stacks!r}")
     if args.interval <= 0 or args.checks < 2:
         raise UsageError("--interval must be greater than zero and --checks at least 2")
+    sweep = tuple(sorted({*args.sweep, args.monitors})) if args.sweep else ()
     settings = bench.BenchSettings(
         monitors=args.monitors,
         interval=args.interval,
@@ -332,6 +337,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         long_monitors=args.long_monitors,
         long_checks=args.long_checks,
         reference_long_checks=args.reference_long_checks,
+        scale_out_workers=args.workers,
+        sweep=sweep,
     )
     run = bench.run_all(settings, stacks, on_stack=lambda name: print(f"measuring {name} ...", flush=True))
     if args.json:
@@ -468,7 +475,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--reference-long-checks", type=_count, default=200, help="the reference's (200: it replays all)"
     )
-    bench.add_argument("--stacks", default="project,reference,floor", help="which stacks, comma-separated")
+    bench.add_argument(
+        "--workers", type=_count, default=2, help="worker processes of the scale-out stack (2)"
+    )
+    bench.add_argument(
+        "--sweep",
+        type=_counts,
+        default=(),
+        metavar="N,N,...",
+        help="also run the on-time phase with these monitor counts (the table lists their p99)",
+    )
+    bench.add_argument(
+        "--stacks", default="project,scale-out,reference,floor", help="which stacks, comma-separated"
+    )
     bench.add_argument("--json", action="store_true", help="print every figure as JSON")
     bench.add_argument(
         "--update-readme",

@@ -17,7 +17,7 @@ from monitoring.cli import main
 from monitoring.models import InvalidRequestError, JobCheckRequest, MonitorRequest
 
 TINY = [
-    "--monitors", "6", "--interval", "0.2", "--checks", "3", "--saturated-monitors", "4",
+    "--monitors", "6", "--sweep", "3", "--interval", "0.2", "--checks", "3", "--saturated-monitors", "4",
     "--long-monitors", "1", "--long-checks", "30", "--reference-long-checks", "30",
 ]  # fmt: skip
 
@@ -35,6 +35,14 @@ def test_cpu_per_check_uses_the_cpu_spent_between_checks_near_a_number() -> None
     records += [bench.CheckRecord("m", 1000 + n, 1000 + n, 1000 + n, cpu=1 + n * 0.004) for n in range(10)]
     assert bench.cpu_per_check_at(records, 10, 2) == pytest.approx(2.0)
     assert bench.cpu_per_check_at(records, 1005, 2) == pytest.approx(4.0)
+
+
+def test_cpu_per_check_takes_each_process_clock_on_its_own() -> None:
+    """Two worker processes, each with its own CPU clock (one far ahead): spans are per process."""
+    first = [bench.CheckRecord("a", n, n, n, cpu=n * 0.002, pid=1) for n in range(1, 21)]
+    second = [bench.CheckRecord("b", n, n, n + 0.5, cpu=500 + n * 0.004, pid=2) for n in range(1, 21)]
+    # Checks 8..12 in each: 4 gaps of 2 ms and 4 of 4 ms.
+    assert bench.cpu_per_check_at(first + second, 10, 2) == pytest.approx(3.0)
 
 
 def test_saturation_is_the_first_size_whose_throughput_falls_behind_the_offered_load() -> None:
@@ -72,16 +80,34 @@ def test_recording_source_notes_due_and_actual_times() -> None:
     report = source.check(request, datetime(2026, 1, 1, 0, 0, 5, 250000, tzinfo=timezone.utc))
     assert report.status == "Running"
     (record,) = source.records("rec-")
-    assert record.check_number == 2
+    assert record.check_number == 2 and record.pid == os.getpid()
     assert record.actual - record.due == pytest.approx(0.25)
+
+
+def test_worker_process_records_reach_the_bench_through_the_spool(tmp_path: Path) -> None:
+    worker_side, bench_side = bench.RecordingJobSource(), bench.RecordingJobSource()
+    worker_side.spool_to(tmp_path)
+    bench_side.read_spool(tmp_path)
+    started = "2026-01-01T00:00:00.000Z"
+    for number in (1, 2):
+        request = JobCheckRequest("spool-1", started, 10, "Completed", "bench", number, due_at=started)
+        worker_side.check(request, datetime(2026, 1, 1, 0, 0, number, tzinfo=timezone.utc))
+    assert worker_side.records("spool-") == [], "a worker process keeps nothing in memory"
+    assert bench_side.count("spool-") == 2
+    (spool_file,) = tmp_path.glob("records-*.jsonl")
+    with open(spool_file, "a") as spool:
+        spool.write('{"job_id": "spool-1", "check_nu')  # a line still being written is not read yet
+    assert [record.check_number for record in bench_side.records("spool-")] == [1, 2]
+    assert bench_side.count("spool-") == 2
 
 
 def test_bad_bench_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--stacks", "project,nope"]) == 2
     assert main(["bench", "--monitors", "0"]) == 2
     assert main(["bench", "--checks", "1"]) == 2
+    assert main(["bench", "--sweep", "10,x"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +128,10 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None:
     assert set(smoke_run["stacks"]) == set(bench.STACKS)
     for name, result in smoke_run["stacks"].items():
-        (on_time,) = result["on_time"]
+        assert [run["monitors"] for run in result["on_time"]] == [3, 6], "the sweep, then --monitors"
+        on_time = result["on_time"][-1]
         assert on_time["checks_done"] == on_time["checks_expected"] == 6 * 3, name
+        assert on_time["started_over_seconds"] == 0.2, "starts spread over one interval"
         assert 0 <= on_time["lateness_p50_seconds"] <= on_time["lateness_p99_seconds"]
         assert on_time["lateness_p99_seconds"] <= on_time["lateness_max_seconds"]
         assert on_time["schedule_seconds"] >= 0 and on_time["worker_cpu_seconds"] >= 0
@@ -113,16 +141,22 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         assert result["long"]["checks_done"] == 30 and result["long"]["late_check"] == 30
         assert result["long"]["cpu_ms_per_check_early"] >= 0 and result["long"]["cpu_ms_per_check_late"] >= 0
         assert result["peak_worker_mb"] > 0
-    # The scheduler runs in a process of its own only in the project's stack.
-    assert smoke_run["stacks"]["project"]["on_time"][0]["scheduler_cpu_seconds"] >= 0
-    assert smoke_run["stacks"]["project"]["peak_scheduler_mb"] > 0
+    # The scheduler runs in a process of its own only in the project's stacks.
+    for name in ("project", "scale-out"):
+        assert smoke_run["stacks"][name]["on_time"][0]["scheduler_cpu_seconds"] >= 0
+        assert smoke_run["stacks"][name]["peak_scheduler_mb"] > 0
     assert smoke_run["stacks"]["reference"]["peak_scheduler_mb"] is None
+    # The scale-out workers are processes of their own: their CPU is counted, the bench's is not.
+    assert smoke_run["stacks"]["scale-out"]["on_time"][-1]["worker_cpu_seconds"] > 0
+    assert smoke_run["stacks"]["scale-out"]["settings"]["scale_out_workers"] == 2
     # A durable check runs after its timer fired, so it is never early: the due time reached the check.
-    for name in ("project", "reference"):
+    for name in ("project", "scale-out", "reference"):
         assert smoke_run["stacks"][name]["on_time"][0]["lateness_p50_seconds"] > 0
     assert set(smoke_run["ratios"]) == {
         "project/reference saturated checks/s",
         "project/reference p99 lateness",
+        "scale-out/reference saturated checks/s",
+        "scale-out/reference p99 lateness",
         "project/floor saturated checks/s",
         "project/floor p99 lateness",
     }
@@ -134,7 +168,8 @@ def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_pa
     bench.update_readme(smoke_run, readme, "python -m monitoring bench --update-readme")
     text = readme.read_text()
     assert "old" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
-    assert "| figure | project | reference | floor |" in text
+    assert "| figure | project | scale-out | reference | floor |" in text
+    assert "| p99 lateness by number of monitors, ms | 3: " in text
     assert "saturated checks/s" in text and smoke_run["date"] in text
     with pytest.raises(RuntimeError, match="no <!-- bench-results:start -->"):
         bench.update_readme(smoke_run, _plain(tmp_path), "cmd")
