@@ -327,7 +327,11 @@ class ProjectStack(_DurableStack):
         self.scheduler_pid = scheduler.spawn_scheduler_process(self.port)
         self.connection = local_connection(f"http://127.0.0.1:{self.port}")
         self.client = create_client(self.connection)
-        self.start_workers(settings)
+        try:
+            self.start_workers(settings)
+        except BaseException:
+            scheduler.stop_scheduler_process(self.port)
+            raise
 
     def start_workers(self, settings: BenchSettings) -> None:
         self.worker = create_worker(self.connection, _concurrency(settings))
@@ -360,7 +364,10 @@ class ScaleOutStack(ProjectStack):
         RECORDER.read_spool(self.spool)
         command = [sys.executable, "-m", "monitoring.bench", "worker", "--port", str(self.port)]
         command += ["--spool", str(self.spool), "--settings", json.dumps(asdict(settings))]
-        self.processes = [subprocess.Popen(command) for _ in range(settings.scale_out_workers)]
+        # stdout stays free for the stack's JSON line; errors still reach stderr.
+        self.processes = [
+            subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(settings.scale_out_workers)
+        ]
         deadline = time.monotonic() + 30
         while len(list(self.spool.glob("ready-*"))) < len(self.processes):
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):

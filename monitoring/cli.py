@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -199,21 +202,59 @@ def _wait_for_signal() -> None:
             signal.signal(sig, handler)
 
 
+def _stop_with_parent(parent: int) -> None:
+    """End this process (as Ctrl-C would) once ``parent`` is gone, so no worker outlives its command."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def _start_extra_workers(count: int, verbose: bool) -> list[subprocess.Popen[bytes]]:
+    """``count`` more ``python -m monitoring worker`` processes on the same ENDPOINT and TASKHUB."""
+    command = [sys.executable, "-m", "monitoring", "worker", "--of-parent", str(os.getpid())]
+    command += ["--verbose"] if verbose else []
+    return [subprocess.Popen(command, stdin=subprocess.DEVNULL) for _ in range(count)]
+
+
+def _stop_processes(processes: Sequence[subprocess.Popen[bytes]], wait: float = 20) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     connection = connection_from_env()
-    print(ensure_backend(connection), file=sys.stderr, flush=True)
+    if args.of_parent is not None:
+        _stop_with_parent(args.of_parent)
+    else:
+        print(ensure_backend(connection), file=sys.stderr, flush=True)
     worker = create_worker(connection)
     worker.start()
-    print(
-        "Worker running (monitoring_job_orchestrator, check_job_status); Ctrl-C stops it",
-        file=sys.stderr,
-        flush=True,
-    )
+    extra = _start_extra_workers(args.processes - 1, args.verbose)
+    if args.of_parent is None:
+        processes = f" in {args.processes} processes" if args.processes > 1 else ""
+        print(
+            f"Worker running{processes} (monitoring_job_orchestrator, check_job_status); Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         _wait_for_signal()
     finally:
+        _stop_processes(extra)
         worker.stop()
-        print("Worker stopped", file=sys.stderr, flush=True)
+        if args.of_parent is None:
+            print("Worker stopped", file=sys.stderr, flush=True)
     return 0
 
 
@@ -414,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a worker in the foreground (the sample's worker.py)")
     worker.add_argument("-v", "--verbose", action="store_true", help="also show the SDK's own log lines")
+    worker.add_argument(
+        "--processes",
+        type=_count,
+        default=1,
+        help="run this many workers, each in a process of its own, on the same task hub (1)",
+    )
+    worker.add_argument("--of-parent", type=int, default=None, help=argparse.SUPPRESS)  # extra workers
     worker.set_defaults(handler=cmd_worker)
 
     sched = commands.add_parser("scheduler", help="run the local scheduler in the foreground")

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from test_scheduler import free_port
@@ -152,6 +154,62 @@ def test_worker_serves_monitors_and_stops_cleanly_on_ctrl_c() -> None:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_gone(pid: int, limit: float = 10) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+                return True  # exited, waiting to be reaped by its parent
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker_processes_share_the_task_hub_and_stop_together() -> None:
+    with LocalScheduler(0) as own:
+        worker = spawn("worker", "--processes", "2", endpoint=own.address)
+        try:
+            assert "in 2 processes" in wait_for_line(worker, "Worker running")
+            (extra,) = child_pids(worker.pid)
+            busy_before = cpu_seconds(extra)
+            with MonitorClient(Connection(own.address, "default", "emulator")) as monitors:
+                request = MonitorRequest("job-p", 0.1, 0.3, job_duration_seconds=100)
+                started = [monitors.start(replace(request, job_id=f"job-p{n}")) for n in range(30)]
+                for instance_id in started:
+                    final = monitors.follow(instance_id, timeout=30)
+                    assert final.result is not None and final.result.checks_performed == 4
+            assert cpu_seconds(extra) - busy_before > 0.05, "the second process took a share of the work"
+            worker.send_signal(signal.SIGINT)
+            assert worker.wait(timeout=30) == 0
+            assert wait_until_gone(extra)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
+def test_an_extra_worker_process_does_not_outlive_a_killed_parent() -> None:
+    with LocalScheduler(0) as own:
+        worker = spawn("worker", "--processes", "2", endpoint=own.address)
+        try:
+            wait_for_line(worker, "Worker running")
+            (extra,) = child_pids(worker.pid)
+        finally:
+            worker.kill()
+            worker.wait()
+        assert wait_until_gone(extra), "the extra worker noticed its parent was gone and stopped"
 
 
 def test_scheduler_command_serves_until_terminated_and_refuses_a_taken_port() -> None:
