@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -388,7 +389,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{run['date']}, {run['machine']}\n")
         print(bench.results_table(run))
     if args.update_readme:
-        command = "python -m monitoring bench --update-readme"
+        command = "python -m monitoring " + shlex.join(args.argv)
         bench.update_readme(run, Path(args.update_readme), command)
         print(f"updated {args.update_readme}")
     return 0
@@ -569,7 +570,9 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv  # as typed, for the README's record of how its table was made
         if args.command in ("worker", "serve"):
             _configure_logging(getattr(args, "verbose", False))
         return args.handler(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -111,18 +112,31 @@ def test_bad_bench_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[s
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """``python -m monitoring bench --json`` at a tiny size: every stack, each in its own process."""
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    """``python -m monitoring bench`` at a tiny size: every stack, each in its own process; its JSON, and
+    the README it rewrote."""
     state = tmp_path_factory.mktemp("bench-state")
+    readme = state / "README.md"
+    readme.write_text(f"# x\n{bench.README_START}\nold\n{bench.README_END}\n")
     done = subprocess.run(
-        [sys.executable, "-m", "monitoring", "bench", *TINY, "--json"],
+        [sys.executable, "-m", "monitoring", "bench", *TINY, "--json", "--update-readme", str(readme)],
         capture_output=True,
         text=True,
         timeout=180,
         env={**os.environ, "MONITORING_STATE_DIR": str(state)},
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout[done.stdout.index("{") :])
+    return json.loads(done.stdout[done.stdout.index("{") : done.stdout.rindex("}") + 1]), readme.read_text()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke: tuple[dict, str]) -> dict:
+    return smoke[0]
+
+
+def test_the_readme_block_records_the_command_as_typed(smoke: tuple[dict, str]) -> None:
+    typed = "python -m monitoring bench " + " ".join(TINY) + " --json --update-readme "
+    assert f"with `{typed}" in smoke[1] and "| figure | project | scale-out | reference | floor |" in smoke[1]
 
 
 def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None:
@@ -175,10 +189,11 @@ def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_pa
         bench.update_readme(smoke_run, _plain(tmp_path), "cmd")
 
 
-def test_the_project_readme_has_the_results_block() -> None:
+def test_the_project_readme_has_the_results_block_and_the_command_that_made_it() -> None:
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert bench.README_START in text and bench.README_END in text
-    assert "python -m monitoring bench --update-readme" in text
+    block = text[text.index(bench.README_START) : text.index(bench.README_END)]
+    (command,) = re.findall(r"with `(python -m monitoring bench [^`]*--update-readme)`", block)
+    assert f"\n{command}  " in text, "the command that made the table is one the README lists"
 
 
 def _plain(tmp_path: Path) -> Path:
