@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -50,6 +51,13 @@ def is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return (mapped or address).is_loopback
 
 
+@pytest.fixture
+def restore_worker(worker: Connection) -> Iterator[None]:
+    """For a test that points this process's worker at another scheduler: the session's worker returns."""
+    yield
+    start_worker(worker)
+
+
 def test_binds_loopback_only(scheduler: LocalScheduler) -> None:
     addresses = listening_addresses(scheduler.port)
     assert addresses, "the scheduler is listening"
@@ -80,7 +88,7 @@ def test_probe_tells_a_scheduler_from_a_closed_port(scheduler: LocalScheduler) -
     assert not probe(f"127.0.0.1:{free_port()}", timeout=0.5)
 
 
-def test_taskhub_is_honoured_by_the_azuremanaged_client_and_worker() -> None:
+def test_taskhub_is_honoured_by_the_azuremanaged_client_and_worker(restore_worker: None) -> None:
     with LocalScheduler(0, taskhub="hub-a") as hub:
         right = Connection(hub.address, "hub-a", "emulator")
         start_worker(right)
@@ -98,7 +106,7 @@ def test_taskhub_is_honoured_by_the_azuremanaged_client_and_worker() -> None:
             stop_worker()
 
 
-def test_on_demand_scheduler_process_starts_once_outlives_clients_and_stops() -> None:
+def test_on_demand_scheduler_process_starts_once_outlives_clients_and_stops(restore_worker: None) -> None:
     port = free_port()
     connection = Connection(f"http://localhost:{port}", "default", "local")
     assert "started it" in ensure_backend(connection)
