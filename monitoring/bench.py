@@ -47,13 +47,14 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from durabletask import task
 from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
+from durabletask.testing import InMemoryOrchestrationBackend
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
-from monitoring import jobs, scheduler
+from monitoring import jobs, processes, scheduler
 from monitoring.connection import create_client, create_worker, local_connection
 from monitoring.jobs import SimulatedJobSource
 from monitoring.models import (
@@ -68,7 +69,7 @@ from monitoring.orchestration import ORCHESTRATOR_NAME
 
 STACKS = ("project", "scale-out", "reference", "floor")
 # The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
-# better (16/4, 64/8, 400/2 work items/threads gave 112-143 checks/s against 150; see the README).
+# better (work items 16-400, threads 3-16; benchmarks/PROFILE.md).
 PROJECT_WORK_ITEMS = 200
 PROJECT_THREADS = 6
 REFERENCE_ORCHESTRATOR = "reference_sample_orchestrator"
@@ -104,12 +105,14 @@ class RecordingJobSource(SimulatedJobSource):
         self._records: list[CheckRecord] = []
         self._records_lock = threading.Lock()
         self._counted: dict[str, tuple[int, int]] = {}  # prefix -> (records scanned, matching)
-        self._spool_out: Any = None
+        self._spool_out: TextIO | None = None
         self._spool_in: Path | None = None
         self._spool_offsets: dict[Path, int] = {}
 
     def spool_to(self, directory: Path) -> None:
         """Append every check made in this process to ``directory/records-<pid>.jsonl``."""
+        if self._spool_out is not None:
+            self._spool_out.close()
         self._spool_out = open(directory / f"records-{os.getpid()}.jsonl", "a", buffering=1)  # noqa: SIM115
 
     def read_spool(self, directory: Path) -> None:
@@ -364,10 +367,14 @@ class ScaleOutStack(ProjectStack):
         RECORDER.read_spool(self.spool)
         command = [sys.executable, "-m", "monitoring.bench", "worker", "--port", str(self.port)]
         command += ["--spool", str(self.spool), "--settings", json.dumps(asdict(settings))]
-        # stdout stays free for the stack's JSON line; errors still reach stderr.
-        self.processes = [
-            subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(settings.scale_out_workers)
-        ]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        for _ in range(settings.scale_out_workers):
+            # stdout stays free for the stack's JSON line; errors still reach stderr.
+            try:
+                self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+            except OSError:
+                self.stop_workers()
+                raise
         deadline = time.monotonic() + 30
         while len(list(self.spool.glob("ready-*"))) < len(self.processes):
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
@@ -383,29 +390,21 @@ class ScaleOutStack(ProjectStack):
         return sum(process_memory_mb(pid, "VmHWM") for pid in self.worker_pids)
 
     def stop_workers(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes.stop_processes(self.processes, wait=10)
         shutil.rmtree(self.spool, ignore_errors=True)
 
 
 def run_worker_process(port: int, spool: Path, settings: BenchSettings) -> None:
     """A scale-out worker: check and record until SIGTERM, or until the process that started it is gone."""
     RECORDER.spool_to(spool)
-    parent = os.getppid()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    processes.stop_with_parent(os.getppid())
     worker = create_worker(local_connection(f"http://127.0.0.1:{port}"), _concurrency(settings))
     worker.start()
     (spool / f"ready-{os.getpid()}").touch()
     try:
-        while not stopping.wait(0.2) and os.getppid() == parent:
-            pass
+        stopping.wait()
     finally:
         worker.stop()
 
@@ -414,7 +413,9 @@ class ReferenceStack(_DurableStack):
     name = "reference"
 
     def __init__(self) -> None:
-        self.backend = scheduler.LocalScheduler(0).start()  # in this process, as the sample runs it
+        # In this process, as the sample runs it, and the SDK's own servicer (its thread per timer included),
+        # bound to loopback by the project's LocalScheduler.
+        self.backend = scheduler.LocalScheduler(0, servicer=InMemoryOrchestrationBackend()).start()
         address = f"127.0.0.1:{self.backend.port}"
         self.worker = TaskHubGrpcWorker(host_address=address)
         self.worker.add_orchestrator(reference_sample_orchestrator)
@@ -523,7 +524,9 @@ def run_batch(
         calling = time.monotonic()
         stack.schedule(f"{prefix}{index:06d}", interval, checks)
         scheduled_in += time.monotonic() - calling
-    # Every monitor has made its first check and waits on its second: what a waiting monitor weighs.
+    started_over = time.monotonic() - began if spread else 0.0
+    # Every monitor has made at least its first check (started over one interval, the earliest may be on
+    # their second): about what N waiting monitors weigh.
     _wait_for_checks(prefix, monitors, timeout=60 + monitors * 0.05)
     waiting_rss = _rss_mb(stack)
     expected = monitors * checks
@@ -540,16 +543,19 @@ def run_batch(
     return {
         "monitors": monitors,
         "interval_seconds": interval,
-        "started_over_seconds": spread,
+        "started_over_seconds": started_over,
         "checks_per_monitor": checks,
         "checks_expected": expected,
         "checks_done": len(records),
         "offered_checks_per_second": monitors / interval,
         # Checks after each monitor's first, per second from the first check to the last (less the time the
-        # starts were spread over): N / interval when the stack keeps up, less when it does not.
+        # starts took, when they were spread): N / interval when the stack keeps up, less when it does not.
         "checks_per_second": (
-            (len(records) - monitors) / (last - first - spread) if last - first > spread else float("nan")
+            (len(records) - monitors) / (last - first - started_over)
+            if last - first > started_over
+            else float("nan")
         ),
+        "worker_processes_checking": len({record.pid for record in records}),
         "lateness_p50_seconds": percentile(lateness, 0.50),
         "lateness_p99_seconds": percentile(lateness, 0.99),
         "lateness_max_seconds": max(lateness) if lateness else float("nan"),
@@ -749,7 +755,7 @@ def results_table(run: dict[str, Any]) -> str:
             (
                 "p99 lateness by number of monitors, ms",
                 lambda r: ", ".join(
-                    f"{run['monitors']}: {_ms(run['lateness_p99_seconds'])}" for run in r["on_time"]
+                    f"{batch['monitors']}: {_ms(batch['lateness_p99_seconds'])}" for batch in r["on_time"]
                 ),
             ),
         )

@@ -17,15 +17,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import grpc
 
-from monitoring import scheduler
+from monitoring import processes, scheduler
 from monitoring.connection import (
     BackendError,
     Connection,
@@ -203,56 +202,35 @@ def _wait_for_signal() -> None:
             signal.signal(sig, handler)
 
 
-def _stop_with_parent(parent: int) -> None:
-    """End this process (as Ctrl-C would) once ``parent`` is gone, so no worker outlives its command."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
-
-
-def _start_extra_workers(count: int, verbose: bool) -> list[subprocess.Popen[bytes]]:
+def _start_extra_workers(count: int, verbose: bool) -> Iterator[subprocess.Popen[bytes]]:
     """``count`` more ``python -m monitoring worker`` processes on the same ENDPOINT and TASKHUB."""
     command = [sys.executable, "-m", "monitoring", "worker", "--of-parent", str(os.getpid())]
     command += ["--verbose"] if verbose else []
-    return [subprocess.Popen(command, stdin=subprocess.DEVNULL) for _ in range(count)]
-
-
-def _stop_processes(processes: Sequence[subprocess.Popen[bytes]], wait: float = 20) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(wait)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    for _ in range(count):
+        yield subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     connection = connection_from_env()
     if args.of_parent is not None:
-        _stop_with_parent(args.of_parent)
+        processes.stop_with_parent(args.of_parent)
     else:
         print(ensure_backend(connection), file=sys.stderr, flush=True)
     worker = create_worker(connection)
     worker.start()
-    extra = _start_extra_workers(args.processes - 1, args.verbose)
-    if args.of_parent is None:
-        processes = f" in {args.processes} processes" if args.processes > 1 else ""
-        print(
-            f"Worker running{processes} (monitoring_job_orchestrator, check_job_status); Ctrl-C stops it",
-            file=sys.stderr,
-            flush=True,
-        )
+    extra: list[subprocess.Popen[bytes]] = []
     try:
+        extra += _start_extra_workers(args.processes - 1, args.verbose)
+        if args.of_parent is None:
+            count = f" in {args.processes} processes" if args.processes > 1 else ""
+            print(
+                f"Worker running{count} (monitoring_job_orchestrator, check_job_status); Ctrl-C stops it",
+                file=sys.stderr,
+                flush=True,
+            )
         _wait_for_signal()
     finally:
-        _stop_processes(extra)
+        processes.stop_processes(extra)
         worker.stop()
         if args.of_parent is None:
             print("Worker stopped", file=sys.stderr, flush=True)

@@ -34,6 +34,7 @@ from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from durabletask.testing import InMemoryOrchestrationBackend
+from durabletask.testing.in_memory_backend import OrchestrationInstance
 from google.protobuf import empty_pb2
 
 DEFAULT_PORT = 8080
@@ -85,40 +86,50 @@ class TimerQueue:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._sequence = itertools.count()
-        self._changed = threading.Condition()
-        self._stopped = True
+        self._changed = threading.Condition()  # over an RLock: call_at may start the thread while holding it
+        self._generation = 0  # a thread runs while this is the generation it was started with
         self._thread: threading.Thread | None = None
 
     def __len__(self) -> int:
         with self._changed:
             return len(self._heap)
 
+    def start(self) -> None:
+        """Start firing (again, after :meth:`stop`); timers queued meanwhile fire at once if overdue."""
+        with self._changed:
+            if self._thread is not None:
+                return
+            self._generation += 1
+            self._thread = threading.Thread(
+                target=self._run, args=(self._generation,), name="local-scheduler-timers", daemon=True
+            )
+            self._thread.start()
+
     def call_at(self, due: datetime, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the timer thread once the wall clock reaches ``due`` (aware, UTC)."""
         delay = (due - datetime.now(timezone.utc)).total_seconds()
         with self._changed:
-            if self._stopped:  # first timer, or the scheduler was stopped and started again
-                self._stopped = False
-                self._thread = threading.Thread(target=self._run, name="local-scheduler-timers", daemon=True)
-                self._thread.start()
             heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._sequence), callback))
-            self._changed.notify()
+            self._changed.notify_all()
+            self.start()
 
     def stop(self) -> None:
-        """Stop the thread; timers still pending stay queued for a restart."""
+        """Stop the thread; timers still pending stay queued for :meth:`start`."""
         with self._changed:
-            self._stopped = True
-            self._changed.notify()
+            self._generation += 1
             thread, self._thread = self._thread, None
+            self._changed.notify_all()
         if thread is not None:
             thread.join(5)
 
-    def _run(self) -> None:
+    def _run(self, generation: int) -> None:
         while True:
             with self._changed:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                while self._generation == generation and (
+                    not self._heap or self._heap[0][0] > time.monotonic()
+                ):
                     self._changed.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._stopped:
+                if self._generation != generation:
                     return
                 callback = heapq.heappop(self._heap)[2]
             try:
@@ -145,7 +156,9 @@ class FencedBackend(InMemoryOrchestrationBackend):
         super().stop(grace)
         self.timers.stop()
 
-    def _process_create_timer_action(self, instance: Any, action: Any) -> None:
+    def _process_create_timer_action(
+        self, instance: OrchestrationInstance, action: pb.OrchestratorAction
+    ) -> None:
         """As the SDK's: record ``TimerCreated``, then add ``TimerFired`` when due, unless the run ended."""
         timer_id = action.id
         fire_at = action.createTimer.fireAt.ToDatetime(tzinfo=timezone.utc)
@@ -184,13 +197,18 @@ class LocalScheduler:
         host: str = LOOPBACK_HOST,
         taskhub: str = DEFAULT_TASKHUB,
         max_history_size: int = 10_000,
+        servicer: InMemoryOrchestrationBackend | None = None,
     ) -> None:
+        """``servicer`` replaces the default :class:`FencedBackend` (the benchmark's reference runs the
+        SDK's own)."""
         if not ipaddress.ip_address(host).is_loopback:
             raise SchedulerError(f"refusing to bind {host}: the local scheduler listens on loopback only")
         self.host = host
         self.port = port
         self.taskhub = taskhub
-        self.backend = FencedBackend(max_history_size=max_history_size, port=port)
+        self.backend: InMemoryOrchestrationBackend = (
+            servicer if servicer is not None else FencedBackend(max_history_size=max_history_size, port=port)
+        )
         self._server: grpc.Server | None = None
 
     @property
@@ -220,6 +238,8 @@ class LocalScheduler:
                 "(python -m monitoring stop-scheduler, if it is a scheduler of ours) or choose --port"
             )
         self.port = bound
+        if isinstance(self.backend, FencedBackend):
+            self.backend.timers.start()  # again, after a stop: timers still queued fire from here on
         server.start()
         self._server = server
         logger.info("Local scheduler listening on %s (task hub %r)", self.address, self.taskhub)

@@ -145,7 +145,9 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         assert [run["monitors"] for run in result["on_time"]] == [3, 6], "the sweep, then --monitors"
         on_time = result["on_time"][-1]
         assert on_time["checks_done"] == on_time["checks_expected"] == 6 * 3, name
-        assert on_time["started_over_seconds"] == 0.2, "starts spread over one interval"
+        # Six starts spread over one 0.2 s interval: the last one 5/6 of the way in, not all at once.
+        assert on_time["started_over_seconds"] >= 0.2 * 5 / 6, name
+        assert on_time["worker_processes_checking"] == 1 or name == "scale-out"
         assert 0 <= on_time["lateness_p50_seconds"] <= on_time["lateness_p99_seconds"]
         assert on_time["lateness_p99_seconds"] <= on_time["lateness_max_seconds"]
         assert on_time["schedule_seconds"] >= 0 and on_time["worker_cpu_seconds"] >= 0
