@@ -348,7 +348,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--stacks takes names from {', '.join(bench.STACKS)}, not {args.stacks!r}")
     if args.interval <= 0 or args.checks < 2:
         raise UsageError("--interval must be greater than zero and --checks at least 2")
-    sweep = tuple(sorted({*args.sweep, args.monitors})) if args.sweep else ()
+    # --monitors first, in a fresh process (see bench.main_on_time), then the other sizes, smallest first.
+    sweep = (args.monitors, *sorted(set(args.sweep) - {args.monitors})) if args.sweep else ()
     settings = bench.BenchSettings(
         monitors=args.monitors,
         interval=args.interval,
