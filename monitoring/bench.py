@@ -281,7 +281,7 @@ class Stack:
     def schedule(self, job_id: str, interval: float, checks: int) -> None:
         raise NotImplementedError
 
-    def wait_all_done(self, prefix: str, expected: int, timeout: float) -> None:
+    def wait_all_done(self, prefix: str, timeout: float) -> None:
         """Wait until every monitor whose instance id starts with ``prefix`` has ended (one query a tick)."""
 
     def close(self) -> None:
@@ -304,7 +304,7 @@ class Stack:
 class _DurableStack(Stack):
     client: TaskHubGrpcClient
 
-    def wait_all_done(self, prefix: str, expected: int, timeout: float) -> None:
+    def wait_all_done(self, prefix: str, timeout: float) -> None:
         # Called once every check is recorded, so only the last episodes remain: ask for the monitors that
         # have not ended (the scheduler filters), which keeps the answers small and the polling cheap.
         deadline = time.monotonic() + timeout
@@ -474,7 +474,7 @@ class FloorStack(Stack):
         request = self.request(job_id, interval, checks)
         self.pending[job_id] = asyncio.run_coroutine_threadsafe(self._monitor(request), self.loop)
 
-    def wait_all_done(self, prefix: str, expected: int, timeout: float) -> None:
+    def wait_all_done(self, prefix: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for job_id, future in list(self.pending.items()):
             if job_id.startswith(prefix):
@@ -539,7 +539,7 @@ def run_batch(
     expected = monitors * checks
     budget = interval * checks * 4 + 60 + expected * 0.05
     _wait_for_checks(prefix, expected, timeout=budget)  # in this process's memory: no load on the stack
-    stack.wait_all_done(prefix, monitors, timeout=budget)
+    stack.wait_all_done(prefix, timeout=budget)
     cpu_after = _cpu(stack)
     records = RECORDER.records(prefix)
     lateness = [record.actual - record.due for record in records]
