@@ -1,0 +1,16 @@
+"""The durable monitoring pattern on Microsoft's Durable Task SDK for Python.
+
+The folder tree is the architecture; imports flow one way, from the top of this list to the bottom:
+
+* :mod:`monitoring.cli` (``python -m monitoring``): thin commands over the layers below.
+* :mod:`monitoring.web` (HTTP API, dashboard) and :mod:`monitoring.notebook` (tutorial helpers, widgets,
+  plots).
+* :mod:`monitoring.client` (start, follow, control and read monitors) and :mod:`monitoring.worker` (the one
+  place a worker is built).
+* :mod:`monitoring.backend`: where durable state lives: which backend ``ENDPOINT``/``TASKHUB`` name, and the
+  local scheduler.
+* :mod:`monitoring.core`: the pattern itself, pure: schedule, models, job sources, the orchestrator.
+* :mod:`monitoring.settings`: the environment variables, read in one place.
+
+The benchmark sits beside the product in a subpackage of its own: it uses these layers; they never name it.
+"""

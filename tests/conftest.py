@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from monitoring.connection import Connection, local_connection
-from monitoring.runtime import MonitorClient, start_worker, stop_worker
-from monitoring.scheduler import LocalScheduler
-from monitoring.serving import BackgroundServer
+from monitoring.backend.connection import Connection, local_connection
+from monitoring.backend.scheduler import LocalScheduler
+from monitoring.client.monitors import MonitorClient
+from monitoring.web.serving import BackgroundServer
+from monitoring.worker import start_worker, stop_worker
 
 # Every process the tests start inherits this marker, so the last check can find any left behind.
 RUN_MARKER = f"monitoring-tests-{uuid.uuid4().hex}"
@@ -80,7 +81,7 @@ def monitors(worker: Connection) -> Iterator[MonitorClient]:
 @pytest.fixture(scope="session")
 def api_server(monitors: MonitorClient) -> Iterator[BackgroundServer]:
     """The HTTP API over real HTTP on a free loopback port, against the session's scheduler and worker."""
-    from monitoring.http_api import create_app
+    from monitoring.web.api import create_app
 
     with BackgroundServer(create_app(monitors)) as server:
         yield server
@@ -89,7 +90,7 @@ def api_server(monitors: MonitorClient) -> Iterator[BackgroundServer]:
 @pytest.fixture(scope="session")
 def dashboard_server(monitors: MonitorClient) -> Iterator[BackgroundServer]:
     """The dashboard on a free loopback port, reading the session's task hub."""
-    from monitoring.dashboard import create_dashboard_app
+    from monitoring.web.dashboard import create_dashboard_app
 
     with BackgroundServer(create_dashboard_app(monitors)) as server:
         yield server

@@ -16,9 +16,8 @@ from typing import Any
 
 from durabletask import task
 
-from monitoring.jobs import SimulatedJobSource
-from monitoring.models import JobCheckRequest
-from monitoring.orchestration import monitoring_job_orchestrator
+from monitoring.core.jobs import JobCheckRequest, SimulatedJobSource
+from monitoring.core.orchestration import monitoring_job_orchestrator
 
 START = datetime(2025, 9, 19, 18, 5, 0)  # the SDK's orchestration clock is naive UTC
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from monitoring import bench
-from monitoring.cli import main
-from monitoring.models import InvalidRequestError, JobCheckRequest, MonitorRequest
+from monitoring.bench.__main__ import main as bench_main
+from monitoring.core.jobs import JobCheckRequest
+from monitoring.core.models import MonitorRequest
+from monitoring.core.payloads import InvalidRequestError
 
 TINY = [
     "--monitors", "6", "--sweep", "3", "--interval", "0.2", "--checks", "3", "--saturated-monitors", "4",
@@ -103,23 +105,23 @@ def test_worker_process_records_reach_the_bench_through_the_spool(tmp_path: Path
 
 
 def test_bad_bench_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--stacks", "project,nope"]) == 2
-    assert main(["bench", "--monitors", "0"]) == 2
-    assert main(["bench", "--checks", "1"]) == 2
-    assert main(["bench", "--sweep", "10,x"]) == 2
+    assert bench_main(["--stacks", "project,nope"]) == 2
+    assert bench_main(["--monitors", "0"]) == 2
+    assert bench_main(["--checks", "1"]) == 2
+    assert bench_main(["--sweep", "10,x"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
-    """``python -m monitoring bench`` at a tiny size: every stack, each in its own process; its JSON, and
+    """``python -m monitoring.bench`` at a tiny size: every stack, each in its own process; its JSON, and
     the README it rewrote."""
     state = tmp_path_factory.mktemp("bench-state")
     readme = state / "README.md"
     readme.write_text(f"# x\n{bench.README_START}\nold\n{bench.README_END}\n")
     done = subprocess.run(
-        [sys.executable, "-m", "monitoring", "bench", *TINY, "--json", "--update-readme", str(readme)],
+        [sys.executable, "-m", "monitoring.bench", *TINY, "--json", "--update-readme", str(readme)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -135,7 +137,7 @@ def smoke_run(smoke: tuple[dict, str]) -> dict:
 
 
 def test_the_readme_block_records_the_command_as_typed(smoke: tuple[dict, str]) -> None:
-    typed = "python -m monitoring bench " + " ".join(TINY) + " --json --update-readme "
+    typed = "python -m monitoring.bench " + " ".join(TINY) + " --json --update-readme "
     assert f"with `{typed}" in smoke[1] and "| figure | project | scale-out | reference | floor |" in smoke[1]
 
 
@@ -182,7 +184,7 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
 def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{bench.README_START}\nold\n{bench.README_END}\nafter\n")
-    bench.update_readme(smoke_run, readme, "python -m monitoring bench --update-readme")
+    bench.update_readme(smoke_run, readme, "python -m monitoring.bench --update-readme")
     text = readme.read_text()
     assert "old" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
     assert "| figure | project | scale-out | reference | floor |" in text
@@ -195,7 +197,7 @@ def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_pa
 def test_the_project_readme_has_the_results_block_and_the_command_that_made_it() -> None:
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = text[text.index(bench.README_START) : text.index(bench.README_END)]
-    (command,) = re.findall(r"with `(python -m monitoring bench [^`]*--update-readme)`", block)
+    (command,) = re.findall(r"with `(python -m monitoring.bench [^`]*--update-readme)`", block)
     assert f"\n{command}  " in text, "the command that made the table is one the README lists"
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from test_scheduler import free_port
 
-from monitoring import scheduler as sched
-from monitoring.connection import Connection
-from monitoring.models import MonitorRequest
-from monitoring.runtime import MonitorClient
-from monitoring.scheduler import LocalScheduler
+from monitoring.backend import process
+from monitoring.backend import scheduler as sched
+from monitoring.backend.connection import Connection
+from monitoring.backend.scheduler import LocalScheduler
+from monitoring.client.monitors import MonitorClient
+from monitoring.core.models import MonitorRequest
 
 
 def cli(*args: str, endpoint: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -224,7 +225,7 @@ def test_scheduler_command_serves_until_terminated_and_refuses_a_taken_port() ->
         stopped = cli("stop-scheduler", "--port", str(port))
         assert stopped.returncode == 0 and "Stopped the local scheduler" in stopped.stderr
         assert server.wait(timeout=15) == 0
-        assert sched.SchedulerRecord.load(port) is None
+        assert process.SchedulerRecord.load(port) is None
     finally:
         if server.poll() is None:
             server.kill()

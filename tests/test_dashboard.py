@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from conftest import new_job_id
-from monitoring.models import MonitorRequest
-from monitoring.runtime import MonitorClient
-from monitoring.serving import BackgroundServer
+from monitoring.client.monitors import MonitorClient
+from monitoring.core.models import MonitorRequest
+from monitoring.web.serving import BackgroundServer
 
 BROWSER_WAIT_MS = 30_000
 

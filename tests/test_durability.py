@@ -19,18 +19,14 @@ import pytest
 from test_scheduler import free_port
 
 from conftest import new_job_id
-from monitoring import scheduler as sched
-from monitoring.connection import Connection, create_worker
-from monitoring.models import MonitorRequest, MonitorResult, MonitorStatus, from_iso
-from monitoring.runtime import (
-    InstanceFinishedError,
-    InstanceNotFinishedError,
-    MonitorClient,
-    MonitorSnapshot,
-    UnknownInstanceError,
-    start_worker,
-    stop_worker,
-)
+from monitoring.backend import process
+from monitoring.backend.connection import Connection
+from monitoring.client.errors import InstanceFinishedError, InstanceNotFinishedError, UnknownInstanceError
+from monitoring.client.monitors import MonitorClient
+from monitoring.client.snapshots import MonitorSnapshot
+from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus
+from monitoring.core.payloads import from_iso
+from monitoring.worker import create_worker, start_worker, stop_worker
 
 NEVER = 10**6
 
@@ -75,9 +71,11 @@ def test_worker_restart_mid_run_loses_no_check_and_counts_none_twice(monitors: M
 PROCESS_START = textwrap.dedent(
     """
     import sys
-    from monitoring.connection import Connection, ensure_backend
-    from monitoring.models import MonitorRequest, MonitorResult, MonitorStatus, from_iso
-    from monitoring.runtime import MonitorClient, start_worker
+    from monitoring.backend.connection import Connection, ensure_backend
+    from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus
+    from monitoring.core.payloads import from_iso
+    from monitoring.client.monitors import MonitorClient
+    from monitoring.worker import start_worker
     connection = Connection(f"http://localhost:{sys.argv[1]}", "default", "local")
     ensure_backend(connection)
     start_worker(connection)
@@ -93,8 +91,9 @@ PROCESS_START = textwrap.dedent(
 PROCESS_FINISH = textwrap.dedent(
     """
     import json, sys
-    from monitoring.connection import Connection, ensure_backend
-    from monitoring.runtime import MonitorClient, start_worker
+    from monitoring.backend.connection import Connection, ensure_backend
+    from monitoring.client.monitors import MonitorClient
+    from monitoring.worker import start_worker
     connection = Connection(f"http://localhost:{sys.argv[1]}", "default", "local")
     print(ensure_backend(connection), file=sys.stderr)
     start_worker(connection)
@@ -107,7 +106,7 @@ PROCESS_FINISH = textwrap.dedent(
 
 def test_process_restart_finds_and_finishes_a_monitor_started_before_it() -> None:
     port = free_port()
-    sched.spawn_scheduler_process(port)
+    process.spawn_scheduler_process(port)
     try:
 
         def python(code: str, *args: str) -> str:
@@ -123,7 +122,7 @@ def test_process_restart_finds_and_finishes_a_monitor_started_before_it() -> Non
         assert final["result"]["final_status"] == "Timeout" and final["result"]["checks_performed"] == 11
         assert final["custom_status"]["job_id"] == "restart-job"
     finally:
-        assert sched.stop_scheduler_process(port)
+        assert process.stop_scheduler_process(port)
 
 
 # --- control --------------------------------------------------------------------------------------------
@@ -263,7 +262,7 @@ def test_a_ten_thousand_check_monitor_continues_as_new_and_counts_exactly() -> N
     goes (about a minute here); without continue_as_new the instance would hang at 10,000 events.
     """
     port = free_port()
-    sched.spawn_scheduler_process(port)
+    process.spawn_scheduler_process(port)
     connection = Connection(f"http://localhost:{port}", "default", "local")
     worker = create_worker(connection)
     worker.start()
@@ -291,7 +290,7 @@ def test_a_ten_thousand_check_monitor_continues_as_new_and_counts_exactly() -> N
             assert len(history) < 1000, "the last generation's history is bounded"
     finally:
         worker.stop()
-        assert sched.stop_scheduler_process(port)
+        assert process.stop_scheduler_process(port)
 
 
 def test_state_combines_runtime_and_custom_status() -> None:
@@ -308,8 +307,9 @@ def test_state_combines_runtime_and_custom_status() -> None:
         polling_interval_seconds=5,
         timeout_seconds=30,
     )
-    retrying = replace(base, last_error="check 3, attempt 1: SimulatedCheckError: down")
-    recovered = replace(base, last_error="check 2, attempt 1: SimulatedCheckError: down")
+    retrying = replace(base, last_error="check 3, attempt 1: SimulatedCheckError: down", failed_attempts=1)
+    # The retried check succeeded: its error stays visible, the attempt count is back to zero.
+    recovered = replace(base, last_error="check 2, attempt 1: SimulatedCheckError: down", failed_attempts=0)
     cancelled = MonitorResult("j", "Cancelled", 2, 1.0, reason="cancelled on request")
 
     def state(runtime: str, custom: MonitorStatus | None, result: MonitorResult | None = None) -> str:

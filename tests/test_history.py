@@ -9,9 +9,9 @@ from durabletask import history
 from durabletask.task import FailureDetails
 
 from conftest import new_job_id
-from monitoring.history import TimelineEntry, build_timeline
-from monitoring.models import MonitorRequest
-from monitoring.runtime import MonitorClient
+from monitoring.client.history import TimelineEntry, build_timeline
+from monitoring.client.monitors import MonitorClient
+from monitoring.core.models import MonitorRequest
 
 NO_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)  # how the in-memory backend stamps most events
 START = datetime(2025, 9, 19, 18, 5, 0, tzinfo=timezone.utc)

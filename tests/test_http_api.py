@@ -11,8 +11,8 @@ import pytest
 from durabletask import history
 
 from conftest import new_job_id
-from monitoring.runtime import MonitorClient
-from monitoring.serving import BackgroundServer
+from monitoring.client.monitors import MonitorClient
+from monitoring.web.serving import BackgroundServer
 
 INSTANCES = "/runtime/webhooks/durabletask/instances"
 # A job that finishes on the 4th check (0, 0.4, 0.8, 1.2 s) well before the 4 s deadline.

@@ -11,8 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import new_job_id
-from monitoring.models import MonitorRequest
-from monitoring.runtime import MonitorClient, MonitorSnapshot, UnknownInstanceError
+from monitoring.client.errors import UnknownInstanceError
+from monitoring.client.monitors import MonitorClient
+from monitoring.client.snapshots import MonitorSnapshot
+from monitoring.core.models import MonitorRequest
 
 # (interval, timeout, job duration, outcome) -> (final status, checks)
 SCENARIOS = {

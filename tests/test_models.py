@@ -6,17 +6,15 @@ import math
 
 import pytest
 
-from monitoring.models import (
+from monitoring.core.models import (
     MAX_CHECKS_PER_MONITOR,
-    InvalidRequestError,
     MonitorProgress,
     MonitorRequest,
     MonitorResult,
     continuation_payload,
-    from_iso,
     parse_monitor_input,
-    to_iso,
 )
+from monitoring.core.payloads import InvalidRequestError, from_iso, to_iso
 
 
 def test_official_sample_input_works_as_is() -> None:

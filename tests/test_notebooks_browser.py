@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from test_scheduler import free_port
 
-from monitoring import scheduler
+from monitoring.backend import process, scheduler
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RUN_ALL_SECONDS = 240  # generous: a loaded CI machine runs the kernels slowly
@@ -76,7 +76,7 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.wait()
         log.close()
         # A notebook that failed before its last cell leaves the on-demand scheduler running.
-        scheduler.stop_scheduler_process(scheduler.DEFAULT_PORT)
+        process.stop_scheduler_process(scheduler.DEFAULT_PORT)
 
 
 def run_all(page: Any, base_and_token: str, notebook: str) -> None:

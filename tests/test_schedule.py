@@ -6,9 +6,9 @@ from itertools import pairwise
 
 import pytest
 
-from monitoring.jobs import attempt_fails, simulated_job_status
-from monitoring.models import DEFAULT_JOB_DURATION_SECONDS, DEFAULT_POLLING_INTERVAL_SECONDS
-from monitoring.schedule import (
+from monitoring.core.jobs import attempt_fails, simulated_job_status
+from monitoring.core.models import DEFAULT_JOB_DURATION_SECONDS, DEFAULT_POLLING_INTERVAL_SECONDS
+from monitoring.core.schedule import (
     CheckSchedule,
     backoff_gap,
     backoff_offset,

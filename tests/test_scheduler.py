@@ -15,11 +15,12 @@ import pytest
 from durabletask.testing import InMemoryOrchestrationBackend
 
 from conftest import new_job_id
-from monitoring import scheduler as sched
-from monitoring.connection import Connection, ensure_backend, local_connection
-from monitoring.models import MonitorRequest
-from monitoring.runtime import MonitorClient, start_worker, stop_worker
-from monitoring.scheduler import LocalScheduler, SchedulerError, probe
+from monitoring.backend import process, servicer
+from monitoring.backend.connection import Connection, ensure_backend, local_connection
+from monitoring.backend.scheduler import LocalScheduler, SchedulerError, probe
+from monitoring.client.monitors import MonitorClient
+from monitoring.core.models import MonitorRequest
+from monitoring.worker import start_worker, stop_worker
 
 
 def free_port() -> int:
@@ -111,8 +112,8 @@ def test_on_demand_scheduler_process_starts_once_outlives_clients_and_stops(rest
     connection = Connection(f"http://localhost:{port}", "default", "local")
     assert "started it" in ensure_backend(connection)
     try:
-        record = sched.SchedulerRecord.load(port)
-        assert record is not None and sched._is_running_scheduler(record.pid)
+        record = process.SchedulerRecord.load(port)
+        assert record is not None and process._is_running_scheduler(record.pid)
         assert "already running" in ensure_backend(connection), "a second call starts no second process"
         # State lives in the scheduler's process, so a monitor survives this process's worker going away.
         start_worker(connection)
@@ -124,17 +125,17 @@ def test_on_demand_scheduler_process_starts_once_outlives_clients_and_stops(rest
             assert monitors.snapshot(instance_id).runtime_status == "Completed"
     finally:
         stop_worker()
-        assert sched.stop_scheduler_process(port)
-    assert not sched._is_running_scheduler(record.pid)
-    assert sched.SchedulerRecord.load(port) is None
-    assert not sched.stop_scheduler_process(port), "stopping twice says nothing was running"
+        assert process.stop_scheduler_process(port)
+    assert not process._is_running_scheduler(record.pid)
+    assert process.SchedulerRecord.load(port) is None
+    assert not process.stop_scheduler_process(port), "stopping twice says nothing was running"
 
 
 def test_a_stale_record_is_not_trusted() -> None:
     port = free_port()
-    sched.SchedulerRecord(pid=1, port=port, taskhub="default").save()  # pid 1 is not a scheduler
-    assert not sched.stop_scheduler_process(port)
-    assert sched.SchedulerRecord.load(port) is None
+    process.SchedulerRecord(pid=1, port=port, taskhub="default").save()  # pid 1 is not a scheduler
+    assert not process.stop_scheduler_process(port)
+    assert process.SchedulerRecord.load(port) is None
 
 
 def test_local_connection_describes_itself(scheduler: LocalScheduler) -> None:
@@ -144,7 +145,7 @@ def test_local_connection_describes_itself(scheduler: LocalScheduler) -> None:
 def test_timer_queue_fires_in_due_order() -> None:
     fired: list[str] = []
     done = threading.Event()
-    timers = sched.TimerQueue()
+    timers = servicer.TimerQueue()
     now = datetime.now(timezone.utc)
     timers.call_at(now + timedelta(milliseconds=80), lambda: fired.append("late"))
     timers.call_at(now - timedelta(seconds=1), lambda: fired.append("overdue"))
@@ -157,7 +158,7 @@ def test_timer_queue_fires_in_due_order() -> None:
 
 def test_timers_queued_while_stopped_fire_when_started_again() -> None:
     fired = threading.Event()
-    timers = sched.TimerQueue()
+    timers = servicer.TimerQueue()
     timers.call_at(datetime.now(timezone.utc) + timedelta(milliseconds=50), fired.set)
     timers.stop()
     assert not fired.wait(0.3), "a stopped queue fires nothing"
@@ -175,7 +176,7 @@ def test_the_reference_can_run_on_the_sdks_own_servicer() -> None:
 
 def test_waiting_monitors_hold_timers_not_threads(scheduler: LocalScheduler, monitors: MonitorClient) -> None:
     """Each waiting monitor has two pending timers (its next check, its guard): heap entries, no threads."""
-    assert isinstance(scheduler.backend, sched.FencedBackend)
+    assert isinstance(scheduler.backend, servicer.FencedBackend)
     threads_before = threading.active_count()
     request = MonitorRequest(new_job_id(), polling_interval_seconds=300, timeout_seconds=600)
     started = [monitors.start(replace(request, job_id=f"{request.job_id}-{n}")) for n in range(30)]

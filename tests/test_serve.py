@@ -15,11 +15,11 @@ import pytest
 from test_cli import cli, spawn, wait_for_line
 from test_scheduler import free_port
 
-from monitoring.cli import DEFAULT_API_PORT
-from monitoring.http_api import create_app
-from monitoring.runtime import MonitorClient
-from monitoring.scheduler import LocalScheduler
-from monitoring.serving import BackgroundServer, PortInUseError, is_loopback
+from monitoring.backend.scheduler import LocalScheduler
+from monitoring.cli.services import DEFAULT_API_PORT
+from monitoring.client.monitors import MonitorClient
+from monitoring.web.api import create_app
+from monitoring.web.serving import BackgroundServer, PortInUseError, is_loopback
 
 
 def test_serve_runs_api_dashboard_and_worker_and_stops_on_ctrl_c() -> None:
@@ -49,7 +49,7 @@ def test_serve_runs_api_dashboard_and_worker_and_stops_on_ctrl_c() -> None:
             assert server.stderr is not None
             log = server.stderr.read()
             assert "Stopped the HTTP API, the dashboard and the worker" in log
-            assert "monitoring.http_api INFO: POST /api/start_monitoring_job -> 202" in log
+            assert "monitoring.web.api INFO: POST /api/start_monitoring_job -> 202" in log
             assert "GET /api/instances" not in log  # the dashboard's polling is not logged
         finally:
             if server.poll() is None:

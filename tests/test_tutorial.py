@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitoring.connection import Connection
-from monitoring.models import InvalidRequestError
-from monitoring.plots import comparison_figure, png_bytes, progress_figure, tradeoff_figure
-from monitoring.tutorial import Tutorial, time_scale_from_env
-from monitoring.widgets import ControlPanel
+from monitoring import settings
+from monitoring.backend.connection import Connection
+from monitoring.core.payloads import InvalidRequestError
+from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure, tradeoff_figure
+from monitoring.notebook.tutorial import Tutorial
+from monitoring.notebook.widgets import ControlPanel
 
 SCALE = 0.1  # a 5 s tutorial interval is 0.5 s here; every check is at least 0.15 s from the job end
 
@@ -24,11 +25,11 @@ def tutorial(connection: Connection) -> Iterator[Tutorial]:
 
 
 def test_time_scale_setting() -> None:
-    assert time_scale_from_env({}) == 1.0
-    assert time_scale_from_env({"MONITORING_TIME_SCALE": "0.2"}) == 0.2
+    assert settings.load({}).time_scale == 1.0
+    assert settings.load({"MONITORING_TIME_SCALE": "0.2"}).time_scale == 0.2
     for bad in ("0", "-1", "2", "fast"):
         with pytest.raises(ValueError, match="MONITORING_TIME_SCALE"):
-            time_scale_from_env({"MONITORING_TIME_SCALE": bad})
+            settings.load({"MONITORING_TIME_SCALE": bad})
 
 
 def test_requests_are_validated_in_the_persons_numbers_then_scaled(tutorial: Tutorial) -> None:
@@ -46,7 +47,7 @@ def test_requests_are_validated_in_the_persons_numbers_then_scaled(tutorial: Tut
 
 
 def test_a_re_run_connect_cell_starts_nothing_new(tutorial: Tutorial) -> None:
-    from monitoring.runtime import start_worker
+    from monitoring.worker import start_worker
 
     assert start_worker(tutorial.connection) is False
 
@@ -91,3 +92,12 @@ def test_control_panel_clicks_schedule_real_runs_and_refuse_bad_ones(tutorial: T
     panel.draw_plots()
     assert bytes(panel.progress_plot.value).startswith(b"\x89PNG")
     assert bytes(panel.comparison_plot.value).startswith(b"\x89PNG")
+
+
+def test_a_closed_panel_stops_its_plot_thread_and_its_listener(tutorial: Tutorial) -> None:
+    panel = ControlPanel(tutorial)
+    thread = panel._plots_thread
+    assert thread.is_alive()
+    panel.close()
+    assert not thread.is_alive()
+    assert panel._on_change not in tutorial.tracker._listeners

@@ -7,43 +7,31 @@ faster (0.1) while a person sees seconds-scale runs; plots convert back to the t
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from monitoring import scheduler
-from monitoring.connection import Connection, connection_from_env, ensure_backend
-from monitoring.models import (
+from monitoring import settings
+from monitoring.backend import process
+from monitoring.backend.connection import (
+    Connection,
+    connection_from_env,
+    ensure_backend,
+    local_scheduler_running,
+)
+from monitoring.client.monitors import MonitorClient
+from monitoring.client.tracking import RunTrace, RunTracker
+from monitoring.core.jobs import JobOutcome
+from monitoring.core.models import (
     DEFAULT_JOB_DURATION_SECONDS,
     DEFAULT_POLLING_INTERVAL_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
-    JobOutcome,
     MonitorRequest,
 )
-from monitoring.plots import png_bytes, progress_figure
-from monitoring.runtime import MonitorClient, start_worker, stop_worker
-from monitoring.tracking import RunTrace, RunTracker
-
-TIME_SCALE_ENV = "MONITORING_TIME_SCALE"
-
-
-def time_scale_from_env(environ: Mapping[str, str] | None = None) -> float:
-    """``MONITORING_TIME_SCALE`` as a number in (0, 1]; 1 when unset."""
-    text = (os.environ if environ is None else environ).get(TIME_SCALE_ENV, "").strip()
-    if not text:
-        return 1.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 1:
-        raise ValueError(
-            f"{TIME_SCALE_ENV}={text!r}: use a number above 0 and at most 1 (0.1 runs ten times faster)"
-        )
-    return value
+from monitoring.notebook.plots import png_bytes, progress_figure
+from monitoring.worker import start_worker, stop_worker
 
 
 class Tutorial:
@@ -52,9 +40,7 @@ class Tutorial:
     def __init__(self, connection: Connection, *, time_scale: float = 1.0) -> None:
         self.connection = connection
         self.time_scale = time_scale
-        self._started_scheduler = connection.kind == "local" and not scheduler.probe(
-            f"127.0.0.1:{connection.local_port}"
-        )
+        self._started_scheduler = connection.kind == "local" and not local_scheduler_running(connection)
         self.backend = ensure_backend(connection)
         start_worker(connection)
         self.monitors = MonitorClient(connection)
@@ -133,7 +119,7 @@ class Tutorial:
         self.monitors.close()
         stop_worker()
         if self._started_scheduler:
-            scheduler.stop_scheduler_process(self.connection.local_port)
+            process.stop_scheduler_process(self.connection.local_port)
         if _current is self:
             _current = None
 
@@ -170,5 +156,5 @@ def connect() -> Tutorial:
         return _current
     if _current is not None:
         _current.close()
-    _current = Tutorial(connection, time_scale=time_scale_from_env())
+    _current = Tutorial(connection, time_scale=settings.load().time_scale)
     return _current

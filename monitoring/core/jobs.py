@@ -1,9 +1,10 @@
 """The external job being monitored, behind a small interface.
 
 The orchestrator never talks to a job directly: it calls the ``check_job_status`` activity with a
-:class:`~monitoring.models.JobCheckRequest`, and the activity asks the :class:`JobStatusSource` named by
-``request.source``. The only source today is the simulated job; a real one (an HTTP endpoint, say) is a new
-class registered in :data:`STATUS_SOURCES`, with no change to the orchestrator.
+:class:`JobCheckRequest`, and the activity asks the :class:`JobStatusSource` registered under
+``request.source``. A new source (an HTTP endpoint, say) is an object with a ``check`` method, added with
+:func:`register_job_source` from any module the worker imports: no change to the package. The built-in
+simulated job registers through the same door.
 
 The simulated job can misbehave on request, deterministically, so tests and notebooks reproduce faults:
 
@@ -23,18 +24,39 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Literal, Protocol
 
-from monitoring.models import (
-    FinalStatus,
-    JobCheckRequest,
-    JobStatus,
-    JobStatusReport,
-    MonitorRequest,
-    from_iso,
-    to_iso,
-)
-from monitoring.schedule import decide_after_check
+from monitoring.core.payloads import Payload, from_iso, to_iso
+from monitoring.core.schedule import JobStatus
+
+JobOutcome = Literal["Completed", "Failed"]
+JOB_OUTCOMES: tuple[str, ...] = ("Completed", "Failed")
+
+
+@dataclass(frozen=True)
+class JobCheckRequest(Payload):
+    """Input of the ``check_job_status`` activity (the ``fail``/``hang`` fields drive the simulated job)."""
+
+    job_id: str
+    monitor_started_at: str
+    job_duration_seconds: float
+    job_outcome: JobOutcome
+    source: str = "simulated"
+    check_number: int = 0
+    fail_first_attempts: int = 0
+    fail_fraction: float = 0.0
+    hang_seconds: float = 0.0
+    hang_from_check: int = 1
+    due_at: str | None = None  # when the orchestrator planned this check
+
+
+@dataclass(frozen=True)
+class JobStatusReport(Payload):
+    """Output of the ``check_job_status`` activity: what the job said, and when it was asked."""
+
+    job_id: str
+    status: JobStatus
+    checked_at: str
 
 
 class SimulatedCheckError(RuntimeError):
@@ -106,40 +128,28 @@ class SimulatedJobSource:
         return JobStatusReport(job_id=request.job_id, status=status, checked_at=to_iso(now))
 
 
-STATUS_SOURCES: dict[str, JobStatusSource] = {"simulated": SimulatedJobSource()}
+_SOURCES: dict[str, JobStatusSource] = {}
+
+
+def register_job_source(name: str, source: JobStatusSource) -> None:
+    """Make ``source`` available as ``job_source=name`` in this process (a worker must register it too)."""
+    if not name or not name.isidentifier():
+        raise ValueError(f"a job source name must be an identifier, not {name!r}")
+    _SOURCES[name] = source
+
+
+def job_source_names() -> tuple[str, ...]:
+    """The job sources registered in this process, in registration order."""
+    return tuple(_SOURCES)
 
 
 def check_job(request: JobCheckRequest, now: datetime | None = None) -> JobStatusReport:
     """Ask the request's status source about the job (the body of the ``check_job_status`` activity)."""
     try:
-        source = STATUS_SOURCES[request.source]
+        source = _SOURCES[request.source]
     except KeyError:
         raise ValueError(f"unknown job status source {request.source!r}") from None
     return source.check(request, now or datetime.now(timezone.utc))
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """What a monitor of the simulated job will report, worked out from the schedule alone."""
-
-    final_status: FinalStatus
-    checks_performed: int
-    ended_at_offset: float
-    detection_delay: float | None  # seconds from the job finishing to the check that saw it; None on Timeout
-
-
-def predict(request: MonitorRequest) -> Prediction:
-    """Step the schedule against the simulated job with no latency: the ideal outcome of ``request``."""
-    schedule = request.schedule()
-    for check_number, offset in enumerate(schedule.planned_offsets(), start=1):
-        status = simulated_job_status(request.job_duration_seconds, request.job_outcome, offset)
-        decision = decide_after_check(schedule, check_number, status)
-        if decision.final_status is not None:
-            ended = round(offset, 6)  # plain numbers: 0.6, not 0.5999999999999996
-            delay = (
-                None
-                if decision.final_status == "Timeout"
-                else round(offset - request.job_duration_seconds, 6)
-            )
-            return Prediction(decision.final_status, check_number, ended, delay)
-    raise AssertionError("the schedule always ends with a decision")
+register_job_source("simulated", SimulatedJobSource())

@@ -20,9 +20,10 @@ from typing import Any, Literal
 from durabletask import history
 from durabletask.client import OrchestrationStatus
 
-from monitoring.models import JobStatusReport, decode_payload, to_iso
-from monitoring.orchestration import ACTIVITY_NAME
-from monitoring.runtime import runtime_status_name
+from monitoring.client.snapshots import runtime_status_name
+from monitoring.core.jobs import JobStatusReport
+from monitoring.core.orchestration import ACTIVITY_NAME
+from monitoring.core.payloads import decode_payload, to_iso
 
 EntryKind = Literal["started", "check", "check-failed", "activity", "timer", "event", "terminated", "ended"]
 # Anything stamped before this is the in-memory backend's "no time" (1970-01-01).

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    from monitoring.models import FinalStatus
+JobStatus = Literal["Pending", "Running", "Completed", "Failed"]
+FinalStatus = Literal["Completed", "Failed", "Timeout", "Cancelled"]
 
 # Offsets closer than this to the deadline count as "at the deadline" (guards 0.1 * 3 != 0.3).
 _EPSILON = 1e-9

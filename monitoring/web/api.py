@@ -1,4 +1,4 @@
-"""The Durable Functions sample's HTTP API over a :class:`~monitoring.runtime.MonitorClient`.
+"""The Durable Functions sample's HTTP API over a :class:`~monitoring.client.monitors.MonitorClient`.
 
 Routes (as ``func start`` serves them for the official sample, on http://localhost:7071)::
 
@@ -30,14 +30,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitoring.models import MAX_JOB_ID_LENGTH, InvalidRequestError, MonitorRequest
-from monitoring.runtime import (
+from monitoring.client.errors import (
     InstanceFinishedError,
     InstanceNotFinishedError,
-    MonitorClient,
     UnknownInstanceError,
     UnknownJobError,
 )
+from monitoring.client.monitors import MonitorClient
+from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest
+from monitoring.core.payloads import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 INSTANCES_PATH = "/runtime/webhooks/durabletask/instances"

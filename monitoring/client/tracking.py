@@ -17,9 +17,10 @@ from datetime import datetime, timedelta, timezone
 
 from durabletask.client import OrchestrationQuery
 
-from monitoring.jobs import Prediction, predict
-from monitoring.models import MonitorRequest, MonitorResult
-from monitoring.runtime import MonitorClient, MonitorSnapshot
+from monitoring.client.monitors import MonitorClient
+from monitoring.client.snapshots import MonitorSnapshot
+from monitoring.core.models import MonitorRequest, MonitorResult
+from monitoring.core.predict import Prediction, predict
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,11 @@ class RunTracker:
         """Call ``listener(trace)`` (from the polling thread) whenever a run shows something new."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[RunTrace], None]) -> None:
+        """Stop calling ``listener``; nothing happens if it was not added."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def start(self, request: MonitorRequest, *, time_scale: float = 1.0) -> RunTrace:
         """Schedule a monitor for ``request`` and track it."""
         with self._lock:
@@ -191,7 +197,7 @@ class RunTracker:
             if changed:
                 self._changed.notify_all()
         for trace in changed:
-            for listener in self._listeners:
+            for listener in list(self._listeners):
                 listener(trace)
         return changed
 

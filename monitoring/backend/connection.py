@@ -2,16 +2,18 @@
 
 * ``ENDPOINT`` unset: the local scheduler at ``http://localhost:8080`` (started on demand, in its own
   process, by :func:`ensure_backend`).
+* :func:`local_connection`: a local scheduler this process runs itself (tests, ``demo``).
 * ``ENDPOINT=http://...``: the Durable Task Scheduler emulator (insecure channel, no credential).
 * ``ENDPOINT=https://...``: Durable Task Scheduler in Azure, authenticated with ``DefaultAzureCredential``.
 
-``TASKHUB`` defaults to ``default``. All three use ``durabletask.azuremanaged``'s client and worker.
+``TASKHUB`` defaults to ``default``. All use ``durabletask.azuremanaged``'s client and worker; the worker
+with the monitor registered is built in :mod:`monitoring.worker`. :mod:`monitoring.settings` reads the
+variables.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -19,13 +21,11 @@ from urllib.parse import urlsplit
 
 import grpc
 from durabletask.azuremanaged.client import DurableTaskSchedulerClient
-from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
-from durabletask.worker import ConcurrencyOptions
 
-from monitoring import scheduler
-from monitoring.orchestration import check_job_status, monitoring_job_orchestrator
+from monitoring import settings
+from monitoring.backend import process, scheduler
 
-BackendKind = Literal["local", "emulator", "azure"]
+BackendKind = Literal["local", "embedded", "emulator", "azure"]
 LOCAL_ENDPOINT = f"http://localhost:{scheduler.DEFAULT_PORT}"
 
 # The SDK logs every work item at INFO to stderr by default; route it through our logger tree instead, which
@@ -56,6 +56,7 @@ class Connection:
     def describe(self) -> str:
         what = {
             "local": "local scheduler (in-memory, started on demand)",
+            "embedded": "local scheduler in this process",
             "emulator": "Durable Task Scheduler emulator (no credential)",
             "azure": "Durable Task Scheduler in Azure (DefaultAzureCredential)",
         }[self.kind]
@@ -63,10 +64,9 @@ class Connection:
 
 
 def connection_from_env(environ: Mapping[str, str] | None = None) -> Connection:
-    """Read ``ENDPOINT`` and ``TASKHUB`` (from ``os.environ`` unless given)."""
-    environ = os.environ if environ is None else environ
-    taskhub = environ.get("TASKHUB", "").strip() or scheduler.DEFAULT_TASKHUB
-    endpoint = environ.get("ENDPOINT", "").strip()
+    """The connection ``ENDPOINT`` and ``TASKHUB`` name (from the process environment unless given)."""
+    config = settings.load(environ)
+    taskhub, endpoint = config.taskhub, config.endpoint
     if not endpoint:
         return Connection(LOCAL_ENDPOINT, taskhub, "local")
     parts = urlsplit(endpoint)
@@ -79,8 +79,8 @@ def connection_from_env(environ: Mapping[str, str] | None = None) -> Connection:
 
 
 def local_connection(address: str, taskhub: str = scheduler.DEFAULT_TASKHUB) -> Connection:
-    """A connection to a :class:`~monitoring.scheduler.LocalScheduler` this process already runs."""
-    return Connection(address, taskhub, "emulator")
+    """A connection to a :class:`~monitoring.backend.scheduler.LocalScheduler` this process already runs."""
+    return Connection(address, taskhub, "embedded")
 
 
 def _drop_shutdown_noise(record: logging.LogRecord) -> bool:
@@ -88,14 +88,14 @@ def _drop_shutdown_noise(record: logging.LogRecord) -> bool:
     return "Locally cancelled by application" not in record.getMessage()
 
 
-def _sdk_logger(name: str) -> logging.Logger:
+def sdk_logger(name: str) -> logging.Logger:
     sdk_logger = logging.getLogger(f"monitoring.sdk.{name}")
     if _drop_shutdown_noise not in sdk_logger.filters:
         sdk_logger.addFilter(_drop_shutdown_noise)
     return sdk_logger
 
 
-def _credential(connection: Connection):  # type: ignore[no-untyped-def]
+def credential(connection: Connection):  # type: ignore[no-untyped-def]
     if connection.kind != "azure":
         return None
     from azure.identity import DefaultAzureCredential
@@ -107,27 +107,10 @@ def create_client(connection: Connection) -> DurableTaskSchedulerClient:
     return DurableTaskSchedulerClient(
         host_address=connection.endpoint,
         taskhub=connection.taskhub,
-        token_credential=_credential(connection),
+        token_credential=credential(connection),
         secure_channel=connection.secure,
-        logger=_sdk_logger("client"),
+        logger=sdk_logger("client"),
     )
-
-
-def create_worker(
-    connection: Connection, concurrency: ConcurrencyOptions | None = None
-) -> DurableTaskSchedulerWorker:
-    """A worker with the monitor's orchestrator and activity registered (not started)."""
-    worker = DurableTaskSchedulerWorker(
-        host_address=connection.endpoint,
-        taskhub=connection.taskhub,
-        token_credential=_credential(connection),
-        secure_channel=connection.secure,
-        concurrency_options=concurrency,
-        logger=_sdk_logger("worker"),
-    )
-    worker.add_orchestrator(monitoring_job_orchestrator)
-    worker.add_activity(check_job_status)
-    return worker
 
 
 def check_reachable(connection: Connection, timeout: float = 5.0) -> None:
@@ -151,6 +134,11 @@ def check_reachable(connection: Connection, timeout: float = 5.0) -> None:
         channel.close()
 
 
+def local_scheduler_running(connection: Connection) -> bool:
+    """True if ``connection`` is the on-demand local scheduler and one answers on its port."""
+    return connection.kind == "local" and scheduler.probe(f"127.0.0.1:{connection.local_port}")
+
+
 def ensure_backend(connection: Connection) -> str:
     """Make sure the backend answers; for ``local``, start the scheduler process if none answers.
 
@@ -159,8 +147,7 @@ def ensure_backend(connection: Connection) -> str:
     if connection.kind != "local":
         check_reachable(connection)
         return f"Using the {connection.describe()}"
-    port = connection.local_port
-    if scheduler.probe(f"127.0.0.1:{port}"):
+    if local_scheduler_running(connection):
         return f"Using the {connection.describe()}: already running"
-    pid = scheduler.spawn_scheduler_process(port, connection.taskhub)
+    pid = process.spawn_scheduler_process(connection.local_port, connection.taskhub)
     return f"Using the {connection.describe()}: started it (pid {pid})"

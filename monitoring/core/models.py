@@ -1,4 +1,4 @@
-"""The data that crosses the wire: monitor input, custom status, result, and the check's request/report.
+"""The monitor's data: its input (:class:`MonitorRequest`), custom status, result and carried progress.
 
 Field names follow the official monitoring sample (``job_id``, ``polling_interval_seconds``,
 ``timeout_seconds``; ``final_status``, ``checks_performed``, ...), so its client and JSON readers work as is.
@@ -8,22 +8,17 @@ Durable Task SDK stores.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypeVar
+from datetime import timedelta
+from typing import Any
 
 from durabletask import task
 
-from monitoring.schedule import CheckSchedule
+from monitoring.core.jobs import JOB_OUTCOMES, JobCheckRequest, JobOutcome, job_source_names
+from monitoring.core.payloads import InvalidRequestError, Payload, field_dict
+from monitoring.core.schedule import CheckSchedule, FinalStatus, JobStatus
 
-JobStatus = Literal["Pending", "Running", "Completed", "Failed"]
-FinalStatus = Literal["Completed", "Failed", "Timeout", "Cancelled"]
-JobOutcome = Literal["Completed", "Failed"]
-
-JOB_OUTCOMES: tuple[str, ...] = ("Completed", "Failed")
 DEFAULT_POLLING_INTERVAL_SECONDS = 5.0
 DEFAULT_TIMEOUT_SECONDS = 30.0
 # With the default 5 s interval the simulated job is first seen finished on the 4th check (at 15 s), as in
@@ -38,7 +33,7 @@ MAX_CHECKS_PER_MONITOR = 1_000_000
 HISTORY_EVENTS_PER_ATTEMPT = 8
 HISTORY_BUDGET_PER_GENERATION = 8000
 # Every episode replays the generation's whole history, so a short generation keeps the worker's CPU per
-# check flat (measured by ``python -m monitoring bench``: 100 checks per generation tripled it by the
+# check flat (measured by ``python -m monitoring.bench``: 100 checks per generation tripled it by the
 # 100th check; 10 keeps the 1,000th check as cheap as the 10th).
 DEFAULT_CHECKS_PER_GENERATION = 10
 DEFAULT_RETRY_MAX_ATTEMPTS = 3
@@ -46,69 +41,6 @@ DEFAULT_RETRY_FIRST_INTERVAL_SECONDS = 1.0
 DEFAULT_RETRY_BACKOFF_COEFFICIENT = 2.0
 DEFAULT_DEADLINE_GRACE_SECONDS = 10.0
 MAX_JOB_ID_LENGTH = 200
-# Where the check asks about the job: the simulated job, or the benchmark's recording wrapper around it
-# (``monitoring.bench``: it notes each check's due and actual time in the worker's memory).
-JOB_SOURCES: tuple[str, ...] = ("simulated", "bench")
-
-
-class InvalidRequestError(ValueError):
-    """A monitor request a person should fix; the message says what and how."""
-
-
-def to_iso(moment: datetime) -> str:
-    """Format a UTC datetime (naive means UTC, like the orchestration clock) as ``...T18:05:15.123Z``."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment.isoformat(timespec="milliseconds") + "Z"
-
-
-def from_iso(text: str) -> datetime:
-    """Parse a timestamp written by :func:`to_iso` (or any ISO 8601 form) into an aware UTC datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def decode_payload(serialized: str | None) -> Any:
-    """A payload stored by the SDK, as JSON if it is JSON (it always is with this SDK), else the raw text."""
-    if not serialized:
-        return None
-    try:
-        return json.loads(serialized)
-    except ValueError:
-        return serialized
-
-
-def _known_fields(cls: type, payload: dict[str, Any]) -> dict[str, Any]:
-    names = _field_names(cls)
-    return {key: value for key, value in payload.items() if key in names}
-
-
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
-def _shallow_dict(instance: Any) -> dict[str, Any]:
-    """A dataclass's fields as a dict. Every field here is a plain JSON value, so no deep copy: several
-    times cheaper than ``dataclasses.asdict``, which matters because the orchestrator builds these on
-    every replay."""
-    return {name: getattr(instance, name) for name in _field_names(type(instance))}
-
-
-PayloadType = TypeVar("PayloadType", bound="Payload")
-
-
-class Payload:
-    """Base of the dataclasses that travel as JSON objects; ``from_payload`` ignores unknown keys."""
-
-    def to_payload(self) -> dict[str, Any]:
-        return _shallow_dict(self)
-
-    @classmethod
-    def from_payload(cls: type[PayloadType], payload: dict[str, Any]) -> PayloadType:
-        return cls(**_known_fields(cls, payload))
 
 
 def _positive_seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -144,15 +76,15 @@ class MonitorRequest:
 
     ``job_duration_seconds`` and ``job_outcome`` describe the simulated job: it reports ``Running`` until
     that many seconds after the monitor started, then ``job_outcome``. The ``job_fail_*`` and ``job_hang_*``
-    fields make it misbehave, deterministically (see :mod:`monitoring.jobs`).
+    fields make it misbehave, deterministically (see :mod:`monitoring.core.jobs`).
 
     The other optional fields: ``backoff_factor`` and ``max_interval_seconds`` let the interval grow
-    (:mod:`monitoring.schedule`); ``retry_*`` configure the retries of a failing check (a
+    (:mod:`monitoring.core.schedule`); ``retry_*`` configure the retries of a failing check (a
     ``task.RetryPolicy``); ``deadline_grace_seconds`` is how long past the deadline the monitor still
     waits for a check (a slow or hanging one, or checks caught up after a stall) before it ends ``Timeout``;
     ``checks_per_generation`` is how many checks run
     before the monitor continues as new with a fresh history; ``job_source`` picks the
-    :data:`~monitoring.jobs.STATUS_SOURCES` entry the check asks (``bench`` records timings).
+    registered job source the check asks (:func:`monitoring.core.jobs.register_job_source`).
     """
 
     job_id: str
@@ -206,9 +138,9 @@ class MonitorRequest:
                 f"checks_per_generation {per_generation} with {attempts} attempt(s) per check could outgrow "
                 f"the backend's history limit; use at most {most}"
             )
-        if self.job_source not in JOB_SOURCES:
+        if self.job_source not in job_source_names():
             raise InvalidRequestError(
-                f"job_source must be one of {', '.join(JOB_SOURCES)}, not {self.job_source!r}"
+                f"job_source must be one of {', '.join(job_source_names())}, not {self.job_source!r}"
             )
         fraction = self.job_fail_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
@@ -251,7 +183,7 @@ class MonitorRequest:
 
         A plain request therefore has the same five-field shape as before these options existed.
         """
-        payload = _shallow_dict(self)
+        payload = field_dict(self)
         for name, default in _OPTIONAL_DEFAULTS.items():
             if payload[name] == default:
                 del payload[name]
@@ -263,6 +195,28 @@ class MonitorRequest:
             first_retry_interval=timedelta(seconds=self.retry_first_interval_seconds),
             max_number_of_attempts=self.retry_max_attempts,
             backoff_coefficient=self.retry_backoff_coefficient,
+        )
+
+    def check_request(
+        self, started_at: str, number: int, due_at: str | None = None, *, with_faults: bool = True
+    ) -> JobCheckRequest:
+        """The input of check ``number`` of a monitor that started at ``started_at``, due at ``due_at``.
+
+        ``with_faults=False`` leaves out the simulated job's injected failures and hangs (a one-off look).
+        """
+        faults = with_faults
+        return JobCheckRequest(
+            job_id=self.job_id,
+            monitor_started_at=started_at,
+            job_duration_seconds=self.job_duration_seconds,
+            job_outcome=self.job_outcome,
+            source=self.job_source,
+            check_number=number,
+            fail_first_attempts=self.job_fail_first_attempts if faults else 0,
+            fail_fraction=self.job_fail_fraction if faults else 0.0,
+            hang_seconds=self.job_hang_seconds if faults else 0.0,
+            hang_from_check=self.job_hang_from_check,
+            due_at=due_at,
         )
 
     def schedule(self) -> CheckSchedule:
@@ -317,6 +271,7 @@ class MonitorStatus(Payload):
     last_error: str | None = None
     reason: str | None = None
     generation: int = 1
+    failed_attempts: int = 0  # failed attempts of the check in progress: > 0 means it is being retried
 
 
 @dataclass(frozen=True)
@@ -350,6 +305,7 @@ class MonitorProgress(Payload):
     last_status: JobStatus = "Pending"
     last_check_time: str | None = None
     last_error: str | None = None
+    failed_attempts: int = 0
 
 
 CONTINUATION_KEYS = frozenset({"request", "progress"})
@@ -368,29 +324,3 @@ def parse_monitor_input(
         request = MonitorRequest.from_payload(payload["request"], default_job_id=default_job_id)
         return request, MonitorProgress.from_payload(payload["progress"])
     return MonitorRequest.from_payload(payload, default_job_id=default_job_id), None
-
-
-@dataclass(frozen=True)
-class JobCheckRequest(Payload):
-    """Input of the ``check_job_status`` activity (the ``fail``/``hang`` fields drive the simulated job)."""
-
-    job_id: str
-    monitor_started_at: str
-    job_duration_seconds: float
-    job_outcome: JobOutcome
-    source: str = "simulated"
-    check_number: int = 0
-    fail_first_attempts: int = 0
-    fail_fraction: float = 0.0
-    hang_seconds: float = 0.0
-    hang_from_check: int = 1
-    due_at: str | None = None  # when the orchestrator planned this check (the benchmark measures lateness)
-
-
-@dataclass(frozen=True)
-class JobStatusReport(Payload):
-    """Output of the ``check_job_status`` activity: what the job said, and when it was asked."""
-
-    job_id: str
-    status: JobStatus
-    checked_at: str

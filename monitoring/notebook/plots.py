@@ -1,4 +1,4 @@
-"""Plots drawn from polled custom status (see :mod:`monitoring.tracking`), with matplotlib.
+"""Plots drawn from polled custom status (see :mod:`monitoring.client.tracking`), with matplotlib.
 
 Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so a notebook shows each one exactly
 where it is displayed (and a live figure can be redrawn in place). Times are in the scenario's seconds:
@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from monitoring.tracking import RunTrace
+from monitoring.client.tracking import RunTrace
 
 STATUS_COLOURS = {"Pending": "#9e9e9e", "Running": "#1f77b4", "Completed": "#2ca02c", "Failed": "#d62728"}
 
@@ -176,7 +176,7 @@ def png_bytes(figure: Figure) -> bytes:
 
 
 def scale_figure(runs: Sequence[dict[str, Any]], saturated_at: int | None) -> Figure:
-    """Lateness and throughput against the number of monitors (``monitoring.bench`` on-time runs).
+    """Lateness and throughput against the number of monitors (the benchmark's on-time runs).
 
     ``saturated_at`` (a monitor count, or None) is marked on both plots: from there on the worker no longer
     keeps up with the offered load and lateness grows with every monitor added.

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 
 import ipywidgets as widgets
 
-from monitoring.models import JOB_OUTCOMES, InvalidRequestError
-from monitoring.plots import comparison_figure, png_bytes, progress_figure
-from monitoring.tracking import RunTrace
-from monitoring.tutorial import Tutorial
+from monitoring.client.tracking import RunTrace
+from monitoring.core.jobs import JOB_OUTCOMES
+from monitoring.core.payloads import InvalidRequestError
+from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure
+from monitoring.notebook.tutorial import Tutorial
 
 REDRAW_SECONDS = 0.5
 
@@ -51,7 +51,11 @@ class ControlPanel:
         self._lock = threading.Lock()
         # Plots are drawn on a thread of their own, so drawing never delays the tracker's polling.
         self._plots_stale = threading.Event()
-        threading.Thread(target=self._draw_plots_when_stale, name="panel-plots", daemon=True).start()
+        self._closed = threading.Event()
+        self._plots_thread = threading.Thread(
+            target=self._draw_plots_when_stale, name="panel-plots", daemon=True
+        )
+        self._plots_thread.start()
         self.run_button.on_click(lambda _button: self.run())
         tutorial.tracker.add_listener(self._on_change)
         controls = widgets.VBox(
@@ -142,12 +146,22 @@ class ControlPanel:
         if finished:
             self.comparison_plot.value = png_bytes(comparison_figure(finished))
 
+    def close(self) -> None:
+        """Stop listening to the tutorial's runs and stop the plot thread (it ends within a moment)."""
+        self._closed.set()
+        self._plots_stale.set()  # wake the thread so it sees the panel is closed
+        self.tutorial.tracker.remove_listener(self._on_change)
+        self._plots_thread.join()
+
     def _draw_plots_when_stale(self) -> None:
         while True:
             self._plots_stale.wait()
+            if self._closed.is_set():
+                return
             self._plots_stale.clear()
             self.draw_plots()
-            time.sleep(REDRAW_SECONDS)
+            if self._closed.wait(REDRAW_SECONDS):
+                return
 
 
 def _state(trace: RunTrace) -> str:

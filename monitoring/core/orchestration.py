@@ -1,7 +1,7 @@
 """The durable monitor: ``monitoring_job_orchestrator`` and its ``check_job_status`` activity.
 
 The orchestrator is deterministic: its only clock is ``ctx.current_utc_datetime``, it waits only on durable
-timers, it logs through a replay-safe logger, and every decision comes from :mod:`monitoring.schedule`.
+timers, it logs through a replay-safe logger, and every decision comes from :mod:`monitoring.core.schedule`.
 See that module for the exact check schedule. Beyond the happy path it keeps these promises:
 
 * **Cancel**: every wait races the ``cancel`` external event, so a cancel ends the monitor at once with
@@ -30,21 +30,17 @@ from typing import Any
 
 from durabletask import task
 
-from monitoring.jobs import check_job
-from monitoring.models import (
-    FinalStatus,
-    JobCheckRequest,
-    JobStatusReport,
+from monitoring.core.jobs import JobCheckRequest, JobStatusReport, check_job
+from monitoring.core.models import (
     MonitorProgress,
     MonitorRequest,
     MonitorResult,
     MonitorStatus,
     continuation_payload,
-    from_iso,
     parse_monitor_input,
-    to_iso,
 )
-from monitoring.schedule import decide_after_check, retry_delay_seconds
+from monitoring.core.payloads import from_iso, to_iso
+from monitoring.core.schedule import FinalStatus, decide_after_check, retry_delay_seconds
 
 ORCHESTRATOR_NAME = "monitoring_job_orchestrator"
 ACTIVITY_NAME = "check_job_status"
@@ -132,6 +128,7 @@ class _Monitor:
             last_error=progress.last_error,
             reason=reason,
             generation=progress.generation,
+            failed_attempts=progress.failed_attempts,
         )
 
     def publish(self, final_status: FinalStatus | None = None, reason: str | None = None) -> MonitorStatus:
@@ -181,18 +178,8 @@ class _Monitor:
             f"check {number} had not answered {self.request.deadline_grace_seconds:g} s after the deadline "
             f"({to_iso(self.deadline)})"
         )
-        request = JobCheckRequest(
-            job_id=self.request.job_id,
-            monitor_started_at=to_iso(self.started_at),
-            job_duration_seconds=self.request.job_duration_seconds,
-            job_outcome=self.request.job_outcome,
-            source=self.request.job_source,
-            check_number=number,
-            fail_first_attempts=self.request.job_fail_first_attempts,
-            fail_fraction=self.request.job_fail_fraction,
-            hang_seconds=self.request.job_hang_seconds,
-            hang_from_check=self.request.job_hang_from_check,
-            due_at=to_iso(self.due_of_check(number)),
+        request = self.request.check_request(
+            to_iso(self.started_at), number, due_at=to_iso(self.due_of_check(number))
         )
         attempts = 0
         while True:
@@ -210,7 +197,7 @@ class _Monitor:
             details = activity.get_exception().details
             kind = _short_error_type(details.error_type)
             error = f"check {number}, attempt {attempts}: {kind}: {details.message}"
-            self._update(last_error=error)
+            self._update(last_error=error, failed_attempts=attempts)
             self.log.info("Check %d of %s failed: %s", number, self.request.job_id, error)
             policy = self.retry_policy
             delay = retry_delay_seconds(
@@ -238,7 +225,12 @@ class _Monitor:
                 number = self.progress.checks_done + 1
                 yield from self.sleep_until(self.due_of_check(number))
                 report = yield from self.check(number)
-                self._update(checks_done=number, last_status=report.status, last_check_time=report.checked_at)
+                self._update(
+                    checks_done=number,
+                    last_status=report.status,
+                    last_check_time=report.checked_at,
+                    failed_attempts=0,
+                )
                 decision = decide_after_check(self.schedule, number, report.status)
                 self.log.info("Check %d of %s: %s", number, request.job_id, report.status)
                 if decision.final_status is not None:

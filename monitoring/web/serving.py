@@ -59,7 +59,7 @@ class BackgroundServer:
         self.port: int = self._socket.getsockname()[1]
         # uvicorn's own logging is process-wide (one access log for every server), so it is left off
         # and the logging configuration untouched: only its errors show. An app logs its requests
-        # itself if it wants to (see monitoring.http_api.create_app(log_requests=True)).
+        # itself if it wants to (see monitoring.web.api.create_app(log_requests=True)).
         config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=2, log_config=None)
         config.access_log = False
         self._server = uvicorn.Server(config)

@@ -1,9 +1,10 @@
 """A small scheduler dashboard: the task hub's instances, live, and each instance's input, output, custom
 status and timeline of checks and timers.
 
-It reads only through :class:`~monitoring.runtime.MonitorClient` (one query for the list, one state and
-one history call for an instance page), so it works against the local scheduler, the emulator or Azure.
-The pages are static files in ``dashboard_static/`` (no CDN) that poll two JSON routes::
+It reads only through :class:`~monitoring.client.monitors.MonitorClient` (one query for the list, one
+state and one history call for an instance page), so it works against the local scheduler, the emulator
+or Azure.
+The pages are static files in ``static/`` (no CDN) that poll two JSON routes::
 
     GET /api/instances               {"taskhub", "backend", "instances": [status, ...]}
     GET /api/instances/{instanceId}  {"instance": status, "timeline": [entry, ...]}
@@ -18,11 +19,11 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from monitoring.history import build_timeline
-from monitoring.http_api import install_error_handlers
-from monitoring.runtime import MonitorClient
+from monitoring.client.history import build_timeline
+from monitoring.client.monitors import MonitorClient
+from monitoring.web.api import install_error_handlers
 
-STATIC = Path(__file__).resolve().parent / "dashboard_static"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_dashboard_app(monitors: MonitorClient) -> FastAPI:

@@ -1,0 +1,123 @@
+"""``python -m monitoring.bench [options]``: measure the stacks and print a table (or ``--json``).
+
+``python -m monitoring.bench stack NAME`` and ``... worker`` are the subprocesses the bench starts itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitoring.bench.phases import run_all, run_stack
+from monitoring.bench.report import results_table, update_readme
+from monitoring.bench.stacks import STACKS, BenchSettings, run_worker_process
+from monitoring.cli.common import EXIT_USAGE, Parser, UsageError, count, counts, seconds
+
+PROG = "python -m monitoring.bench"
+
+
+def build_parser() -> Parser:
+    bench = Parser(prog=PROG, description="measure how many monitors one worker keeps on schedule")
+    bench.add_argument("--monitors", type=count, default=1000, help="monitors in the on-time run (1000)")
+    bench.add_argument("--interval", type=seconds("interval"), default=5.0, help="their interval (5 s)")
+    bench.add_argument("--checks", type=count, default=4, help="checks per monitor (4)")
+    bench.add_argument(
+        "--saturated-monitors", type=count, default=200, help="monitors checking flat out (200)"
+    )
+    bench.add_argument("--long-monitors", type=count, default=2, help="monitors of many checks (2)")
+    bench.add_argument("--long-checks", type=count, default=1000, help="their checks (1000)")
+    bench.add_argument(
+        "--reference-long-checks", type=count, default=200, help="the reference's (200: it replays all)"
+    )
+    bench.add_argument("--workers", type=count, default=2, help="worker processes of the scale-out stack (2)")
+    bench.add_argument(
+        "--sweep",
+        type=counts,
+        default=(),
+        metavar="N,N,...",
+        help="also run the on-time phase with these monitor counts (the table lists their p99)",
+    )
+    bench.add_argument(
+        "--stacks", default="project,scale-out,reference,floor", help="which stacks, comma-separated"
+    )
+    bench.add_argument("--json", action="store_true", help="print every figure as JSON")
+    bench.add_argument(
+        "--update-readme",
+        nargs="?",
+        const="README.md",
+        default=None,
+        metavar="PATH",
+        help="rewrite the results table in README.md (or PATH)",
+    )
+    return bench
+
+
+def run(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    stacks = [name.strip() for name in args.stacks.split(",") if name.strip()]
+    unknown = sorted(set(stacks) - set(STACKS))
+    if unknown or not stacks:
+        raise UsageError(f"--stacks takes names from {', '.join(STACKS)}, not {args.stacks!r}")
+    if args.interval <= 0 or args.checks < 2:
+        raise UsageError("--interval must be greater than zero and --checks at least 2")
+    # --monitors first, in a fresh process (see stacks.main_on_time), then the other sizes, smallest first.
+    sweep = (args.monitors, *sorted(set(args.sweep) - {args.monitors})) if args.sweep else ()
+    settings = BenchSettings(
+        monitors=args.monitors,
+        interval=args.interval,
+        checks=args.checks,
+        saturated_monitors=args.saturated_monitors,
+        long_monitors=args.long_monitors,
+        long_checks=args.long_checks,
+        reference_long_checks=args.reference_long_checks,
+        scale_out_workers=args.workers,
+        sweep=sweep,
+    )
+    results = run_all(settings, stacks, on_stack=lambda name: print(f"measuring {name} ...", flush=True))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"{results['date']}, {results['machine']}\n")
+        print(results_table(results))
+    if args.update_readme:
+        update_readme(results, Path(args.update_readme), f"{PROG} {shlex.join(argv)}".rstrip())
+        print(f"updated {args.update_readme}")
+    return 0
+
+
+def run_subprocess(argv: Sequence[str]) -> int:
+    """``stack NAME``: measure one stack, print its JSON; ``worker``: one worker process of scale-out."""
+    parser = argparse.ArgumentParser(prog=PROG)
+    parser.add_argument("command", choices=["stack", "worker"])
+    parser.add_argument("stack", nargs="?", choices=STACKS)
+    parser.add_argument("--settings", default="{}")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--spool", type=Path)
+    args = parser.parse_args(argv)
+    values = json.loads(args.settings)
+    values["sweep"] = tuple(values.get("sweep", ()))
+    settings = BenchSettings(**values)
+    if args.command == "worker":
+        run_worker_process(args.port, args.spool, settings)
+    else:
+        print(json.dumps(run_stack(args.stack, settings)), flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["stack"], ["worker"]):
+        return run_subprocess(argv)
+    try:
+        return run(argv)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

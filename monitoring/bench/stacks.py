@@ -1,0 +1,339 @@
+"""The stacks the bench compares: this project (one worker, or scaled out), the sample's loop, asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from durabletask import task
+from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
+from durabletask.testing import InMemoryOrchestrationBackend
+from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
+
+from monitoring.backend import process, scheduler
+from monitoring.backend.connection import create_client, local_connection
+from monitoring.bench.records import (
+    RECORDER,
+    free_loopback_port,
+    process_memory_mb,
+)
+from monitoring.core.jobs import JobCheckRequest, check_job
+from monitoring.core.models import DEFAULT_CHECKS_PER_GENERATION, MonitorRequest
+from monitoring.core.orchestration import ORCHESTRATOR_NAME
+from monitoring.core.payloads import to_iso
+from monitoring.worker import create_worker
+
+STACKS = ("project", "scale-out", "reference", "floor")
+# The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
+# better (work items 16-400, threads 3-16; benchmarks/PROFILE.md).
+PROJECT_WORK_ITEMS = 200
+PROJECT_THREADS = 6
+REFERENCE_ORCHESTRATOR = "reference_sample_orchestrator"
+REFERENCE_ACTIVITY = "reference_check_job"
+ACTIVE = (OrchestrationStatus.PENDING, OrchestrationStatus.RUNNING, OrchestrationStatus.SUSPENDED)
+
+
+# --- reference (a): the official sample's loop ----------------------------------------------------------
+
+
+def reference_sample_orchestrator(
+    ctx: task.OrchestrationContext, payload: dict[str, Any]
+) -> Generator[task.Task[Any], Any, dict[str, Any]]:
+    """The sample's monitor: check, publish, stop if done, else sleep *interval* from now; until timeout."""
+    interval = timedelta(seconds=payload["polling_interval_seconds"])
+    timeout = payload["timeout_seconds"]
+    started = ctx.current_utc_datetime
+    due = started
+    checks = 0
+    limit = payload.get("max_checks")
+    while (ctx.current_utc_datetime - started).total_seconds() < timeout and checks != limit:
+        # The sample builds its own request (this is its code, not ours), asking the same recording source.
+        request = JobCheckRequest(
+            job_id=payload["job_id"],
+            monitor_started_at=to_iso(started),
+            job_duration_seconds=payload["job_duration_seconds"],
+            job_outcome=payload["job_outcome"],
+            source="bench",
+            check_number=checks + 1,
+            due_at=to_iso(due),
+        )
+        report = yield ctx.call_activity(REFERENCE_ACTIVITY, input=request.to_payload())
+        checks += 1
+        ctx.set_custom_status(
+            {"job_id": payload["job_id"], "status": report["status"], "check_count": checks}
+        )
+        if report["status"] in ("Completed", "Failed"):
+            return {"job_id": payload["job_id"], "final_status": report["status"], "checks_performed": checks}
+        due = ctx.current_utc_datetime + interval
+        yield ctx.create_timer(due)
+    return {"job_id": payload["job_id"], "final_status": "Timeout", "checks_performed": checks}
+
+
+def reference_check_job(ctx: task.ActivityContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return check_job(JobCheckRequest.from_payload(payload)).to_payload()
+
+
+# --- the stacks -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    monitors: int = 1000
+    interval: float = 5.0
+    checks: int = 4
+    saturated_monitors: int = 200
+    saturated_checks: int = 10
+    long_monitors: int = 2
+    long_checks: int = 1000
+    long_interval: float = 0.01
+    reference_long_checks: int = 200  # its history is never cut: replays grow with every check
+    checks_per_generation: int = DEFAULT_CHECKS_PER_GENERATION
+    work_items: int = PROJECT_WORK_ITEMS  # the project worker's ConcurrencyOptions, to compare settings
+    threads: int = PROJECT_THREADS
+    scale_out_workers: int = 2  # worker processes of the scale-out stack
+    sweep: tuple[int, ...] = ()  # the on-time runs' monitor counts, in order (default: just ``monitors``)
+
+    def on_time_sizes(self) -> tuple[int, ...]:
+        return self.sweep or (self.monitors,)
+
+
+def main_on_time(result: dict[str, Any]) -> dict[str, Any]:
+    """A stack's on-time run of ``monitors`` monitors (the CLI runs it first, in a fresh process, so its
+    memory per waiting monitor is not hidden by memory earlier runs left behind); else its last run."""
+    wanted = result["settings"]["monitors"]
+    return next((run for run in result["on_time"] if run["monitors"] == wanted), result["on_time"][-1])
+
+
+class Stack:
+    """Starts monitors of the ``bench`` job and reports on the processes that run them."""
+
+    name = ""
+    scheduler_pid: int | None = None
+    checks_per_generation = DEFAULT_CHECKS_PER_GENERATION
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The processes that run the checks (this one, unless workers run in processes of their own)."""
+        return [os.getpid()]
+
+    def peak_worker_mb(self) -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        raise NotImplementedError
+
+    def wait_all_done(self, prefix: str, timeout: float) -> None:
+        """Wait until every monitor whose instance id starts with ``prefix`` has ended (one query a tick)."""
+
+    def close(self) -> None:
+        pass
+
+    def request(self, job_id: str, interval: float, checks: int) -> MonitorRequest:
+        # The job never finishes within the run, so every planned check happens: at 0, I, ..., (C-1)I.
+        timeout = interval * (checks - 1) if checks > 1 else interval
+        return MonitorRequest(
+            job_id=job_id,
+            polling_interval_seconds=interval,
+            timeout_seconds=timeout,
+            job_duration_seconds=timeout * 10 + 3600,
+            checks_per_generation=self.checks_per_generation,
+            deadline_grace_seconds=600.0,  # every planned check must happen, however late under overload
+            job_source="bench",
+        )
+
+
+class _DurableStack(Stack):
+    client: TaskHubGrpcClient
+
+    def wait_all_done(self, prefix: str, timeout: float) -> None:
+        # Called once every check is recorded, so only the last episodes remain: ask for the monitors that
+        # have not ended (the scheduler filters), which keeps the answers small and the polling cheap.
+        deadline = time.monotonic() + timeout
+        query = OrchestrationQuery(
+            instance_id_prefix=prefix, runtime_status=list(ACTIVE), fetch_inputs_and_outputs=False
+        )
+        while time.monotonic() < deadline:
+            if not self.client.get_all_orchestration_states(query):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{prefix}: monitors still running after {timeout:g} s")
+
+
+def _concurrency(settings: BenchSettings) -> ConcurrencyOptions:
+    return ConcurrencyOptions(
+        maximum_concurrent_activity_work_items=settings.work_items,
+        maximum_concurrent_orchestration_work_items=settings.work_items,
+        maximum_thread_pool_workers=settings.threads,
+    )
+
+
+class ProjectStack(_DurableStack):
+    """The tutorial's layout: the local scheduler in a process of its own, the worker in this process."""
+
+    name = "project"
+
+    def __init__(self, settings: BenchSettings) -> None:
+        self.checks_per_generation = settings.checks_per_generation
+        self.port = free_loopback_port()
+        self.scheduler_pid = process.spawn_scheduler_process(self.port)
+        self.connection = local_connection(f"http://127.0.0.1:{self.port}")
+        self.client = create_client(self.connection)
+        try:
+            self.start_workers(settings)
+        except BaseException:
+            process.stop_scheduler_process(self.port)
+            raise
+
+    def start_workers(self, settings: BenchSettings) -> None:
+        self.worker = create_worker(self.connection, _concurrency(settings))
+        self.worker.start()
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        payload = self.request(job_id, interval, checks).to_payload()
+        self.client.schedule_new_orchestration(ORCHESTRATOR_NAME, input=payload, instance_id=job_id)
+
+    def stop_workers(self) -> None:
+        self.worker.stop()
+
+    def close(self) -> None:
+        try:
+            self.stop_workers()
+        finally:
+            process.stop_scheduler_process(self.port)
+
+
+class ScaleOutStack(ProjectStack):
+    """The same scheduler with ``scale_out_workers`` worker processes on its task hub; this one only starts.
+
+    This is how the Durable Task Scheduler scales too: more workers on the same task hub share the work.
+    """
+
+    name = "scale-out"
+
+    def start_workers(self, settings: BenchSettings) -> None:
+        self.spool = Path(tempfile.mkdtemp(prefix="monitoring-bench-spool-"))
+        RECORDER.read_spool(self.spool)
+        command = [sys.executable, "-m", "monitoring.bench", "worker", "--port", str(self.port)]
+        command += ["--spool", str(self.spool), "--settings", json.dumps(asdict(settings))]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        for _ in range(settings.scale_out_workers):
+            # stdout stays free for the stack's JSON line; errors still reach stderr.
+            try:
+                self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+            except OSError:
+                self.stop_workers()
+                raise
+        deadline = time.monotonic() + 30
+        while len(list(self.spool.glob("ready-*"))) < len(self.processes):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                self.stop_workers()
+                raise RuntimeError("the scale-out worker processes did not start")
+            time.sleep(0.05)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def peak_worker_mb(self) -> float:
+        return sum(process_memory_mb(pid, "VmHWM") for pid in self.worker_pids)
+
+    def stop_workers(self) -> None:
+        process.stop_processes(self.processes, wait=10)
+        shutil.rmtree(self.spool, ignore_errors=True)
+
+
+def run_worker_process(port: int, spool: Path, settings: BenchSettings) -> None:
+    """A scale-out worker: check and record until SIGTERM, or until the process that started it is gone."""
+    RECORDER.spool_to(spool)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    process.stop_with_parent(os.getppid())
+    worker = create_worker(local_connection(f"http://127.0.0.1:{port}"), _concurrency(settings))
+    worker.start()
+    (spool / f"ready-{os.getpid()}").touch()
+    try:
+        stopping.wait()
+    finally:
+        worker.stop()
+
+
+class ReferenceStack(_DurableStack):
+    name = "reference"
+
+    def __init__(self) -> None:
+        # In this process, as the sample runs it, and the SDK's own servicer (its thread per timer included),
+        # bound to loopback by the project's LocalScheduler.
+        self.backend = scheduler.LocalScheduler(0, servicer=InMemoryOrchestrationBackend()).start()
+        address = f"127.0.0.1:{self.backend.port}"
+        self.worker = TaskHubGrpcWorker(host_address=address)
+        self.worker.add_orchestrator(reference_sample_orchestrator)
+        self.worker.add_activity(reference_check_job)
+        self.worker.start()
+        self.client = TaskHubGrpcClient(host_address=address)
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        # The sample loops while elapsed < timeout, and its timers drift (each is *now + interval*), so
+        # the timeout is left wide and the run is cut at exactly ``checks`` checks to compare like for like.
+        payload = {**self.request(job_id, interval, checks).to_payload(), "max_checks": checks}
+        payload["timeout_seconds"] = interval * checks * 100 + 60
+        self.client.schedule_new_orchestration(REFERENCE_ORCHESTRATOR, input=payload, instance_id=job_id)
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.backend.stop()
+
+
+class FloorStack(Stack):
+    """No durability: one asyncio task per monitor, sleeping until each check is due."""
+
+    name = "floor"
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-floor", daemon=True)
+        self.thread.start()
+        self.pending: dict[str, Any] = {}
+
+    async def _monitor(self, request: MonitorRequest) -> None:
+        started = datetime.now(timezone.utc)
+        schedule = request.schedule()
+        for number in range(1, schedule.planned_check_count + 1):
+            due = started + timedelta(seconds=schedule.offset_of_check(number))
+            await asyncio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()))
+            check_job(request.check_request(to_iso(started), number, due_at=to_iso(due)))
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        request = self.request(job_id, interval, checks)
+        self.pending[job_id] = asyncio.run_coroutine_threadsafe(self._monitor(request), self.loop)
+
+    def wait_all_done(self, prefix: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for job_id, future in list(self.pending.items()):
+            if job_id.startswith(prefix):
+                future.result(timeout=max(0.1, deadline - time.monotonic()))
+                del self.pending[job_id]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def open_stack(name: str, settings: BenchSettings) -> Stack:
+    if name in ("project", "scale-out"):
+        return {"project": ProjectStack, "scale-out": ScaleOutStack}[name](settings)
+    return {"reference": ReferenceStack, "floor": FloorStack}[name]()

@@ -1,0 +1,66 @@
+"""``python -m monitoring``: the official sample's worker and client, plus a local scheduler and a demo.
+
+Exit codes: 0 the job completed (or a control command was accepted); 1 the monitor ended Failed, Timeout
+or Cancelled (or the orchestration failed), or a control command does not fit the monitor's state; 2 bad
+arguments, bad configuration, an unreachable backend (nothing was scheduled) or an unknown instance id;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import grpc
+
+from monitoring.backend.connection import BackendError
+from monitoring.backend.scheduler import SchedulerError
+from monitoring.cli import monitor, services
+from monitoring.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    PROG,
+    Parser,
+    UsageError,
+    configure_logging,
+)
+from monitoring.client.errors import UnknownInstanceError
+from monitoring.core.payloads import InvalidRequestError
+from monitoring.web.serving import PortInUseError
+
+
+def build_parser() -> Parser:
+    """The top-level parser; each command module declares its own commands next to their handlers."""
+    parser = Parser(prog=PROG, description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    monitor.register(commands)
+    services.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
+        if getattr(args, "log", False):
+            configure_logging(getattr(args, "verbose", False))
+        return args.handler(args)
+    except (
+        UsageError,
+        InvalidRequestError,
+        BackendError,
+        SchedulerError,
+        PortInUseError,
+        UnknownInstanceError,
+    ) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except grpc.RpcError as error:
+        print(f"error: the scheduler said {error.code().name}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""What every command shares: usage errors, argument types, exit codes, signals, logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import NoReturn
+
+from monitoring.core.jobs import JOB_OUTCOMES
+from monitoring.core.models import DEFAULT_JOB_DURATION_SECONDS
+
+PROG = "python -m monitoring"
+EXIT_COMPLETED, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def seconds(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number of seconds, not {text!r}") from None
+
+    parse.__name__ = name
+    return parse
+
+
+def port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be a number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
+    return int(text)
+
+
+def counts(text: str) -> tuple[int, ...]:
+    return tuple(count(part.strip()) for part in text.split(","))
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--job-duration",
+        type=seconds("job duration"),
+        default=DEFAULT_JOB_DURATION_SECONDS,
+        metavar="SECONDS",
+        help=f"how long the simulated job runs (default {DEFAULT_JOB_DURATION_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--job-outcome",
+        choices=JOB_OUTCOMES,
+        default="Completed",
+        help="how the simulated job ends (default Completed)",
+    )
+
+
+def wait_for_signal() -> None:
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    root = logging.getLogger("monitoring")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("monitoring.sdk").setLevel(logging.INFO if verbose else logging.WARNING)

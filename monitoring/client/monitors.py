@@ -1,0 +1,196 @@
+"""Start, inspect, follow and control monitors on one task hub: :class:`MonitorClient`.
+
+Used by the CLI, the HTTP API, the notebooks and the tests alike::
+
+    connection = connection_from_env()
+    print(ensure_backend(connection))      # starts the local scheduler process if needed
+    start_worker(connection)               # monitoring.worker: once per process; a second call is a no-op
+    monitors = MonitorClient(connection)
+    instance_id = monitors.start(MonitorRequest(job_id="job-1"))
+    final = monitors.follow(instance_id, on_change=print)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from durabletask.client import OrchestrationQuery
+from durabletask.history import HistoryEvent
+
+from monitoring.backend.connection import Connection, create_client
+from monitoring.client.errors import (
+    InstanceFinishedError,
+    InstanceNotFinishedError,
+    InstanceStateError,
+    UnknownInstanceError,
+    UnknownJobError,
+)
+from monitoring.client.snapshots import InstanceDetails, MonitorSnapshot
+from monitoring.core.jobs import JobStatusReport, check_job
+from monitoring.core.models import MonitorRequest, MonitorStatus
+from monitoring.core.orchestration import CANCEL_EVENT, ORCHESTRATOR_NAME
+from monitoring.core.payloads import to_iso
+
+
+class MonitorClient:
+    """Start, inspect and follow monitors on one task hub."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.client = create_client(connection)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> MonitorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, request: MonitorRequest, instance_id: str | None = None) -> str:
+        """Schedule a monitor; returns its instance id."""
+        return self.client.schedule_new_orchestration(
+            ORCHESTRATOR_NAME, input=request.to_payload(), instance_id=instance_id or uuid.uuid4().hex
+        )
+
+    def snapshot(self, instance_id: str) -> MonitorSnapshot:
+        state = self.client.get_orchestration_state(instance_id)
+        if state is None:
+            raise UnknownInstanceError(instance_id)
+        return MonitorSnapshot.from_state(state)
+
+    def follow(
+        self,
+        instance_id: str,
+        on_change: Callable[[MonitorSnapshot], None] | None = None,
+        *,
+        poll_seconds: float = 0.1,
+        timeout: float | None = None,
+    ) -> MonitorSnapshot:
+        """Poll until the monitor ends, calling ``on_change`` with every new runtime or custom status.
+
+        Raises ``TimeoutError`` if it has not ended within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_seen: tuple[str, MonitorStatus | None] | None = None
+        while True:
+            snapshot = self.snapshot(instance_id)
+            seen = (snapshot.runtime_status, snapshot.custom_status)
+            if seen != last_seen:
+                last_seen = seen
+                if on_change is not None:
+                    on_change(snapshot)
+            if snapshot.is_terminal:
+                return snapshot
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"monitor {instance_id} still {snapshot.runtime_status} after {timeout:g} s"
+                )
+            time.sleep(poll_seconds)
+
+    # --- management, as the Durable Functions HTTP API offers it -----------------------------------------
+
+    def details(self, instance_id: str) -> InstanceDetails:
+        """Any instance's name, status, input, custom status and output."""
+        state = self.client.get_orchestration_state(instance_id, fetch_payloads=True)
+        if state is None:
+            raise UnknownInstanceError(instance_id)
+        return InstanceDetails.from_state(state)
+
+    def list_instances(self) -> list[InstanceDetails]:
+        """Every instance of the task hub, newest first, in one query."""
+        states = self.client.get_all_orchestration_states(OrchestrationQuery(fetch_inputs_and_outputs=True))
+        instances = [InstanceDetails.from_state(state) for state in states]
+        return sorted(instances, key=lambda instance: instance.created_at, reverse=True)
+
+    def history(self, instance_id: str) -> list[HistoryEvent]:
+        """The instance's history events (see :func:`monitoring.client.history.build_timeline`)."""
+        self.details(instance_id)  # unknown ids raise instead of giving an empty history
+        return self.client.get_orchestration_history(instance_id)
+
+    def _active(self, instance_id: str, refusal: str) -> InstanceDetails:
+        """The instance, if it has not ended; else :class:`InstanceFinishedError` with ``refusal``."""
+        instance = self.details(instance_id)
+        if instance.is_terminal:
+            message = f"instance {instance_id} is " + refusal.format(status=instance.runtime_status)
+            raise InstanceFinishedError(instance_id, instance.runtime_status, message)
+        return instance
+
+    def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
+        """Send an external event to an active instance."""
+        self._active(instance_id, "{status}: it takes no more events")
+        self.client.raise_orchestration_event(instance_id, event_name, data=data)
+
+    def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        """End an active instance now; ``reason`` becomes its output."""
+        self._active(instance_id, "already {status}: nothing to terminate")
+        # The local scheduler cannot terminate recursively (and a monitor has no sub-orchestrations).
+        self.client.terminate_orchestration(instance_id, output=reason, recursive=False)
+
+    def cancel(self, instance_id: str, reason: str | None = None) -> None:
+        """Ask a monitor to stop: it ends at once, ``final_status`` ``Cancelled``, with its check count."""
+        self.raise_event(instance_id, CANCEL_EVENT, {"reason": reason} if reason else None)
+
+    def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        """Pause an active instance: its timers and events wait until :meth:`resume`."""
+        self._active(instance_id, "already {status}: nothing to suspend")
+        self.client.suspend_orchestration(instance_id, reason=reason)
+
+    def resume(self, instance_id: str, reason: str | None = None) -> None:
+        """Resume a suspended instance; a monitor then catches up the checks that came due meanwhile."""
+        instance = self.details(instance_id)
+        if instance.runtime_status != "Suspended":
+            raise InstanceStateError(
+                instance_id,
+                instance.runtime_status,
+                f"instance {instance_id} is {instance.runtime_status}, not Suspended: nothing to resume",
+            )
+        self.client.resume_orchestration(instance_id, reason=reason)
+
+    def wait_for(
+        self, instance_id: str, predicate: Callable[[MonitorSnapshot], bool], *, timeout: float = 30.0
+    ) -> MonitorSnapshot:
+        """Poll until ``predicate(snapshot)`` holds (e.g. the runtime status became Suspended)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.snapshot(instance_id)
+            if predicate(snapshot):
+                return snapshot
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"monitor {instance_id}: condition not met within {timeout:g} s")
+            time.sleep(0.05)
+
+    def purge(self, instance_id: str) -> int:
+        """Delete a finished instance and its history; returns the number of instances deleted."""
+        instance = self.details(instance_id)
+        if not instance.is_terminal:
+            raise InstanceNotFinishedError(
+                instance_id,
+                instance.runtime_status,
+                f"instance {instance_id} is still {instance.runtime_status}: only finished instances "
+                "can be purged (terminate it first)",
+            )
+        return self.client.purge_orchestration(instance_id, recursive=False).deleted_instance_count
+
+    def monitors_of_job(self, job_id: str) -> list[InstanceDetails]:
+        """The monitors watching ``job_id``, newest first."""
+        return [
+            instance
+            for instance in self.list_instances()
+            if (request := instance.monitor_request()) is not None and request.job_id == job_id
+        ]
+
+    def job_status(self, job_id: str) -> tuple[JobStatusReport, InstanceDetails]:
+        """Ask the job's status source now, as the newest monitor of that job would; and that monitor."""
+        monitors = self.monitors_of_job(job_id)
+        if not monitors:
+            raise UnknownJobError(job_id)
+        monitor = monitors[0]
+        request = monitor.monitor_request()
+        assert request is not None
+        check = request.check_request(to_iso(monitor.monitor_started_at()), 0, with_faults=False)
+        return check_job(check), monitor

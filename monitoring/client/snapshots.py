@@ -1,0 +1,180 @@
+"""Read-only views of orchestration instances: a monitor's snapshot, and any instance's details.
+
+Custom status and output written by this package are parsed into its models; anything else is kept as
+plain JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from durabletask.client import OrchestrationState, OrchestrationStatus
+
+from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus, parse_monitor_input
+from monitoring.core.orchestration import ORCHESTRATOR_NAME
+from monitoring.core.payloads import InvalidRequestError, decode_payload, from_iso, to_iso
+
+TERMINAL_RUNTIME_STATUSES = frozenset({"Completed", "Failed", "Terminated"})
+
+
+def failure_text(state: OrchestrationState) -> str | None:
+    """An orchestration's failure as ``ErrorType: message``; None if it has not failed."""
+    details = state.failure_details
+    return None if details is None else f"{details.error_type}: {details.message}"
+
+
+def runtime_status_name(status: OrchestrationStatus) -> str:
+    """``OrchestrationStatus.CONTINUED_AS_NEW`` -> ``"ContinuedAsNew"``, as the HTTP API spells it."""
+    return "".join(part.capitalize() for part in status.name.split("_"))
+
+
+@dataclass(frozen=True)
+class MonitorSnapshot:
+    """One look at a monitor: its runtime status, its published progress, and its result once done."""
+
+    instance_id: str
+    runtime_status: str
+    custom_status: MonitorStatus | None
+    result: MonitorResult | None
+    failure: str | None
+    observed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.runtime_status in TERMINAL_RUNTIME_STATUSES
+
+    @property
+    def state(self) -> str:
+        """One word that is true now, combining the runtime status and the published custom status.
+
+        A suspended orchestration cannot run code, so its custom status stays as last published (its
+        ``next_check_time`` may pass): ``Suspended`` comes from the runtime status. A monitor that ended by
+        itself says how (``Completed``, ``Failed``, ``Timeout``, ``Cancelled``); a terminated one is
+        ``Terminated`` whatever its custom status said last. A running one whose latest attempt failed is
+        ``Retrying``.
+        """
+        if self.runtime_status in ("Suspended", "Terminated", "Pending") or (
+            self.runtime_status == "Failed" and self.result is None
+        ):
+            return self.runtime_status
+        if self.result is not None:
+            return self.result.final_status
+        status = self.custom_status
+        if status is not None and status.failed_attempts > 0:
+            return "Retrying"
+        return "Running"
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON-ready: what ``python -m monitoring status`` prints."""
+        return {
+            "instance_id": self.instance_id,
+            "runtime_status": self.runtime_status,
+            "state": self.state,
+            "custom_status": self.custom_status.to_payload() if self.custom_status else None,
+            "result": self.result.to_payload() if self.result else None,
+            "failure": self.failure,
+        }
+
+    @classmethod
+    def from_state(cls, state: OrchestrationState) -> MonitorSnapshot:
+        custom: Any = state.get_custom_status() if state.serialized_custom_status else None
+        output: Any = state.get_output() if state.serialized_output else None
+        return cls(
+            instance_id=state.instance_id,
+            runtime_status=runtime_status_name(state.runtime_status),
+            custom_status=MonitorStatus.from_payload(custom) if isinstance(custom, dict) else None,
+            result=MonitorResult.from_payload(output) if isinstance(output, dict) else None,
+            failure=failure_text(state),
+        )
+
+    def describe(self) -> str:
+        """One line for a terminal or a log."""
+        parts = [f"[{self.runtime_status}]"]
+        status = self.custom_status
+        if status is not None:
+            parts.append(f"job {status.job_id}: {status.status}, checks {status.check_count}")
+            parts.append(f"elapsed {status.elapsed_seconds:.1f}s")
+            if status.final_status:
+                parts.append(f"-> {status.final_status}")
+            elif self.runtime_status == "Suspended":
+                parts.append("(suspended: no checks until resumed)")
+            elif self.runtime_status == "Terminated":
+                parts.append("(terminated)")
+            elif status.next_check_time:
+                parts.append(f"next check {status.next_check_time}")
+            if status.reason:
+                parts.append(f"({status.reason})")
+            elif status.last_error and not self.is_terminal:
+                parts.append(f"(last error: {status.last_error})")
+        if self.failure:
+            parts.append(self.failure)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class InstanceDetails:
+    """Any orchestration instance of the task hub, as the Durable Functions status endpoint shows it."""
+
+    name: str
+    instance_id: str
+    runtime_status: str
+    input: Any
+    custom_status: Any
+    output: Any
+    created_at: datetime
+    last_updated_at: datetime
+    failure: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.runtime_status in TERMINAL_RUNTIME_STATUSES
+
+    @classmethod
+    def from_state(cls, state: OrchestrationState) -> InstanceDetails:
+        return cls(
+            name=state.name,
+            instance_id=state.instance_id,
+            runtime_status=runtime_status_name(state.runtime_status),
+            input=decode_payload(state.serialized_input),
+            custom_status=decode_payload(state.serialized_custom_status),
+            output=decode_payload(state.serialized_output),
+            created_at=state.created_at,
+            last_updated_at=state.last_updated_at,
+            failure=failure_text(state),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """The Durable Functions shape: ``name``, ``instanceId``, ``runtimeStatus``, ``input``, ...
+
+        As in Durable Functions, a failed instance's ``output`` is its failure message.
+        """
+        return {
+            "name": self.name,
+            "instanceId": self.instance_id,
+            "runtimeStatus": self.runtime_status,
+            "input": self.input,
+            "customStatus": self.custom_status,
+            "output": self.output if self.output is not None else self.failure,
+            "createdTime": to_iso(self.created_at),
+            "lastUpdatedTime": to_iso(self.last_updated_at),
+        }
+
+    def monitor_request(self) -> MonitorRequest | None:
+        """The input as a :class:`MonitorRequest`, if this is a monitor with a valid input.
+
+        A monitor that continued as new has its request inside the continuation input.
+        """
+        if self.name != ORCHESTRATOR_NAME:
+            return None
+        try:
+            return parse_monitor_input(self.input, default_job_id=f"job-{self.instance_id}")[0]
+        except (InvalidRequestError, TypeError, KeyError):
+            return None
+
+    def monitor_started_at(self) -> datetime:
+        """When the monitor's clock started: its custom status says so once it has run, else its creation."""
+        if isinstance(self.custom_status, dict) and isinstance(self.custom_status.get("started_at"), str):
+            return from_iso(self.custom_status["started_at"])
+        return from_iso(to_iso(self.created_at))

@@ -1,0 +1,36 @@
+"""What a monitor of the simulated job will report, worked out from the schedule alone (no clock, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitoring.core.jobs import simulated_job_status
+from monitoring.core.models import MonitorRequest
+from monitoring.core.schedule import FinalStatus, decide_after_check
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a monitor of the simulated job will report, worked out from the schedule alone."""
+
+    final_status: FinalStatus
+    checks_performed: int
+    ended_at_offset: float
+    detection_delay: float | None  # seconds from the job finishing to the check that saw it; None on Timeout
+
+
+def predict(request: MonitorRequest) -> Prediction:
+    """Step the schedule against the simulated job with no latency: the ideal outcome of ``request``."""
+    schedule = request.schedule()
+    for check_number, offset in enumerate(schedule.planned_offsets(), start=1):
+        status = simulated_job_status(request.job_duration_seconds, request.job_outcome, offset)
+        decision = decide_after_check(schedule, check_number, status)
+        if decision.final_status is not None:
+            ended = round(offset, 6)  # plain numbers: 0.6, not 0.5999999999999996
+            delay = (
+                None
+                if decision.final_status == "Timeout"
+                else round(offset - request.job_duration_seconds, 6)
+            )
+            return Prediction(decision.final_status, check_number, ended, delay)
+    raise AssertionError("the schedule always ends with a decision")

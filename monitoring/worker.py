@@ -1,0 +1,75 @@
+"""The one place that builds a worker: the monitor's orchestrator and activity registered on it.
+
+:func:`create_worker` returns a worker to start and stop yourself (``python -m monitoring worker``);
+:func:`start_worker` runs one per process in background threads (the notebooks, ``serve``, ``demo``, tests).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
+from durabletask.worker import ConcurrencyOptions
+
+from monitoring.backend.connection import Connection, credential, sdk_logger
+from monitoring.core.orchestration import check_job_status, monitoring_job_orchestrator
+
+
+def create_worker(
+    connection: Connection, concurrency: ConcurrencyOptions | None = None
+) -> DurableTaskSchedulerWorker:
+    """A worker with the monitor's orchestrator and activity registered (not started)."""
+    worker = DurableTaskSchedulerWorker(
+        host_address=connection.endpoint,
+        taskhub=connection.taskhub,
+        token_credential=credential(connection),
+        secure_channel=connection.secure,
+        concurrency_options=concurrency,
+        logger=sdk_logger("worker"),
+    )
+    worker.add_orchestrator(monitoring_job_orchestrator)
+    worker.add_activity(check_job_status)
+    return worker
+
+
+_worker_lock = threading.Lock()
+_worker: tuple[Connection, DurableTaskSchedulerWorker] | None = None
+
+
+def start_worker(connection: Connection) -> bool:
+    """Start this process's worker for ``connection`` in background threads; False if it already runs.
+
+    Asking again with the same connection (a re-run notebook cell) changes nothing; asking with another
+    connection stops the old worker first.
+    """
+    global _worker
+    with _worker_lock:
+        if _worker is not None:
+            if _worker[0] == connection:
+                return False
+            _worker[1].stop()
+            _worker = None
+        worker = create_worker(connection)
+        worker.start()
+        _worker = (connection, worker)
+        return True
+
+
+def stop_worker() -> bool:
+    """Stop this process's worker; False if none was running."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            return False
+        _worker[1].stop()
+        _worker = None
+        return True
+
+
+def worker_running() -> bool:
+    return _worker is not None
+
+
+# The SDK's worker thread is not a daemon: without this, an interpreter (or kernel) that forgot to stop it
+# would hang at exit. threading's own at-exit hook runs before non-daemon threads are joined.
+threading._register_atexit(stop_worker)  # type: ignore[attr-defined]
