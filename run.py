@@ -23,6 +23,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".requirements.sha256"
 NOTEBOOKS = ROOT / "notebooks"
+STRIP_OUTPUTS_HOOK = "monitoring.notebook.saving.strip_outputs"
 
 
 def say(message: str) -> None:
@@ -30,9 +31,20 @@ def say(message: str) -> None:
 
 
 def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
-    completed = subprocess.run([str(part) for part in command], cwd=ROOT, env=env)
-    if completed.returncode != 0:
-        sys.exit(completed.returncode)
+    """Run ``command`` in ROOT; exit with its code if it fails.
+
+    Ctrl-C reaches the child too (same process group): this process waits for it to finish its own
+    shutdown (JupyterLab asks to confirm, then stops its kernels) instead of killing it.
+    """
+    with subprocess.Popen([str(part) for part in command], cwd=ROOT, env=env) as child:
+        while True:
+            try:
+                returncode = child.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    if returncode != 0:
+        sys.exit(returncode)
 
 
 def set_up() -> None:
@@ -59,15 +71,18 @@ def tutorial(args: list[str]) -> None:
         say("no notebooks yet: running the demo instead")
         demo(args)
         return
-    say("opening JupyterLab on 127.0.0.1 (Ctrl-C twice stops it)")
+    say(f"opening JupyterLab on 127.0.0.1 at {first[0].name} (Ctrl-C twice stops it)")
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     run(
         BIN / "jupyter",
         "lab",
         "--ip=127.0.0.1",
-        f"--notebook-dir={NOTEBOOKS}",
+        f"--ServerApp.root_dir={NOTEBOOKS}",
+        # The printed link and the browser open the first notebook (the server's "/" redirects there too).
+        f"--LabApp.default_url=/lab/tree/{first[0].name}",
+        # Notebooks are saved without outputs, as committed, so running the tutorial leaves them clean.
+        f"--ContentsManager.pre_save_hook={STRIP_OUTPUTS_HOOK}",
         *as_root,
-        first[0].name,
         *args,
     )
 

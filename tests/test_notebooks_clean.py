@@ -8,12 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.notebook.saving import strip_outputs
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
+def code_cells_of(notebook: dict) -> list[dict]:
+    return [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+
+
 def code_cells(path: Path) -> list[dict]:
-    return [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+    return code_cells_of(json.loads(path.read_text()))
 
 
 def test_there_are_numbered_notebooks() -> None:
@@ -46,3 +52,23 @@ def test_every_notebook_claims_are_checked_and_it_cleans_up(path: Path) -> None:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_readme_indexes_every_notebook(path: Path) -> None:
     assert f"notebooks/{path.name}" in README
+
+
+def test_the_tutorials_save_hook_strips_what_a_run_adds() -> None:
+    notebook = json.loads(NOTEBOOKS[0].read_text())
+    for cell in code_cells_of(notebook):
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran\n"}]
+        cell["execution_count"] = 3
+        cell["metadata"]["execution"] = {"iopub.status.idle": "2026-11-29T15:00:00Z"}
+    notebook["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    model = {"type": "notebook", "content": notebook}
+    strip_outputs(model=model, path=NOTEBOOKS[0].name, contents_manager=None)
+    assert all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code_cells_of(notebook))
+    assert not any("execution" in cell["metadata"] for cell in notebook["cells"])
+    assert "widgets" not in notebook["metadata"]
+    assert [cell["source"] for cell in notebook["cells"]] == [
+        cell["source"] for cell in json.loads(NOTEBOOKS[0].read_text())["cells"]
+    ], "a person's edits are kept"
+    text_file = {"type": "file", "content": "print(1)"}
+    strip_outputs(model=text_file, path="x.py", contents_manager=None)
+    assert text_file == {"type": "file", "content": "print(1)"}

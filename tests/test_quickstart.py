@@ -1,0 +1,240 @@
+"""The README's quick start as a new user meets it: a fresh clone, its own ``.venv``, the commands verbatim.
+
+The clone is made from this repository's committed ``HEAD`` into a temporary folder; every command of the
+README's "Quick start" block runs there through the shell exactly as printed. ``python3 run.py tutorial``
+must serve JupyterLab on loopback, open on notebook 01 (the printed link, and the page in a real browser
+when Chromium is installed), save notebooks without outputs, and stop on Ctrl-C with no process left.
+``python3 run.py test`` then runs in the same clone (after the tutorial has saved a notebook), limited by
+``PYTEST_ADDOPTS`` to the fast checks that opening the tutorial could break, so the suite does not run
+itself again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NESTED = "MONITORING_QUICKSTART_NESTED"  # set in the clone's own test run, so it skips this module
+SETUP_SECONDS = 900  # a first install from an empty pip cache on a slow network; only guards a hang
+FIRST_NOTEBOOK = "01_monitoring_pattern.ipynb"
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get(NESTED)), reason="already inside a quick-start run")
+
+
+def quick_start_commands() -> list[str]:
+    """The lines of the first ```bash block under "## Quick start", as printed."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_the_quick_start_is_the_two_run_py_commands() -> None:
+    commands = [line.split("#", 1)[0].strip() for line in quick_start_commands()]
+    assert commands == ["python3 run.py tutorial", "python3 run.py test"]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(proc.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until(condition: Any, limit: float, what: str) -> Any:
+    deadline = time.monotonic() + limit
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up after {limit:g} s waiting for {what}"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A fresh clone of HEAD and the environment of a new user's shell (no venv, no PYTHONPATH)."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout to clone")
+    if not Path("/proc").is_dir():
+        pytest.skip("finds left-over processes through /proc (Linux)")
+    home = tmp_path_factory.mktemp("quickstart")
+    target = home / "durable-monitoring"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(target)], check=True)
+    # A new user's shell: none of this session's Python, Jupyter or monitoring settings. MONITORING_TEST_RUN
+    # stays: it marks the clone's processes for the suite's left-behind check.
+    dropped = ("PYTHON", "VIRTUAL_ENV", "ENDPOINT", "TASKHUB", "JUPYTER", "PYTEST_", "MONITORING_")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key == "MONITORING_TEST_RUN" or not key.startswith(dropped)
+    }
+    env.update(
+        # Keep JupyterLab's and the scheduler's files out of the real home; no desktop browser pops up.
+        JUPYTER_CONFIG_DIR=str(home / "jupyter-config"),
+        JUPYTER_RUNTIME_DIR=str(home / "jupyter-runtime"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "jupyter-workspaces"),
+        IPYTHONDIR=str(home / "ipython"),
+        MONITORING_STATE_DIR=str(home / "state"),
+        BROWSER="true",
+    )
+    yield target, env
+
+
+class Tutorial:
+    """``python3 run.py tutorial`` running in the clone, in a process group of its own (a terminal's)."""
+
+    def __init__(self, clone: Path, env: dict[str, str], command: str) -> None:
+        self.log_path = clone.parent / "tutorial.log"
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            command, shell=True, cwd=clone, env=env, stdin=subprocess.DEVNULL,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def url(self) -> str | None:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"the tutorial command exited {self.process.returncode}:\n{self.output()[-3000:]}"
+            )
+        found = re.search(r"http://127\.0\.0\.1:\d+/\S*\?token=\w+", self.output())
+        return found.group(0) if found else None
+
+    def ctrl_c(self) -> None:
+        """What a terminal sends on Ctrl-C: SIGINT to the foreground process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+def api(url: str, path: str, *, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    base, token = re.match(r"(http://[^/]+)/\S*\?token=(\w+)", url).groups()  # type: ignore[union-attr]
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base + path, data=data, method=method, headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read() or b"null")
+
+
+def test_quick_start_commands_work_as_written(
+    clone: tuple[Path, dict[str, str]], request: pytest.FixtureRequest, artifacts: Path
+) -> None:
+    target, env = clone
+    tutorial_line, test_line = quick_start_commands()
+
+    tutorial = Tutorial(target, env, tutorial_line)
+    try:
+        url = wait_until(tutorial.url, SETUP_SECONDS, "the tutorial to print JupyterLab's link")
+        # It serves on loopback and its link opens notebook 01.
+        assert url.split("?")[0].endswith(f"/lab/tree/{FIRST_NOTEBOOK}"), url
+        listing = wait_until(lambda: _answers(url, "/api/contents"), 60, "JupyterLab to answer")
+        names = [item["name"] for item in listing["content"]]
+        assert FIRST_NOTEBOOK in names and all(name.endswith(".ipynb") for name in names), names
+        _open_in_a_browser_or_start_its_kernel(url, request, artifacts)
+
+        # JupyterLab saves the notebook (as it autosaves while a person works): no outputs reach the file.
+        _, model = api(url, f"/api/contents/{FIRST_NOTEBOOK}")
+        notebook = model["content"]
+        first_code = next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
+        first_code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran\n"}]
+        first_code["execution_count"] = 1
+        api(url, f"/api/contents/{FIRST_NOTEBOOK}", method="PUT",
+            body={"type": "notebook", "format": "json", "content": notebook})  # fmt: skip
+        saved = json.loads((target / "notebooks" / FIRST_NOTEBOOK).read_text())
+        assert all(
+            cell.get("outputs", []) == [] and cell.get("execution_count") is None
+            for cell in saved["cells"]
+            if cell["cell_type"] == "code"
+        ), "the tutorial saved outputs into a notebook"
+
+        # Ctrl-C stops it (a second Ctrl-C if JupyterLab asks to confirm), with nothing left running.
+        below = descendants(tutorial.process.pid)
+        assert below, "JupyterLab and its kernel run below the tutorial command"
+        tutorial.ctrl_c()
+        try:
+            tutorial.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            tutorial.ctrl_c()
+            tutorial.process.wait(timeout=30)
+        wait_until(lambda: not any(alive(pid) for pid in below), 30, "JupyterLab's processes to end")
+        assert "Traceback" not in tutorial.output(), tutorial.output()[-3000:]
+    finally:
+        tutorial.kill()
+
+    # The test command, verbatim, in the clone the tutorial just used.
+    nested = {
+        **env,
+        NESTED: "1",
+        "PYTEST_ADDOPTS": "-q -p no:cacheprovider -k 'test_notebooks_clean or test_environment'",
+    }
+    completed = subprocess.run(
+        test_line, shell=True, cwd=target, env=nested, capture_output=True, text=True, timeout=SETUP_SECONDS
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert re.search(r"\d+ passed", completed.stdout), completed.stdout[-2000:]
+
+
+def _answers(url: str, path: str) -> Any:
+    try:
+        return api(url, path)[1]
+    except OSError:
+        return None
+
+
+def _open_in_a_browser_or_start_its_kernel(url: str, request: pytest.FixtureRequest, artifacts: Path) -> None:
+    """Open the printed link in headless Chromium (if installed): notebook 01 is open, its kernel idle.
+
+    Without Chromium, start the notebook's kernel through the API, as opening it would.
+    """
+    if not any(shutil.which(name) for name in ("chromium", "chromium-browser")):
+        session = {"path": FIRST_NOTEBOOK, "type": "notebook", "name": "", "kernel": {"name": "python3"}}
+        api(url, "/api/sessions", method="POST", body=session)
+        return
+    page = request.getfixturevalue("browser_page")
+    page.goto(url)
+    page.locator(".jp-mod-current .lm-TabBar-tabLabel", has_text=FIRST_NOTEBOOK).first.wait_for(
+        timeout=60_000
+    )
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.get_by_text("Idle", exact=False).last.wait_for(timeout=60_000)
+    page.screenshot(path=str(artifacts / "quickstart-tutorial.png"))
