@@ -4,6 +4,8 @@ source (imports anywhere in a module count, including those inside functions).""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -128,3 +130,15 @@ def test_core_imports_nothing_from_the_other_subpackages() -> None:
     for name, path in modules().items():
         if area(name) == "core":
             assert {area(i) for i in imports_of(path)} <= {"core"}, name
+
+
+def test_the_products_entry_points_know_only_the_built_in_job_sources() -> None:
+    """The bench registers its recording source only in its own processes: a request for it anywhere else
+    is refused where it is made (400 at the HTTP edge, a usage error in the CLI)."""
+    code = (
+        "import monitoring.cli, monitoring.web.api, monitoring.web.dashboard, monitoring.notebook.widgets\n"
+        "from monitoring.core.jobs import job_source_names\n"
+        "print(','.join(job_source_names()))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "simulated"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -49,12 +50,13 @@ def test_cpu_per_check_takes_each_process_clock_on_its_own() -> None:
 
 
 def test_saturation_is_the_first_size_whose_throughput_falls_behind_the_offered_load() -> None:
-    runs = [
-        {"monitors": 10, "offered_checks_per_second": 10.0, "checks_per_second": 10.1},
-        {"monitors": 100, "offered_checks_per_second": 100.0, "checks_per_second": 97.0},
-        {"monitors": 400, "offered_checks_per_second": 400.0, "checks_per_second": 180.0},
-        {"monitors": 800, "offered_checks_per_second": 800.0, "checks_per_second": 185.0},
-    ]
+    def batch(monitors: int, achieved: float) -> bench.BatchResult:
+        figures = {field.name: 0.0 for field in dataclasses.fields(bench.BatchResult)}
+        offered = float(monitors)
+        return bench.BatchResult(**{**figures, "monitors": monitors, "offered_checks_per_second": offered,
+                                    "checks_per_second": achieved})  # fmt: skip
+
+    runs = [batch(10, 10.1), batch(100, 97.0), batch(400, 180.0), batch(800, 185.0)]
     assert bench.saturation_point(runs) == 400
     assert bench.saturation_point(runs[:2]) is None
 
@@ -145,7 +147,7 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
     assert set(smoke_run["stacks"]) == set(bench.STACKS)
     for name, result in smoke_run["stacks"].items():
         assert [run["monitors"] for run in result["on_time"]] == [6, 3], "--monitors first, then the sweep"
-        on_time = bench.main_on_time(result)
+        on_time = dataclasses.asdict(bench.StackResult.from_json(result).main_on_time)
         assert on_time["monitors"] == 6
         assert on_time["checks_done"] == on_time["checks_expected"] == 6 * 3, name
         # Six starts spread over one 0.2 s interval: the last one 5/6 of the way in, not all at once.
@@ -181,17 +183,25 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
     }
 
 
+def test_the_json_reads_back_into_the_typed_results_unchanged(smoke_run: dict) -> None:
+    typed = bench.BenchRun.from_json(smoke_run)
+    assert typed.stacks["project"].long.cpu_growth == smoke_run["stacks"]["project"]["long"]["cpu_growth"]
+    assert json.dumps(typed.to_json(), sort_keys=True) == json.dumps(smoke_run, sort_keys=True)  # NaN-safe
+
+
 def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{bench.README_START}\nold\n{bench.README_END}\nafter\n")
-    bench.update_readme(smoke_run, readme, "python -m monitoring.bench --update-readme")
+    bench.update_readme(
+        bench.BenchRun.from_json(smoke_run), readme, "python -m monitoring.bench --update-readme"
+    )
     text = readme.read_text()
     assert "old" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
     assert "| figure | project | scale-out | reference | floor |" in text
     assert "| p99 lateness by number of monitors, ms | 3: " in text
     assert "saturated checks/s" in text and smoke_run["date"] in text
     with pytest.raises(RuntimeError, match="no <!-- bench-results:start -->"):
-        bench.update_readme(smoke_run, _plain(tmp_path), "cmd")
+        bench.update_readme(bench.BenchRun.from_json(smoke_run), _plain(tmp_path), "cmd")
 
 
 def test_the_project_readme_has_the_results_block_and_the_command_that_made_it() -> None:

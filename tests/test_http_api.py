@@ -176,6 +176,7 @@ def test_job_status_answers_from_the_newest_monitor_of_the_job(http: httpx.Clien
         (b'{"polling_interval_seconds": 10, "timeout_seconds": 5}', "is larger than timeout_seconds"),
         (b'{"job_outcome": "Maybe"}', "job_outcome must be one of Completed, Failed"),
         (b'{"jobid": "x"}', "unknown field(s) jobid"),
+        (b'{"job_source": "no_such_source"}', "job_source must be one of simulated"),
         (b'{"polling_interval_seconds": 0.001, "timeout_seconds": 3600}', "at most 1000000 are allowed"),
     ],
 )

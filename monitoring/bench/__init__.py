@@ -30,4 +30,5 @@ spool file for worker processes). Lateness is *actual minus due*. Three phases p
 from monitoring.bench.phases import *  # noqa: F403
 from monitoring.bench.records import *  # noqa: F403
 from monitoring.bench.report import *  # noqa: F403
+from monitoring.bench.results import *  # noqa: F403
 from monitoring.bench.stacks import *  # noqa: F403

@@ -64,7 +64,7 @@ def run(argv: Sequence[str]) -> int:
         raise UsageError(f"--stacks takes names from {', '.join(STACKS)}, not {args.stacks!r}")
     if args.interval <= 0 or args.checks < 2:
         raise UsageError("--interval must be greater than zero and --checks at least 2")
-    # --monitors first, in a fresh process (see stacks.main_on_time), then the other sizes, smallest first.
+    # --monitors first, in a fresh process (StackResult.main_on_time), then the other sizes, smallest first.
     sweep = (args.monitors, *sorted(set(args.sweep) - {args.monitors})) if args.sweep else ()
     settings = BenchSettings(
         monitors=args.monitors,
@@ -79,9 +79,9 @@ def run(argv: Sequence[str]) -> int:
     )
     results = run_all(settings, stacks, on_stack=lambda name: print(f"measuring {name} ...", flush=True))
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results.to_json(), indent=2))
     else:
-        print(f"{results['date']}, {results['machine']}\n")
+        print(f"{results.date}, {results.machine}\n")
         print(results_table(results))
     if args.update_readme:
         update_readme(results, Path(args.update_readme), f"{PROG} {shlex.join(argv)}".rstrip())
@@ -104,7 +104,7 @@ def run_subprocess(argv: Sequence[str]) -> int:
     if args.command == "worker":
         run_worker_process(args.port, args.spool, settings)
     else:
-        print(json.dumps(run_stack(args.stack, settings)), flush=True)
+        print(json.dumps(run_stack(args.stack, settings).to_json()), flush=True)
     return 0
 
 

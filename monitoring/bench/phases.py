@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from monitoring.bench.records import RECORDER, CheckRecord, percentile, process_cpu_seconds, process_memory_mb
-from monitoring.bench.stacks import STACKS, BenchSettings, Stack, main_on_time, open_stack
+from monitoring.bench.results import BatchResult, BenchRun, LongResult, StackResult
+from monitoring.bench.stacks import STACKS, BenchSettings, Stack, open_stack
 from monitoring.settings import STATE_DIR_ENV, environ_with
 
 # --- the phases ----------------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ def _wait_for_checks(prefix: str, count: int, timeout: float) -> None:
 
 def run_batch(
     stack: Stack, prefix: str, monitors: int, interval: float, checks: int, spread: float = 0.0
-) -> dict[str, Any]:
+) -> BatchResult:
     """Start ``monitors`` monitors, evenly over ``spread`` seconds, wait for all their checks and ends.
 
     Returns what was measured. ``schedule_seconds`` is the time spent in the client's start calls only.
@@ -72,39 +72,34 @@ def run_batch(
     last = max(record.actual for record in records)
     worker_cpu = cpu_after[0] - cpu_before[0]
     scheduler_cpu = None if cpu_before[1] is None else cpu_after[1] - cpu_before[1]  # type: ignore[operator]
-    return {
-        "monitors": monitors,
-        "interval_seconds": interval,
-        "started_over_seconds": started_over,
-        "checks_per_monitor": checks,
-        "checks_expected": expected,
-        "checks_done": len(records),
-        "offered_checks_per_second": monitors / interval,
-        # Checks after each monitor's first, per second from the first check to the last (less the time the
-        # starts took, when they were spread): N / interval when the stack keeps up, less when it does not.
-        "checks_per_second": (
+    return BatchResult(
+        monitors=monitors,
+        interval_seconds=interval,
+        started_over_seconds=started_over,
+        checks_per_monitor=checks,
+        checks_expected=expected,
+        checks_done=len(records),
+        offered_checks_per_second=monitors / interval,
+        checks_per_second=(
             (len(records) - monitors) / (last - first - started_over)
             if last - first > started_over
             else float("nan")
         ),
-        "worker_processes_checking": len({record.pid for record in records}),
-        "lateness_p50_seconds": percentile(lateness, 0.50),
-        "lateness_p99_seconds": percentile(lateness, 0.99),
-        "lateness_max_seconds": max(lateness) if lateness else float("nan"),
-        "schedule_seconds": scheduled_in,
-        "worker_cpu_seconds": worker_cpu,
-        "scheduler_cpu_seconds": scheduler_cpu,
-        "cpu_ms_per_check": 1000 * (worker_cpu + (scheduler_cpu or 0.0)) / max(1, len(records)),
-        "memory_kb_per_waiting_monitor": max(0.0, waiting_rss - rss_before) * 1024 / monitors,
-    }
+        worker_processes_checking=len({record.pid for record in records}),
+        lateness_p50_seconds=percentile(lateness, 0.50),
+        lateness_p99_seconds=percentile(lateness, 0.99),
+        lateness_max_seconds=max(lateness) if lateness else float("nan"),
+        schedule_seconds=scheduled_in,
+        worker_cpu_seconds=worker_cpu,
+        scheduler_cpu_seconds=scheduler_cpu,
+        cpu_ms_per_check=1000 * (worker_cpu + (scheduler_cpu or 0.0)) / max(1, len(records)),
+        memory_kb_per_waiting_monitor=max(0.0, waiting_rss - rss_before) * 1024 / monitors,
+    )
 
 
-def saturation_point(runs: Sequence[dict[str, Any]], keeping_up: float = 0.9) -> int | None:
-    """The first monitor count whose achieved checks/s fell below ``keeping_up`` x the offered load."""
-    for run in runs:
-        if run["checks_per_second"] < keeping_up * run["offered_checks_per_second"]:
-            return int(run["monitors"])
-    return None
+def saturation_point(runs: Sequence[BatchResult]) -> int | None:
+    """The first monitor count whose achieved checks/s fell below 90 % of the offered load."""
+    return next((run.monitors for run in runs if not run.keeps_up), None)
 
 
 def cpu_per_check_at(records: list[CheckRecord], around: int, window: int) -> float:
@@ -125,7 +120,7 @@ def cpu_per_check_at(records: list[CheckRecord], around: int, window: int) -> fl
     return 1000 * cpu / gaps if gaps else float("nan")
 
 
-def run_stack(name: str, settings: BenchSettings) -> dict[str, Any]:
+def run_stack(name: str, settings: BenchSettings) -> StackResult:
     stack = open_stack(name, settings)
     long_checks = settings.reference_long_checks if name == "reference" else settings.long_checks
     try:
@@ -145,22 +140,22 @@ def run_stack(name: str, settings: BenchSettings) -> dict[str, Any]:
         peak_scheduler_mb = process_memory_mb(stack.scheduler_pid, "VmHWM") if stack.scheduler_pid else None
         cpu_early = cpu_per_check_at(records, early + window, window)
         cpu_late = cpu_per_check_at(records, long_checks - window, window)
-        return {
-            "stack": name,
-            "settings": asdict(settings),
-            "on_time": on_time,
-            "saturated": saturated,
-            "long": {
-                **long,
-                "early_check": early,
-                "late_check": long_checks,
-                "cpu_ms_per_check_early": cpu_early,
-                "cpu_ms_per_check_late": cpu_late,
-                "cpu_growth": cpu_late / cpu_early if cpu_early > 0 else float("nan"),
-            },
-            "peak_worker_mb": peak_worker_mb,
-            "peak_scheduler_mb": peak_scheduler_mb,
-        }
+        return StackResult(
+            stack=name,
+            settings=settings,
+            on_time=on_time,
+            saturated=saturated,
+            long=LongResult(
+                **asdict(long),
+                early_check=early,
+                late_check=long_checks,
+                cpu_ms_per_check_early=cpu_early,
+                cpu_ms_per_check_late=cpu_late,
+                cpu_growth=cpu_late / cpu_early if cpu_early > 0 else float("nan"),
+            ),
+            peak_worker_mb=peak_worker_mb,
+            peak_scheduler_mb=peak_scheduler_mb,
+        )
     finally:
         stack.close()
 
@@ -168,8 +163,8 @@ def run_stack(name: str, settings: BenchSettings) -> dict[str, Any]:
 # --- the parent: one subprocess per stack, a table, the ratios ----------------------------------------------
 
 
-def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> dict[str, Any]:
-    """Run one stack in a fresh ``python -m monitoring.bench`` process; return its JSON."""
+def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> StackResult:
+    """Run one stack in a fresh ``python -m monitoring.bench`` process; return what it measured."""
     command = [
         sys.executable,
         "-m",
@@ -184,34 +179,30 @@ def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> dict[s
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"the {name} stack failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return StackResult.from_json(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def run_all(
     settings: BenchSettings, stacks: Sequence[str] = STACKS, on_stack: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+) -> BenchRun:
     results = {}
     for name in stacks:
         if on_stack:
             on_stack(name)
         results[name] = measure(name, settings)
-    return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_description(),
-        "stacks": results,
-        "ratios": ratios(results),
-    }
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return BenchRun(date, machine_description(), results, ratios(results))
 
 
-def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+def ratios(results: dict[str, StackResult]) -> dict[str, float]:
     found: dict[str, float] = {}
     for name, other in (("project", "reference"), ("scale-out", "reference"), ("project", "floor")):
         if name in results and other in results:
-            mine = results[name]["saturated"]["checks_per_second"]
-            theirs = results[other]["saturated"]["checks_per_second"]
+            mine = results[name].saturated.checks_per_second
+            theirs = results[other].saturated.checks_per_second
             found[f"{name}/{other} saturated checks/s"] = mine / theirs
-            mine_p99 = main_on_time(results[name])["lateness_p99_seconds"]
-            their_p99 = main_on_time(results[other])["lateness_p99_seconds"]
+            mine_p99 = results[name].main_on_time.lateness_p99_seconds
+            their_p99 = results[other].main_on_time.lateness_p99_seconds
             found[f"{name}/{other} p99 lateness"] = mine_p99 / their_p99 if their_p99 > 0 else float("nan")
     return found
 

@@ -111,13 +111,6 @@ class BenchSettings:
         return self.sweep or (self.monitors,)
 
 
-def main_on_time(result: dict[str, Any]) -> dict[str, Any]:
-    """A stack's on-time run of ``monitors`` monitors (the CLI runs it first, in a fresh process, so its
-    memory per waiting monitor is not hidden by memory earlier runs left behind); else its last run."""
-    wanted = result["settings"]["monitors"]
-    return next((run for run in result["on_time"] if run["monitors"] == wanted), result["on_time"][-1])
-
-
 class Stack:
     """Starts monitors of the ``bench`` job and reports on the processes that run them."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from io import BytesIO
-from typing import Any
+from typing import Protocol
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -175,7 +175,19 @@ def png_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def scale_figure(runs: Sequence[dict[str, Any]], saturated_at: int | None) -> Figure:
+class ScaleRun(Protocol):
+    """What :func:`scale_figure` reads of one on-time batch (the benchmark's ``BatchResult`` has it)."""
+
+    monitors: int
+    interval_seconds: float
+    offered_checks_per_second: float
+    checks_per_second: float
+    lateness_p50_seconds: float
+    lateness_p99_seconds: float
+    lateness_max_seconds: float
+
+
+def scale_figure(runs: Sequence[ScaleRun], saturated_at: int | None) -> Figure:
     """Lateness and throughput against the number of monitors (the benchmark's on-time runs).
 
     ``saturated_at`` (a monitor count, or None) is marked on both plots: from there on the worker no longer
@@ -183,14 +195,16 @@ def scale_figure(runs: Sequence[dict[str, Any]], saturated_at: int | None) -> Fi
     """
     figure = Figure(figsize=(12, 4.2), layout="constrained")
     lateness, throughput = figure.subplots(1, 2)
-    sizes = [run["monitors"] for run in runs]
+    sizes = [run.monitors for run in runs]
     for key, style in (("p50", "o-"), ("p99", "s--"), ("max", "^:")):
-        lateness.plot(sizes, [run[f"lateness_{key}_seconds"] * 1000 for run in runs], style, label=key)
+        lateness.plot(
+            sizes, [getattr(run, f"lateness_{key}_seconds") * 1000 for run in runs], style, label=key
+        )
     lateness.set_ylabel("lateness: check time minus due time (ms)")
-    lateness.set_title(f"Lateness ({runs[0]['interval_seconds']:g} s interval)")
-    throughput.plot(sizes, [run["offered_checks_per_second"] for run in runs], ":", color="grey",
+    lateness.set_title(f"Lateness ({runs[0].interval_seconds:g} s interval)")
+    throughput.plot(sizes, [run.offered_checks_per_second for run in runs], ":", color="grey",
                     label="offered (monitors / interval)")  # fmt: skip
-    throughput.plot(sizes, [run["checks_per_second"] for run in runs], "o-", color="C2", label="achieved")
+    throughput.plot(sizes, [run.checks_per_second for run in runs], "o-", color="C2", label="achieved")
     throughput.set_ylabel("checks per second")
     throughput.set_title("Throughput")
     for ax in (lateness, throughput):
