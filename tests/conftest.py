@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gates import GatedJob, gated_job
 
 from monitoring.backend.connection import Connection, local_connection
 from monitoring.backend.scheduler import LocalScheduler
@@ -94,6 +95,12 @@ def dashboard_server(monitors: MonitorClient) -> Iterator[BackgroundServer]:
 
     with BackgroundServer(create_dashboard_app(monitors)) as server:
         yield server
+
+
+@pytest.fixture
+def gate() -> Iterator[GatedJob]:
+    """A job source whose checks answer only when the test releases them (see ``tests/gates.py``)."""
+    yield from gated_job()
 
 
 def new_job_id() -> str:

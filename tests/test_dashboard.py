@@ -42,13 +42,13 @@ def test_instance_list_comes_from_one_query_newest_first(
 def test_instance_route_gives_details_and_timeline(
     dashboard_server: BackgroundServer, monitors: MonitorClient
 ) -> None:
-    instance_id = monitors.start(MonitorRequest(new_job_id(), 0.2, 0.4, job_duration_seconds=0.1))
+    instance_id = monitors.start(MonitorRequest(new_job_id(), 0.2, 0.4, job_duration_seconds=0.2))
     monitors.follow(instance_id, timeout=30)
     body = httpx.get(f"{dashboard_server.url}/api/instances/{instance_id}", timeout=30).json()
     assert body["instance"]["output"]["final_status"] == "Completed"
     kinds = [entry["kind"] for entry in body["timeline"]]
     assert kinds[0] == "started" and kinds[-1] == "ended" and "timer" in kinds
-    assert kinds.count("check") == body["instance"]["output"]["checks_performed"]
+    assert kinds.count("check") == body["instance"]["output"]["checks_performed"] == 2  # at 0 and 0.2 s
 
 
 def test_unknown_instance_is_404_json_and_pages_are_served(dashboard_server: BackgroundServer) -> None:
@@ -76,7 +76,7 @@ def test_browser_sees_a_run_appear_finish_and_its_timeline(
         "job_id": job_id,
         "polling_interval_seconds": 0.5,
         "timeout_seconds": 5,
-        "job_duration_seconds": 1.2,
+        "job_duration_seconds": 1.5,  # ends exactly when the 4th check is due
     }
     started = httpx.post(f"{api_server.url}/api/start_monitoring_job", json=body, timeout=30)
     assert started.status_code == 202

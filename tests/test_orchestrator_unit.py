@@ -215,20 +215,60 @@ def test_long_monitor_continues_as_new_and_carries_count_start_and_deadline() ->
     assert [s.generation for s in published if s.check_count == 100] == [1, 2]
 
 
-@pytest.mark.parametrize("interval", [1, 2, 2.5, 4, 5, 7, 10])
-@pytest.mark.parametrize("job_duration", [0, 3, 12, 17.5, 29, 30, 45])
-@pytest.mark.parametrize("outcome", ["Completed", "Failed"])
-def test_predict_matches_the_orchestrator_itself(interval: float, job_duration: float, outcome: str) -> None:
-    """jobs.predict (which the notebooks assert against) agrees with the real orchestrator code."""
-    payload = {"job_id": "j", "polling_interval_seconds": interval, "timeout_seconds": 30}
+# --- the simulated job answers for the time its check was due ---------------------------------------------
+
+
+def test_late_checks_still_see_the_job_as_it_was_when_they_were_due() -> None:
+    """Every check runs 4.9 s late: the check due at 10 s answers at 14.9 s, after the 12 s job ended, yet
+    it says Running (as it was at 10 s). The count is the schedule's; only the end is later."""
+    run = step({"job_id": "j"}, Script(latency=4.9))
+    assert offsets(run) == [4.9, 9.9, 14.9, 19.9]
+    assert [s.status for s in statuses(run)[1:]] == ["Running", "Running", "Running", "Completed"]
+    assert run.result["checks_performed"] == 4 and run.result["monitoring_duration_seconds"] == 19.9
+
+
+def test_a_retried_check_answers_for_the_time_the_check_was_due() -> None:
+    """Check 1 fails at 0 s and 5.5 s and answers at 16.5 s (retry waits of 5.5 s, then 11 s), after the 12 s
+    job ended: it is still check 1, due at 0 s, so it says Running. Checks 2 to 4 are overdue by then and run
+    at once, each answering for its own due time (5, 10, 15 s): the count is the schedule's."""
+    run = step({"job_id": "j", "job_fail_first_attempts": 2, "retry_first_interval_seconds": 5.5})
+    assert offsets(run) == [0, 5.5, 16.5, 16.5, 16.5, 16.5]
+    assert [s.status for s in statuses(run) if s.check_count] == ["Running"] * 3 + ["Completed"]
+    assert run.result["checks_performed"] == 4 and run.result["monitoring_duration_seconds"] == 16.5
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "job_duration", "outcome", "expected"),
+    [
+        # (final status, checks, ended at, detection delay), worked out by hand from the schedule:
+        (5, 30, 12, "Completed", ("Completed", 4, 15, 3)),  # the sample: 0, 5, 10 Running; 15 sees it
+        (5, 30, 15, "Completed", ("Completed", 4, 15, 0)),  # a check exactly at the end sees the end
+        (5, 30, 15.001, "Completed", ("Completed", 5, 20, 4.999)),
+        (5, 30, 0, "Failed", ("Failed", 1, 0, 0)),  # already over at the first check
+        (2, 30, 11, "Completed", ("Completed", 7, 12, 1)),  # 0, 2, ..., 10 Running; 12 sees it
+        (3, 30, 13, "Failed", ("Failed", 6, 15, 2)),
+        (7, 30, 29, "Completed", ("Completed", 6, 30, 1)),  # 0, 7, 14, 21, 28; the clipped one at 30
+        (7, 30, 30, "Completed", ("Completed", 6, 30, 0)),  # the job ends exactly at the deadline check
+        (5, 30, 30.5, "Completed", ("Timeout", 7, 30, None)),
+        (0.7, 3, 2.1, "Completed", ("Completed", 4, 2.1, 0)),  # 3 x 0.7 is 2.0999999999999996: asked as 2.1
+        (0.1, 0.3, 0.3, "Failed", ("Failed", 4, 0.3, 0)),  # 3 x 0.1 is 0.30000000000000004
+    ],
+)
+def test_predict_gives_the_hand_worked_outcome_and_the_orchestrator_agrees(
+    interval: float, timeout: float, job_duration: float, outcome: str, expected: tuple
+) -> None:
+    """``predict`` (what learners are shown) against outcomes worked out by hand, then the real orchestrator
+    stepped on a virtual clock against the same hand-worked numbers."""
+    payload = {"job_id": "j", "polling_interval_seconds": interval, "timeout_seconds": timeout}
     payload |= {"job_duration_seconds": job_duration, "job_outcome": outcome}
+    final_status, checks, ended_at, delay = expected
+    prediction = predict(MonitorRequest.from_payload(payload, default_job_id="j"))
+    assert (prediction.final_status, prediction.checks_performed) == (final_status, checks)
+    assert prediction.ended_at_offset == pytest.approx(ended_at)
+    assert prediction.detection_delay == (None if delay is None else pytest.approx(delay))
     result = step(payload).result
-    expected = predict(MonitorRequest.from_payload(payload, default_job_id="j"))
-    assert (result["final_status"], result["checks_performed"]) == (
-        expected.final_status,
-        expected.checks_performed,
-    )
-    assert result["monitoring_duration_seconds"] == pytest.approx(expected.ended_at_offset)
+    assert (result["final_status"], result["checks_performed"]) == (final_status, checks)
+    assert result["monitoring_duration_seconds"] == pytest.approx(ended_at)
 
 
 def test_an_error_without_a_message_is_not_mistaken_for_success() -> None:

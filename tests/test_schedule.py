@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 
 import pytest
 
-from monitoring.core.jobs import attempt_fails, simulated_job_status
+from monitoring.core.jobs import (
+    JobCheckRequest,
+    SimulatedCheckError,
+    SimulatedJobSource,
+    attempt_fails,
+    due_elapsed_seconds,
+    simulated_job_status,
+)
 from monitoring.core.models import DEFAULT_JOB_DURATION_SECONDS, DEFAULT_POLLING_INTERVAL_SECONDS
+from monitoring.core.payloads import from_iso
 from monitoring.core.schedule import (
     CheckSchedule,
     backoff_gap,
@@ -73,6 +83,52 @@ def test_simulated_job_is_a_pure_function_of_elapsed_time() -> None:
     assert simulated_job_status(12, "Completed", 12) == "Completed"
     assert simulated_job_status(12, "Failed", 40) == "Failed"
     assert simulated_job_status(0, "Completed", 0) == "Completed"
+    # Whole milliseconds, as the due times are sent: float noise in a scaled duration moves nothing.
+    assert simulated_job_status(12 * 0.1, "Completed", 1.2) == "Completed"  # 1.2000000000000002
+    assert simulated_job_status(1.201, "Completed", 1.2) == "Running"
+    assert due_elapsed_seconds(3 * 0.7) == 2.1 and due_elapsed_seconds(0.0017) == 0.001
+
+
+START = "2026-01-01T00:00:00.000Z"
+A_MINUTE_LATER = datetime(2026, 1, 1, 0, 1, tzinfo=timezone.utc)
+
+
+def test_the_simulated_job_answers_for_the_time_its_check_was_due() -> None:
+    source = SimulatedJobSource()
+    due_at_10 = JobCheckRequest(
+        "j", START, 12, "Completed", check_number=3, due_at="2026-01-01T00:00:10.000Z"
+    )
+    late = source.check(due_at_10, A_MINUTE_LATER)  # run a minute late, long after the job ended
+    assert (late.status, late.checked_at) == ("Running", "2026-01-01T00:01:00.000Z")  # as of 10 s
+    assert source.check(replace(due_at_10, due_at="2026-01-01T00:00:12.000Z"), A_MINUTE_LATER).status == (
+        "Completed"
+    )
+    # With no due time (the HTTP API's job_status asks about now), it answers for the moment it is asked.
+    assert source.check(replace(due_at_10, due_at=None), A_MINUTE_LATER).status == "Completed"
+    just_before_end = datetime(2026, 1, 1, 0, 0, 11, 999000, tzinfo=timezone.utc)
+    assert source.check(replace(due_at_10, due_at=None), just_before_end).status == "Running"
+
+
+def test_a_retried_simulated_check_answers_for_the_same_due_time() -> None:
+    source = SimulatedJobSource()
+    flaky = JobCheckRequest(
+        "j", START, 12, "Completed", check_number=3, fail_first_attempts=1, due_at="2026-01-01T00:00:10.000Z"
+    )
+    with pytest.raises(SimulatedCheckError, match="simulated failure 1 of 1"):
+        source.check(flaky, datetime(2026, 1, 1, 0, 0, 10, tzinfo=timezone.utc))
+    retried = source.check(flaky, A_MINUTE_LATER)  # the retry, after the job ended
+    assert retried.status == "Running" and retried.checked_at == "2026-01-01T00:01:00.000Z"
+
+
+def test_a_hanging_simulated_check_takes_real_time_and_answers_for_its_due_time() -> None:
+    source = SimulatedJobSource()
+    hanging = JobCheckRequest(
+        "j", START, 12, "Completed", check_number=2, hang_seconds=0.05, due_at="2026-01-01T00:00:05.000Z"
+    )
+    before = datetime.now(timezone.utc)
+    report = source.check(hanging, A_MINUTE_LATER)
+    assert report.status == "Running"
+    assert from_iso(report.checked_at) - before >= timedelta(seconds=0.049), "checked_at: after the hang"
 
 
 def test_defaults_complete_on_the_fourth_check() -> None:

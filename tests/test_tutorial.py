@@ -13,7 +13,7 @@ from monitoring.notebook.plots import comparison_figure, png_bytes, progress_fig
 from monitoring.notebook.tutorial import Tutorial
 from monitoring.notebook.widgets import ControlPanel
 
-SCALE = 0.1  # a 5 s tutorial interval is 0.5 s here; every check is at least 0.15 s from the job end
+SCALE = 0.1  # a 5 s tutorial interval is 0.5 s here (the counts are exact at any scale, on any machine)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +53,12 @@ def test_a_re_run_connect_cell_starts_nothing_new(tutorial: Tutorial) -> None:
 
 
 def test_tracker_follows_many_runs_with_samples_from_custom_status(tutorial: Tutorial) -> None:
-    traces = tutorial.sweep([2, 4, 8, 16], timeout=30, job_duration=17.5)
+    # A 12 s job: the checks at 12 s (every 2 or 4 s) see it end exactly then; every 8 or 16 s, at 16 s.
+    traces = tutorial.sweep([2, 4, 8, 16], timeout=30, job_duration=12)
     tutorial.tracker.wait(traces, timeout=30)
-    assert [trace.result.checks_performed for trace in traces] == [10, 6, 4, 3]
-    assert [trace.prediction.checks_performed for trace in traces] == [10, 6, 4, 3]
+    assert [trace.result.checks_performed for trace in traces] == [7, 4, 3, 2]
+    assert [trace.prediction.checks_performed for trace in traces] == [7, 4, 3, 2]
+    assert [trace.prediction.detection_delay for trace in traces] == pytest.approx([0, 0, 0.4, 0.4])
     for trace in traces:
         counts = [sample.check_count for sample in trace.samples]
         assert counts == sorted(counts) and counts[-1] == trace.result.checks_performed
@@ -75,9 +77,9 @@ def test_control_panel_clicks_schedule_real_runs_and_refuse_bad_ones(tutorial: T
     panel.run_button.click()
     assert panel.traces == [] and "Not scheduled" in panel.message.value
 
-    panel.set(interval=5, timeout=30, job_duration=12)
+    panel.set(interval=5, timeout=30, job_duration=15)  # ends exactly at the 4th check (15 s)
     panel.run_button.click()
-    panel.set(interval=3, job_duration=8, job_outcome="Failed")
+    panel.set(interval=3, job_duration=9, job_outcome="Failed")  # likewise (9 s)
     panel.run_button.click()
     assert len(panel.traces) == 2 and "Scheduled panel-2" in panel.message.value
     tutorial.tracker.wait(panel.traces, timeout=30)

@@ -13,6 +13,16 @@ The simulated job can misbehave on request, deterministically, so tests and note
   below ``p``; the same run fails the same attempts every time (no randomness);
 * ``hang_seconds = s`` with ``hang_from_check = n``: from check ``n`` on, it takes ``s`` seconds to answer.
 
+The simulated job answers for the moment its check was due (``due_at``, which the orchestrator sends: the
+check's planned offset from the monitor's start), not for the moment the check happens to run. A check that
+runs late (a busy machine, a worker restart, a suspension, a hang) still reports the job as it was at the
+check's planned time, so a scenario gives the same checks and the same result on every run, loaded or not.
+A retried check is the same check: every attempt answers for that check's due time, while the waits between
+attempts and a hang take real time (they decide whether the monitor gives up at the deadline plus its
+grace). ``checked_at`` is always when the job was really asked. Without ``due_at`` (the HTTP API's
+``job_status``, or a caller that predates it) the answer is for ``now``. Real sources answer for ``now``: a
+real job does not wait for a late check.
+
 Counting attempts needs memory: like a real service, the simulated job remembers (in the worker's
 process) how often each run asked it; a restarted worker starts counting afresh.
 """
@@ -23,7 +33,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal, Protocol
 
 from monitoring.core.payloads import Payload, from_iso, to_iso
@@ -47,7 +57,7 @@ class JobCheckRequest(Payload):
     fail_fraction: float = 0.0
     hang_seconds: float = 0.0
     hang_from_check: int = 1
-    due_at: str | None = None  # when the orchestrator planned this check
+    due_at: str | None = None  # when the orchestrator planned this check (the simulated job answers for it)
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,22 @@ class SimulatedCheckError(RuntimeError):
 
 
 def simulated_job_status(duration_seconds: float, outcome: JobStatus, elapsed_seconds: float) -> JobStatus:
-    """The simulated job's status ``elapsed_seconds`` after its monitor started: a pure function."""
-    return "Running" if elapsed_seconds < duration_seconds else outcome
+    """The simulated job's status ``elapsed_seconds`` after its monitor started: a pure function.
+
+    It counts in whole milliseconds, the resolution of the due times the orchestrator sends, so floating-point
+    noise (12 s scaled by 0.1 is 1.2000000000000002 s) never moves the job's end past the check due then.
+    """
+    return "Running" if round(elapsed_seconds * 1000) < round(duration_seconds * 1000) else outcome
+
+
+def due_elapsed_seconds(offset_seconds: float) -> float:
+    """The elapsed time the simulated job answers for, at a check due ``offset_seconds`` after the start.
+
+    The orchestrator sends the due time to the millisecond (``to_iso`` truncates) from a start that is a whole
+    millisecond, so this is ``offset_seconds`` truncated to the millisecond: 3 x 0.7 s (2.0999999999999996 in
+    floating point) is asked as 2.1 s.
+    """
+    return timedelta(seconds=offset_seconds) // timedelta(milliseconds=1) / 1000
 
 
 def attempt_fails(job_id: str, check_number: int, attempt: int, fraction: float) -> bool:
@@ -85,8 +109,9 @@ class JobStatusSource(Protocol):
 class SimulatedJobSource:
     """A job that runs for ``job_duration_seconds`` after the monitor started, then ends ``job_outcome``.
 
-    Its answer depends only on the request and the time, so the same scenario gives the same result on
-    every run, on any backend. Injected faults are described in this module's docstring.
+    Its answer depends only on the request (its ``due_at`` above all; see this module's docstring), so the
+    same scenario gives the same result on every run, on any backend, however late the checks run. Injected
+    faults are described in this module's docstring too.
     """
 
     def __init__(self) -> None:
@@ -123,7 +148,8 @@ class SimulatedJobSource:
         if request.hang_seconds > 0 and request.check_number >= request.hang_from_check:
             time.sleep(request.hang_seconds)
             now = datetime.now(timezone.utc)
-        elapsed = (now - from_iso(request.monitor_started_at)).total_seconds()
+        answers_for = from_iso(request.due_at) if request.due_at else now
+        elapsed = (answers_for - from_iso(request.monitor_started_at)).total_seconds()
         status = simulated_job_status(request.job_duration_seconds, request.job_outcome, elapsed)
         return JobStatusReport(job_id=request.job_id, status=status, checked_at=to_iso(now))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitoring.core.jobs import simulated_job_status
+from monitoring.core.jobs import due_elapsed_seconds, simulated_job_status
 from monitoring.core.models import MonitorRequest
 from monitoring.core.schedule import FinalStatus, decide_after_check
 
@@ -20,10 +20,16 @@ class Prediction:
 
 
 def predict(request: MonitorRequest) -> Prediction:
-    """Step the schedule against the simulated job with no latency: the ideal outcome of ``request``."""
+    """Step the schedule against the simulated job: the outcome of ``request``, on any machine.
+
+    Exact, not ideal: the simulated job answers for the time each check was due, so however late the checks
+    run, the final status and the check count are these; the monitor's duration is ``ended_at_offset`` or
+    later (it ends when its last check has answered).
+    """
     schedule = request.schedule()
     for check_number, offset in enumerate(schedule.planned_offsets(), start=1):
-        status = simulated_job_status(request.job_duration_seconds, request.job_outcome, offset)
+        elapsed = due_elapsed_seconds(offset)
+        status = simulated_job_status(request.job_duration_seconds, request.job_outcome, elapsed)
         decision = decide_after_check(schedule, check_number, status)
         if decision.final_status is not None:
             ended = round(offset, 6)  # plain numbers: 0.6, not 0.5999999999999996
