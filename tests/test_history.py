@@ -9,7 +9,7 @@ from durabletask import history
 from durabletask.task import FailureDetails
 
 from conftest import new_job_id
-from monitoring.client.history import TimelineEntry, build_timeline
+from monitoring.client.history import TimelineEntry, build_timeline, in_time_order
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
 
@@ -52,7 +52,9 @@ def test_a_completed_monitor_reads_as_start_checks_timers_and_end() -> None:
             "started", "2025-09-19T18:05:00.000Z", "monitoring_job_orchestrator started", None, "job-1"
         ),
         TimelineEntry("check", "2025-09-19T18:05:00.008Z", "check 1", "Running"),
-        TimelineEntry("timer", "2025-09-19T18:05:05.000Z", "timer", "fired"),
+        TimelineEntry(
+            "timer", "2025-09-19T18:05:05.000Z", "timer", "fired", since="2025-09-19T18:05:00.010Z"
+        ),
         TimelineEntry("check", "2025-09-19T18:05:05.006Z", "check 2", "Completed"),
         TimelineEntry("ended", "2025-09-19T18:05:05.010Z", "ended", "Completed", "Completed"),
     ]
@@ -121,3 +123,25 @@ def test_a_real_run_shows_every_check_and_every_timer(monitors: MonitorClient) -
     times = [entry.at for entry in timeline]
     assert None not in times and times[0] <= checks[0].at  # type: ignore[operator]
     assert timeline[-1].status == "Completed" and timeline[-1].detail == "Timeout"
+    ordered = in_time_order(timeline)
+    assert [entry.at for entry in ordered] == sorted(times)  # type: ignore[type-var]
+    assert ordered[-1] is guard and ordered[0].kind == "started"
+    for timer in (entry for entry in timeline if entry.kind == "timer"):
+        assert timer.since is not None and timer.since <= timer.at  # type: ignore[operator]
+
+
+def test_time_order_keeps_untimed_entries_after_their_predecessor_and_ties_in_history_order() -> None:
+    entries = [
+        TimelineEntry("started", "2025-09-19T18:05:00.000Z", "started"),
+        TimelineEntry("timer", "2025-09-19T18:05:40.000Z", "deadline guard", "pending"),
+        TimelineEntry("check", "2025-09-19T18:05:00.010Z", "check 1", "Running"),
+        TimelineEntry("event", None, "event cancel"),
+        TimelineEntry("ended", "2025-09-19T18:05:00.010Z", "ended", "Completed"),
+    ]
+    assert [entry.label for entry in in_time_order(entries)] == [
+        "started",
+        "check 1",
+        "event cancel",
+        "ended",
+        "deadline guard",
+    ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -35,7 +35,8 @@ class TimelineEntry:
     """One thing that happened to an instance.
 
     ``at`` is an ISO time (``...Z``) or None if the history gives none; ``status`` is the job's answer for a
-    check, ``fired``/``pending`` for a timer, the runtime status for the end.
+    check, ``fired``/``pending`` for a timer, the runtime status for the end. A timer's ``at`` is when it is
+    due and ``since`` when it was created.
     """
 
     kind: EntryKind
@@ -43,6 +44,7 @@ class TimelineEntry:
     label: str
     status: str | None = None
     detail: str | None = None
+    since: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,12 +115,13 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
             timer_entries[event.event_id] = len(entries)
             # A monitor's first timer in each generation is its guard (deadline plus grace), not a wait.
             label = "deadline guard" if entries and entries[-1].kind == "started" else "timer"
-            entries.append(TimelineEntry("timer", to_iso(event.fire_at), label, "pending"))
+            fire_at = to_iso(event.fire_at)
+            entries.append(TimelineEntry("timer", fire_at, label, "pending", since=when(event)))
         elif isinstance(event, history.TimerFiredEvent):
             index = timer_entries.get(event.timer_id)
             if index is not None:
                 created = entries[index]
-                entries[index] = TimelineEntry(created.kind, created.at, created.label, "fired")
+                entries[index] = replace(created, status="fired")
             else:
                 entries.append(TimelineEntry("timer", to_iso(event.fire_at), "timer", "fired"))
         elif isinstance(event, history.EventRaisedEvent):
@@ -142,3 +145,14 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def in_time_order(entries: Sequence[TimelineEntry]) -> list[TimelineEntry]:
+    """The entries sorted by ``at`` (a timer by when it is due); one without a time stays after its
+    predecessor. The sort is stable, so entries at the same moment keep their history order."""
+    keyed = []
+    previous = ""
+    for position, entry in enumerate(entries):
+        previous = entry.at or previous
+        keyed.append((previous, position, entry))
+    return [entry for _, _, entry in sorted(keyed, key=lambda item: (item[0], item[1]))]
