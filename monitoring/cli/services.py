@@ -94,7 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Bind both ports before anything starts, so a taken port leaves nothing half-started.
             api_app = create_app(monitors, log_requests=True)
             servers.append(BackgroundServer(api_app, args.host, args.port))
-            servers.append(BackgroundServer(create_dashboard_app(monitors), args.host, args.dashboard_port))
+            dashboard_app = create_dashboard_app(monitors, allow_remote=args.allow_remote)
+            servers.append(BackgroundServer(dashboard_app, args.host, args.dashboard_port))
             print(ensure_backend(connection), file=sys.stderr, flush=True)
             start_worker(connection)
             for server in servers:

@@ -1,36 +1,134 @@
-"""A small scheduler dashboard: the task hub's instances, live, and each instance's input, output, custom
-status and timeline of checks and timers.
+"""The dashboard: a live overview of the task hub, each instance's timeline and card, and its controls.
 
-It reads only through :class:`~monitoring.client.monitors.MonitorClient` (one query for the list, one
-state and one history call for an instance page), so it works against the local scheduler, the emulator
-or Azure.
-The pages are static files in ``static/`` (no CDN) that poll two JSON routes::
+It reads and acts only through :class:`~monitoring.client.monitors.MonitorClient` (the CLI's client API), so
+it works against the local scheduler, the emulator or Azure. The pages are static files in ``static/`` (no
+CDN) that poll these JSON routes::
 
-    GET /api/instances               {"taskhub", "backend", "instances": [status, ...]}
-    GET /api/instances/{instanceId}  {"instance": status, "timeline": [entry, ...]}
+    GET  /api/overview                      the backend, counts by runtime and final status, checks per minute
+    GET  /api/instances?status=&q=&sort=&order=&offset=&limit=    one page of the list (server-side)
+    GET  /api/instances/{instanceId}        instance, card, timeline in time order, the actions that apply
+    POST /api/instances/{instanceId}/{action}   cancel, terminate, suspend, resume or purge ({"reason"})
+    GET  /api/start-options                 the job sources and the form's defaults
+    POST /api/plan                          a monitor request checked by the API's model, and its prediction
+    POST /api/monitors                      start that monitor
+
+The ``POST`` routes accept only same-origin JSON
+(:func:`~monitoring.web.dashboard_controls.mutation_refusal`).
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
-from monitoring.client.history import build_timeline
+from monitoring import settings
+from monitoring.backend.connection import Connection
+from monitoring.client.card import read_card
+from monitoring.client.errors import InstanceStateError
+from monitoring.client.history import build_timeline, in_time_order
 from monitoring.client.monitors import MonitorClient
-from monitoring.web.api import install_error_handlers
+from monitoring.client.overview import InstanceIndex, ListQuery
+from monitoring.core.models import MonitorRequest
+from monitoring.core.payloads import InvalidRequestError, to_iso
+from monitoring.core.predict import predict
+from monitoring.web.api import _json_body, install_error_handlers
+from monitoring.web.dashboard_controls import ACTIONS, available_actions, mutation_refusal, perform
 
 STATIC = Path(__file__).resolve().parent / "static"
+RUNTIME_STATUSES = ("Pending", "Running", "Suspended", "Completed", "Failed", "Terminated", "ContinuedAsNew")
 
 
-def create_dashboard_app(monitors: MonitorClient) -> FastAPI:
+# --- the backend, named truthfully ------------------------------------------------------------------------
+
+
+def describe_backend(connection: Connection, state_dir: Path | None = None) -> dict[str, Any]:
+    """What the header says: the kind of backend, where it is, and (local scheduler) its state directory."""
+    endpoint = connection.endpoint
+    label, detail = {
+        "local": (
+            f"the local scheduler at {endpoint}",
+            f"started on demand in its own process; records and log in {state_dir}",
+        ),
+        "embedded": (f"a local scheduler in this process at {endpoint}", "in-memory; ends with this process"),
+        "emulator": (f"the Durable Task Scheduler emulator at {endpoint}", "no credential"),
+        "azure": (f"Durable Task Scheduler in Azure at {endpoint}", "DefaultAzureCredential"),
+    }.get(connection.kind, (f"{connection.kind} at {endpoint}", ""))
+    if connection.kind == "local" and state_dir is not None:
+        label += f" (state directory {state_dir})"
+    return {
+        "kind": connection.kind,
+        "endpoint": endpoint,
+        "taskhub": connection.taskhub,
+        "label": label,
+        "detail": detail,
+        "stateDir": str(state_dir) if connection.kind == "local" and state_dir else None,
+    }
+
+
+def _plan_text(request: MonitorRequest) -> dict[str, Any]:
+    """The planned and predicted checks of a request, in numbers and one sentence."""
+    schedule = request.schedule()
+    planned = schedule.planned_check_count
+    offsets = [round(schedule.offset_of_check(n), 3) for n in range(1, min(planned, 6) + 1)]
+    shown = ", ".join(f"{offset:g}" for offset in offsets) + (", …" if planned > len(offsets) else "")
+    text = f"{planned} checks at most (at {shown} s; the last at the {request.timeout_seconds:g} s deadline)"
+    payload: dict[str, Any] = {"planned_checks": planned, "offsets": offsets, "predicted": None}
+    if request.job_source == "simulated":
+        prediction = predict(request)
+        payload["predicted"] = prediction.__dict__
+        seen = f"ends {prediction.final_status}"
+        text = (
+            f"Predicted: {prediction.checks_performed} checks, {seen} at +{prediction.ended_at_offset:g} s. "
+            + text[0].upper()
+            + text[1:]
+            + "."
+        )
+    payload["text"] = text
+    return payload
+
+
+def _monitor_request(payload: Any) -> MonitorRequest:
+    """The start form's fields, validated by the model the HTTP API's start route uses."""
+    return MonitorRequest.from_payload(payload, default_job_id=f"job-{uuid.uuid4()}")
+
+
+def start_form_options() -> dict[str, Any]:
+    """The job sources a person can start a monitor with from the page, and the fields each one uses.
+
+    Hook for job sources: a source named here gets its fields shown (``status_url`` for a status URL).
+    """
+    return {
+        "sources": [
+            {
+                "name": "simulated",
+                "label": "simulated job",
+                "fields": ["job_duration_seconds", "job_outcome"],
+            }
+        ],
+        "defaults": MonitorRequest(job_id="job").to_payload() | {"job_id": ""},
+    }
+
+
+def create_dashboard_app(
+    monitors: MonitorClient, *, allow_remote: bool = False, state_dir: Path | None = None
+) -> FastAPI:
     """The dashboard app for the task hub ``monitors`` talks to."""
-    app = FastAPI(title="Durable monitoring dashboard", version="1.0")
+    # No /docs page: FastAPI's loads its scripts from a CDN, and the dashboard loads nothing from outside.
+    app = FastAPI(title="Durable monitoring dashboard", version="2.0", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    connection = monitors.connection
+    if state_dir is None and connection.kind == "local":
+        state_dir = settings.load().state_dir
+    backend = describe_backend(connection, state_dir)
+    index = InstanceIndex(monitors.client)
 
     @app.get("/", include_in_schema=False)
     def list_page() -> FileResponse:
@@ -40,22 +138,97 @@ def create_dashboard_app(monitors: MonitorClient) -> FastAPI:
     def instance_page(instanceId: str) -> FileResponse:
         return FileResponse(STATIC / "instance.html")
 
-    @app.get("/api/instances", summary="Every instance of the task hub, newest first (one query)")
-    def list_instances() -> dict[str, Any]:
+    @app.get("/api/overview", summary="Counts by runtime and final status, and checks per minute")
+    def overview() -> dict[str, Any]:
+        index.refresh()
+        total, by_runtime, by_final = index.counts()
         return {
-            "taskhub": monitors.connection.taskhub,
-            "backend": monitors.connection.kind,
-            "instances": [instance.to_payload() for instance in monitors.list_instances()],
+            "backend": backend,
+            "total": total,
+            "byRuntimeStatus": by_runtime,
+            "byFinalStatus": by_final,
+            "checksPerMinute": index.rate.series(datetime.now(timezone.utc)),
         }
 
-    @app.get("/api/instances/{instanceId}", summary="One instance and the timeline of its checks and timers")
+    @app.get("/api/instances", summary="One page of instances: filtered, searched and sorted on the server")
+    def list_instances(
+        status: Literal[RUNTIME_STATUSES] | None = None,  # type: ignore[valid-type]
+        q: str = Query("", max_length=200, description="part of a job id or instance id"),
+        sort: Literal["created", "updated", "instance", "job", "status"] = "created",
+        order: Literal["asc", "desc"] = "desc",
+        offset: int = Query(0, ge=0),
+        limit: int = Query(25, ge=1, le=200),
+    ) -> dict[str, Any]:
+        index.refresh()
+        page = index.page(ListQuery(status, q, sort, order == "desc", offset, limit))
+        return {
+            "backend": backend,
+            "total": page.total,
+            "matching": page.matching,
+            "offset": offset,
+            "limit": limit,
+            "instances": [row.to_payload() for row in page.rows],
+        }
+
+    @app.get("/api/instances/{instanceId}", summary="One instance: card, timeline in time order, actions")
     def instance(instanceId: str) -> dict[str, Any]:
         details = monitors.details(instanceId)
-        timeline = build_timeline(monitors.client.get_orchestration_history(instanceId))
+        entries = in_time_order(build_timeline(monitors.history(instanceId)))
+        ended = next((e.at for e in reversed(entries) if e.kind == "ended"), None)
+        if ended is None and details.is_terminal:
+            ended = to_iso(details.last_updated_at)
+        card = read_card(details.runtime_status, details.custom_status, details.input, details.output)
         return {
-            "taskhub": monitors.connection.taskhub,
+            "backend": backend,
+            "now": to_iso(datetime.now(timezone.utc)),
             "instance": details.to_payload(),
-            "timeline": [entry.to_payload() for entry in timeline],
+            "card": card.to_payload(),
+            "timeline": [entry.to_payload() for entry in entries],
+            "endedAt": ended,
+            "actions": available_actions(details),
         }
+
+    @app.post("/api/instances/{instanceId}/{action}", summary="Cancel, terminate, suspend, resume or purge")
+    async def act(instanceId: str, action: str, request: Request) -> JSONResponse:
+        refusal = mutation_refusal(request, allow_remote=allow_remote)
+        if refusal:
+            return JSONResponse({"error": refusal}, status_code=403)
+        chosen = ACTIONS.get(action)
+        if chosen is None:
+            return JSONResponse({"error": f"no action {action!r}; use one of {', '.join(ACTIONS)}"}, 404)
+        body = await _json_body(request, required_object=True) or {}
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidRequestError("reason must be a string")
+        try:
+            message = await run_in_threadpool(perform, monitors, index, chosen, instanceId, reason)
+        except InstanceStateError as error:
+            return JSONResponse({"error": str(error)}, 409)
+        return JSONResponse({"action": chosen.name, **message})
+
+    @app.get("/api/start-options", summary="The start form's job sources and defaults")
+    def start_options() -> dict[str, Any]:
+        return start_form_options()
+
+    @app.post("/api/plan", summary="Check a monitor request with the API's model; its planned checks")
+    async def plan(request: Request) -> JSONResponse:
+        refusal = mutation_refusal(request, allow_remote=allow_remote)
+        if refusal:
+            return JSONResponse({"error": refusal}, status_code=403)
+        monitor_request = _monitor_request(await _json_body(request, required_object=True))
+        return JSONResponse(_plan_text(monitor_request))
+
+    @app.post("/api/monitors", status_code=201, summary="Start a monitor (the API's request model)")
+    async def start(request: Request) -> JSONResponse:
+        refusal = mutation_refusal(request, allow_remote=allow_remote)
+        if refusal:
+            return JSONResponse({"error": refusal}, status_code=403)
+        monitor_request = _monitor_request(await _json_body(request, required_object=True))
+        instance_id = await run_in_threadpool(monitors.start, monitor_request)
+        index.refresh(force=True)
+        return JSONResponse(
+            {"instanceId": instance_id, "url": f"/instances/{instance_id}", **_plan_text(monitor_request)},
+            status_code=201,
+        )
 
     return app

@@ -1,0 +1,266 @@
+"""The dashboard in a real browser (headless Chromium): the picture, the card, the controls, the list's
+filters, the start form, the keyboard, and screenshots at a wide and a narrow window."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conftest import new_job_id
+from monitoring.client.monitors import MonitorClient
+from monitoring.core.models import MonitorRequest
+from monitoring.web.serving import BackgroundServer
+
+WAIT_MS = 30_000
+WIDE = {"width": 1400, "height": 1000}
+NARROW = {"width": 420, "height": 900}
+
+
+def wait_for_text(page: Any, selector: str, prefix: str) -> None:
+    page.wait_for_function(
+        "([selector, prefix]) => document.querySelector(selector).textContent.startsWith(prefix)",
+        arg=[selector, prefix],
+        timeout=WAIT_MS,
+    )
+
+
+def open_instance(page: Any, server: BackgroundServer, instance_id: str) -> None:
+    page.goto(f"{server.url}/instances/{instance_id}?refresh=0.3")
+    page.wait_for_selector("#chart svg", timeout=WAIT_MS)
+
+
+def act(page: Any, action: str, reason: str | None = None) -> str:
+    """Press the action's button, confirm in the dialog, and return the result line."""
+    button = page.locator(f"#actions button[data-action='{action}']")
+    button.wait_for(timeout=WAIT_MS)
+    page.wait_for_function(
+        f"() => !document.querySelector(\"#actions button[data-action='{action}']\").disabled",
+        timeout=WAIT_MS,
+    )
+    label = button.inner_text()
+    button.click()
+    dialog = page.locator("dialog#confirm")
+    assert dialog.is_visible()
+    if reason is not None:
+        page.fill("#confirm-reason", reason)
+    page.click("#confirm-go")
+    page.wait_for_function(
+        "label => { const text = document.querySelector('#action-result').textContent;"
+        " return text.startsWith(label) && !text.endsWith('sending…'); }",
+        arg=label,
+        timeout=WAIT_MS,
+    )
+    return page.inner_text("#action-result")
+
+
+def test_instance_page_draws_one_mark_per_check_and_the_table_in_time_order(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
+) -> None:
+    page = browser_page
+    request = MonitorRequest(new_job_id(), 0.5, 3, job_duration_seconds=1.2)
+    instance_id = monitors.start(request)
+    final = monitors.follow(instance_id, timeout=30)
+    assert final.result is not None
+    open_instance(page, dashboard_server, instance_id)
+    page.wait_for_selector("#timeline tr.kind-ended", timeout=WAIT_MS)
+    marks = page.locator("#chart [data-kind='check']")
+    assert marks.count() == final.result.checks_performed == 4
+    assert [marks.nth(n).get_attribute("data-status") for n in range(4)] == ["Running"] * 3 + ["Completed"]
+    colours = {marks.nth(n).evaluate("node => getComputedStyle(node).fill") for n in (0, 3)}
+    assert len(colours) == 2  # Running and Completed are drawn in different colours
+    assert page.locator("#chart [data-kind='timer']").count() == 4  # three waits and the deadline guard
+    for marker in ("start", "deadline", "end"):
+        assert page.locator(f"#chart [data-marker='{marker}']").count() == 1
+    times = page.eval_on_selector_all("#timeline tbody tr", "rows => rows.map(row => row.dataset.at)")
+    assert (
+        times == sorted(times)
+        and page.inner_text("#timeline tbody tr:last-child td:nth-child(3)") == "deadline guard"
+    )
+    assert page.inner_text("#card-checks .tile-value") == "check 4 of 4"
+    assert page.inner_text("#card-job .tile-value") == "Completed"
+    assert not page.is_visible("#custom-status")
+    page.click("details.raw summary")  # the raw JSON is one click away
+    assert '"check_count": 4' in page.inner_text("#custom-status")
+    assert page.locator("#actions button:enabled").all_inner_texts() == ["Purge"]
+    page.screenshot(path=str(artifacts / "dashboard-instance-wide.png"), full_page=True)
+    page.set_viewport_size(NARROW)
+    page.wait_for_function("() => document.querySelector('#chart svg').getAttribute('width') < 420")
+    assert page.locator("#chart [data-kind='check']").count() == 4
+    page.screenshot(path=str(artifacts / "dashboard-instance-narrow.png"), full_page=True)
+
+
+def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
+) -> None:
+    page = browser_page
+    instance_id = monitors.start(MonitorRequest(new_job_id(), 0.4, 60, job_duration_seconds=600))
+    open_instance(page, dashboard_server, instance_id)
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"#chart [data-kind='check']\").length >= 3", timeout=WAIT_MS
+    )
+    assert page.locator("#chart [data-marker='now']").count() == 1
+    assert re.fullmatch(r"in \d+(\.\d)? s|overdue .*", page.inner_text("#card-next .tile-value"))
+    assert re.fullmatch(r"\d+(\.\d)? s left", page.inner_text("#card-deadline .tile-value"))
+    enabled = page.locator("#actions button:enabled").all_inner_texts()
+    assert enabled == ["Cancel", "Suspend", "Terminate"]
+    page.screenshot(path=str(artifacts / "dashboard-instance-live.png"), full_page=True)
+
+    assert "now reports Suspended" in act(page, "suspend", "lunch")
+    assert monitors.details(instance_id).runtime_status == "Suspended"
+    page.wait_for_selector("#actions button[data-action='resume']:enabled", timeout=WAIT_MS)
+    assert page.locator("#actions button:enabled").all_inner_texts() == ["Resume", "Terminate"]
+    assert "now reports Running" in act(page, "resume")
+    assert monitors.details(instance_id).runtime_status == "Running"
+    assert "now reports Completed (Cancelled)" in act(page, "cancel", "not needed")
+    snapshot = monitors.snapshot(instance_id)
+    assert snapshot.state == "Cancelled" and snapshot.result is not None
+    page.wait_for_selector("#chart [data-marker='end']", state="attached", timeout=WAIT_MS)
+
+
+def test_terminate_then_purge_from_the_page_and_back_out_of_a_confirmation(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient
+) -> None:
+    page = browser_page
+    instance_id = monitors.start(MonitorRequest(new_job_id(), 0.5, 60, job_duration_seconds=600))
+    open_instance(page, dashboard_server, instance_id)
+    page.wait_for_selector("#actions button[data-action='terminate']:enabled", timeout=WAIT_MS)
+    page.click("#actions button[data-action='terminate']")
+    page.keyboard.press("Escape")  # changing one's mind does nothing
+    assert not page.is_visible("dialog#confirm")
+    assert monitors.details(instance_id).runtime_status in ("Pending", "Running")
+    assert "now reports Terminated" in act(page, "terminate", "wrong job")
+    assert monitors.details(instance_id).runtime_status == "Terminated"
+    assert "purged" in act(page, "purge")
+    gone = httpx.get(f"{dashboard_server.url}/api/instances/{instance_id}", timeout=30)
+    assert gone.status_code == 404
+    assert page.is_visible("#purged")
+
+
+def test_list_overview_filters_search_and_paging(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
+) -> None:
+    page = browser_page
+    tag = new_job_id()
+    outcomes = ["Completed", "Failed"] * 6
+    ids = [
+        monitors.start(
+            MonitorRequest(f"{tag}-{n:02d}", 0.2, 0.4, job_duration_seconds=0, job_outcome=outcome)
+        )
+        for n, outcome in enumerate(outcomes)
+    ]
+    for instance_id in ids:
+        monitors.follow(instance_id, timeout=30)
+    running = monitors.start(MonitorRequest(f"{tag}-live", 1, 120, job_duration_seconds=600))
+    page.goto(f"{dashboard_server.url}/?refresh=0.3")
+    page.wait_for_selector(f"tr[data-instance-id='{running}']", timeout=WAIT_MS)
+    assert page.locator("#rate svg .rate-bar").count() == 10
+    page.screenshot(path=str(artifacts / "dashboard-list-wide.png"), full_page=True)
+
+    page.fill("#search", tag)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#instances tbody tr').length === 13", timeout=WAIT_MS
+    )
+    page.select_option("#status-filter", "Running")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#instances tbody tr').length === 1", timeout=WAIT_MS
+    )
+    assert page.get_attribute("#instances tbody tr", "data-instance-id") == running
+    page.select_option("#status-filter", "")
+    page.fill("#search", f"{tag}-03")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#instances tbody tr').length === 1", timeout=WAIT_MS
+    )
+    assert page.get_attribute("#instances tbody tr", "data-state") == "Failed"
+
+    page.fill("#search", tag)
+    page.select_option("#page-size", "10")
+    wait_for_text(page, "#page-info", "1\u201310 of 13")
+    page.click("#next")
+    wait_for_text(page, "#page-info", "11\u201313 of 13")
+    assert page.is_disabled("#next") and not page.is_disabled("#previous")
+    page.click("th button[data-sort='job']")  # ascending by job id: the first ten jobs, in order
+    page.wait_for_function(
+        f"() => document.querySelector('#instances tbody tr td.job').textContent === '{tag}-00'",
+        timeout=WAIT_MS,
+    )
+    assert "sort=job" in page.url and "q=" in page.url
+
+    page.set_viewport_size(NARROW)
+    page.screenshot(path=str(artifacts / "dashboard-list-narrow.png"), full_page=True)
+    monitors.terminate(running)
+
+
+def test_start_a_monitor_from_the_page_with_its_prediction(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient
+) -> None:
+    page = browser_page
+    page.goto(f"{dashboard_server.url}/")
+    page.click("details#start summary")
+    page.wait_for_function(
+        "() => document.querySelector('#plan').textContent.startsWith('Predicted: 4 checks')", timeout=WAIT_MS
+    )
+    page.fill("[name=polling_interval_seconds]", "50")
+    page.wait_for_selector("#plan.problem", timeout=WAIT_MS)
+    assert "larger than timeout_seconds" in page.inner_text("#plan") and page.is_disabled("#start-go")
+    job_id = new_job_id()
+    page.fill("[name=job_id]", job_id)
+    page.fill("[name=polling_interval_seconds]", "0.5")
+    page.fill("[name=timeout_seconds]", "3")
+    page.fill("[name=job_duration_seconds]", "0.8")
+    page.wait_for_function(
+        "() => document.querySelector('#plan').dataset.predictedChecks === '3'", timeout=WAIT_MS
+    )
+    page.click("#start-go")
+    link = page.wait_for_selector("#start-result a", timeout=WAIT_MS)
+    instance_id = link.inner_text()
+    final = monitors.follow(instance_id, timeout=30)
+    assert final.custom_status is not None and final.custom_status.job_id == job_id
+    assert final.result is not None and final.result.checks_performed == 3
+
+
+def test_keyboard_reaches_every_control_with_a_visible_focus(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient
+) -> None:
+    page = browser_page
+    instance_id = monitors.start(MonitorRequest(new_job_id(), 0.5, 60, job_duration_seconds=600))
+    page.goto(f"{dashboard_server.url}/?refresh=5")
+    page.wait_for_selector(f"tr[data-instance-id='{instance_id}']", timeout=WAIT_MS)
+
+    def walk(steps: int) -> list[str]:
+        seen = []
+        for _ in range(steps):
+            page.keyboard.press("Tab")
+            seen.append(
+                page.evaluate(
+                    "() => { const e = document.activeElement; if (e === document.body) return 'body|none';"
+                    " const name = e.id || e.dataset.status || e.dataset.sort || e.dataset.action"
+                    " || e.textContent.trim().slice(0, 40);"
+                    " return [name, getComputedStyle(e).outlineStyle].join('|') }"
+                )
+            )
+        return seen
+
+    stops = [stop for stop in walk(40) if stop != "body|none"]  # past the last control, focus wraps around
+    names = [stop.split("|")[0] for stop in stops]
+    assert all(stop.endswith("|solid") for stop in stops), "; ".join(stops)
+    for wanted in ("Running", "status-filter", "search", "page-size", "created", instance_id):
+        assert wanted in names, (wanted, names)
+    assert (
+        names.index("status-filter")
+        < names.index("search")
+        < names.index("created")
+        < names.index(instance_id)
+    )
+    page.goto(f"{dashboard_server.url}/instances/{instance_id}?refresh=5")
+    page.wait_for_selector("#actions button[data-action='suspend']:enabled", timeout=WAIT_MS)
+    names = [stop.split("|")[0] for stop in walk(12)]
+    assert names.index("cancel") < names.index("suspend") < names.index("terminate")
+    page.focus("#actions button[data-action='terminate']")
+    page.keyboard.press("Enter")
+    assert page.is_visible("dialog#confirm")
+    assert page.evaluate("() => document.activeElement.id") == "confirm-reason"
+    page.keyboard.press("Escape")
+    monitors.terminate(instance_id)
