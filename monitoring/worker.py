@@ -12,13 +12,17 @@ from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from durabletask.worker import ConcurrencyOptions
 
 from monitoring.backend.connection import Connection, credential, sdk_logger
+from monitoring.core.minimal import minimal_check, minimal_monitor
 from monitoring.core.orchestration import check_job_status, monitoring_job_orchestrator
 
 
 def create_worker(
     connection: Connection, concurrency: ConcurrencyOptions | None = None
 ) -> DurableTaskSchedulerWorker:
-    """A worker with the monitor's orchestrator and activity registered (not started)."""
+    """A worker with the monitor's orchestrator and activity registered (not started).
+
+    The tutorial's :mod:`~monitoring.core.minimal` monitor is registered beside them.
+    """
     worker = DurableTaskSchedulerWorker(
         host_address=connection.endpoint,
         taskhub=connection.taskhub,
@@ -29,6 +33,8 @@ def create_worker(
     )
     worker.add_orchestrator(monitoring_job_orchestrator)
     worker.add_activity(check_job_status)
+    worker.add_orchestrator(minimal_monitor)
+    worker.add_activity(minimal_check)
     return worker
 
 

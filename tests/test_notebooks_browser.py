@@ -122,12 +122,26 @@ def test_every_notebook_runs_in_jupyterlab(
     assert_every_cell_ran_without_error(browser_page, notebook)
     browser_page.screenshot(path=str(artifacts / f"notebook-{notebook.split('_')[0]}.png"))
     if notebook.startswith("01_"):
+        check_code_is_shown_highlighted(browser_page, artifacts)
         plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
         assert plots.count() >= 3, "the live plots and the side-by-side figure"
         plots.last.scroll_into_view_if_needed()
         browser_page.screenshot(path=str(artifacts / "notebook-01-plots.png"))
     if notebook.startswith("02_"):
         check_control_panel(browser_page, artifacts)
+
+
+def check_code_is_shown_highlighted(page: Any, artifacts: Path) -> None:
+    """Notebook 01 shows the package's minimal monitor and the production tour, as rendered outputs."""
+    code = page.locator(".jp-OutputArea-output .highlight", has_text="def minimal_monitor")
+    assert code.count() == 1, "the minimal monitor's source, highlighted by Pygments"
+    assert code.first.locator("span").count() > 50, "keywords, names and strings in their own colours"
+    code.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "notebook-01-code.png"))
+    tour = page.locator(".jp-OutputArea-output table", has_text="continue-as-new")
+    assert tour.count() == 1, "the production tour renders as a table"
+    tour.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "notebook-01-tour.png"))
 
 
 def check_control_panel(page: Any, artifacts: Path) -> None:

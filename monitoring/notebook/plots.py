@@ -14,6 +14,7 @@ from typing import Protocol
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from monitoring.client.tracking import RunTrace
 
@@ -33,8 +34,10 @@ def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
         checks = trace.checks()
         xs = [0.0] + [trace.scenario_seconds(check.elapsed_seconds) for check in checks]
         ys = [0] + [check.number for check in checks]
-        ax.step(xs, ys, where="post", color=colour, label=label(trace))
-        ax.plot(xs[1:], ys[1:], "o", color=colour, markersize=4)
+        # Runs often share their first checks: earlier runs are drawn wider, so none hides under another.
+        width = 1.5 + 2.5 * (len(traces) - 1 - index)
+        ax.step(xs, ys, where="post", color=colour, label=label(trace), linewidth=width, alpha=0.85)
+        ax.plot(xs[1:], ys[1:], "o", color=colour, markersize=3 + width)
         _, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
         ax.axvline(timeout, color=colour, linestyle="--", alpha=0.7)
         if job <= timeout:
@@ -59,6 +62,7 @@ def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
     ax.set_xlabel("seconds since the monitor started")
     ax.set_ylabel("checks performed")
     ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
 
 
@@ -108,6 +112,7 @@ def draw_comparison(axes: Sequence[Axes], traces: Sequence[RunTrace]) -> None:
     delays = [trace.detection_delay for trace in traces]
     colours = [f"C{index}" for index in range(len(traces))]
     axes[0].bar(names, checks, color=colours)
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title("Checks performed (cost)")
     axes[1].bar(names, durations, color=colours)
     axes[1].set_title("Monitoring duration (s)")
@@ -135,6 +140,7 @@ def draw_tradeoff(ax: Axes, traces: Sequence[RunTrace]) -> None:
     ax.plot(intervals, checks, "o-", color="C0", label="checks performed (cost)")
     ax.set_xlabel("polling interval (s)")
     ax.set_ylabel("checks performed", color="C0")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
     latency = ax.twinx()
     latency.plot(intervals, delays, "s--", color="C3", label="detection delay (latency)")
