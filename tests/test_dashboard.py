@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from monitoring.backend.connection import local_connection
 from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.overview import InstanceIndex, ListQuery
+from monitoring.core.jobs import job_source_names
 from monitoring.core.models import MonitorRequest
 from monitoring.core.predict import predict
 from monitoring.web.dashboard import create_dashboard_app
@@ -197,6 +199,18 @@ def test_plan_and_start_use_the_http_apis_model(
     instance_id = started.json()["instanceId"]
     assert started.json()["url"] == f"/instances/{instance_id}"
     assert monitors.follow(instance_id, timeout=30).custom_status.job_id == job_id  # type: ignore[union-attr]
+
+
+def test_start_form_offers_registered_sources_with_fields_the_model_has(
+    dashboard_server: BackgroundServer,
+) -> None:
+    options = httpx.get(f"{dashboard_server.url}/api/start-options", timeout=30).json()
+    sources = {source["name"]: source["fields"] for source in options["sources"]}
+    assert sources["simulated"] == ["job_duration_seconds", "job_outcome"]
+    model_fields = {field.name for field in dataclasses.fields(MonitorRequest)}
+    for name, fields in sources.items():
+        assert name in job_source_names() and model_fields.issuperset(fields)
+    assert options["defaults"]["polling_interval_seconds"] == 5
 
 
 # --- thousands of instances ----------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
         "() => document.querySelectorAll(\"#chart [data-kind='check']\").length >= 3", timeout=WAIT_MS
     )
     assert page.locator("#chart [data-marker='now']").count() == 1
-    assert re.fullmatch(r"in \d+(\.\d)? s|overdue .*", page.inner_text("#card-next .tile-value"))
+    assert re.fullmatch(r"in \d+(\.\d)? s|due now|overdue .*", page.inner_text("#card-next .tile-value"))
     assert re.fullmatch(r"\d+(\.\d)? s left", page.inner_text("#card-deadline .tile-value"))
     enabled = page.locator("#actions button:enabled").all_inner_texts()
     assert enabled == ["Cancel", "Suspend", "Terminate"]
@@ -222,7 +222,7 @@ def test_start_a_monitor_from_the_page_with_its_prediction(
 
 
 def test_keyboard_reaches_every_control_with_a_visible_focus(
-    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
 ) -> None:
     page = browser_page
     instance_id = monitors.start(MonitorRequest(new_job_id(), 0.5, 60, job_duration_seconds=600))
@@ -254,6 +254,10 @@ def test_keyboard_reaches_every_control_with_a_visible_focus(
         < names.index("created")
         < names.index(instance_id)
     )
+    page.focus("#search")
+    page.screenshot(
+        path=str(artifacts / "dashboard-focus.png"), clip={"x": 0, "y": 0, "width": 1400, "height": 500}
+    )
     page.goto(f"{dashboard_server.url}/instances/{instance_id}?refresh=5")
     page.wait_for_selector("#actions button[data-action='suspend']:enabled", timeout=WAIT_MS)
     names = [stop.split("|")[0] for stop in walk(12)]
@@ -262,5 +266,6 @@ def test_keyboard_reaches_every_control_with_a_visible_focus(
     page.keyboard.press("Enter")
     assert page.is_visible("dialog#confirm")
     assert page.evaluate("() => document.activeElement.id") == "confirm-reason"
+    page.screenshot(path=str(artifacts / "dashboard-confirm.png"))
     page.keyboard.press("Escape")
     monitors.terminate(instance_id)

@@ -18,6 +18,7 @@ The ``POST`` routes accept only same-origin JSON
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,7 @@ from monitoring.client.errors import InstanceStateError
 from monitoring.client.history import build_timeline, in_time_order
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.overview import InstanceIndex, ListQuery
+from monitoring.core.jobs import job_source_names
 from monitoring.core.models import MonitorRequest
 from monitoring.core.payloads import InvalidRequestError, to_iso
 from monitoring.core.predict import predict
@@ -99,18 +101,23 @@ def _monitor_request(payload: Any) -> MonitorRequest:
     return MonitorRequest.from_payload(payload, default_job_id=f"job-{uuid.uuid4()}")
 
 
-def start_form_options() -> dict[str, Any]:
-    """The job sources a person can start a monitor with from the page, and the fields each one uses.
+# The job sources the start form offers, with the request fields each one shows. A source appears once it
+# is registered (monitoring.core.jobs) and the request model has its fields: "http" with "status_url" is
+# the hook for a status URL.
+FORM_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "simulated": ("simulated job", ("job_duration_seconds", "job_outcome")),
+    "http": ("status URL", ("status_url",)),
+}
 
-    Hook for job sources: a source named here gets its fields shown (``status_url`` for a status URL).
-    """
+
+def start_form_options() -> dict[str, Any]:
+    """The job sources a person can start a monitor with from the page, and the fields each one uses."""
+    request_fields = {field.name for field in dataclasses.fields(MonitorRequest)}
     return {
         "sources": [
-            {
-                "name": "simulated",
-                "label": "simulated job",
-                "fields": ["job_duration_seconds", "job_outcome"],
-            }
+            {"name": name, "label": label, "fields": list(shown)}
+            for name, (label, shown) in FORM_SOURCES.items()
+            if name in job_source_names() and request_fields.issuperset(shown)
         ],
         "defaults": MonitorRequest(job_id="job").to_payload() | {"job_id": ""},
     }

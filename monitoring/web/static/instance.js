@@ -52,6 +52,7 @@ const InstancePage = (() => {
     const left = (Date.parse(iso) - serverNow()) / 1000;
     if (suspended) return { text: "paused", note: "suspended: no checks until resumed" };
     if (left >= 0) return { text: `in ${duration(left)}`, note: time(iso) };
+    if (left > -1) return { text: "due now", note: time(iso) };
     return { text: `overdue ${duration(left)}`, note: time(iso) };
   }
 

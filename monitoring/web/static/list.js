@@ -237,19 +237,24 @@ const ListPage = (() => {
     }
   }
 
+  let sources = [];
+
+  // Show the fields the chosen job source uses (the server says which), hide and skip the others.
   function showSourceFields() {
-    const source = byId("job-source").value;
+    const chosen = sources.find((source) => source.name === byId("job-source").value);
+    const fields = new Set(chosen ? chosen.fields : []);
     for (const label of byId("start-form").querySelectorAll(".source-field")) {
-      const shown = label.dataset.source === source;
-      label.hidden = !shown;
-      for (const input of label.querySelectorAll("[data-field]")) input.disabled = !shown;
+      const input = label.querySelector("[data-field]");
+      label.hidden = !fields.has(input.dataset.field);
+      input.disabled = label.hidden;
     }
   }
 
   async function setUpForm() {
     const options = await Common.getJson("/api/start-options");
+    sources = options.sources;
     const select = byId("job-source");
-    select.replaceChildren(...options.sources.map((source) => {
+    select.replaceChildren(...sources.map((source) => {
       const option = el("option", source.label);
       option.value = source.name;
       return option;
