@@ -78,3 +78,29 @@ def gated_job() -> Iterator[GatedJob]:
         yield gate
     finally:
         gate.close()
+
+
+class Deliveries:
+    """Activity results that workers of this process have handed to the scheduler (the call has returned).
+
+    The SDK worker calls ``_on_activity_execution_completed`` right after its ``CompleteActivityTask`` call to
+    the scheduler returns (or fails); the ``deliveries`` fixture hooks it, so a test knows an answer really
+    reached the scheduler instead of hoping a sleep was long enough.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.instances: list[str] = []
+
+    def record(self, instance_id: str) -> None:
+        with self._changed:
+            self.instances.append(instance_id)
+            self._changed.notify_all()
+
+    def wait_for(self, instance_id: str, count: int = 1) -> None:
+        deadline = time.monotonic() + WAIT_LIMIT
+        with self._changed:
+            while self.instances.count(instance_id) < count:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"no activity result of {instance_id} was delivered in {WAIT_LIMIT:g} s"
+                self._changed.wait(remaining)

@@ -1,7 +1,11 @@
 """Durability, control and faults, for real: SDK worker and client over gRPC on the local scheduler.
 
 Intervals are tenths of a second and every assertion is about counts, states and reasons, never about
-how fast something happened: margins are wide because this machine is shared.
+how fast something happened. Tests wait on observed state: a check held in flight by a job source the test
+controls (``tests/gates.py``), a result the worker has delivered, a timer that has fired. That last one is
+seen through a sentinel monitor: the scheduler fires durable timers in due order
+(``test_timer_queue_fires_in_due_order``), so once a sentinel's check due after a moment has run, every timer
+due before that moment has fired too.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from durabletask.worker import TaskHubGrpcWorker
+from gates import Deliveries, GatedJob
 from test_scheduler import free_port
 
 from conftest import new_job_id
@@ -39,31 +45,91 @@ def checks(snapshot: MonitorSnapshot) -> int:
     return snapshot.custom_status.check_count if snapshot.custom_status else 0
 
 
+def next_check_due(snapshot: MonitorSnapshot) -> datetime:
+    assert snapshot.custom_status is not None and snapshot.custom_status.next_check_time is not None
+    return from_iso(snapshot.custom_status.next_check_time)
+
+
+def wait_until_timers_due_by_have_fired(monitors: MonitorClient, moment: datetime) -> None:
+    """Return once every durable timer due by ``moment`` has fired (see the module docstring)."""
+    sentinel_request = request(polling_interval_seconds=0.1, timeout_seconds=120, job_duration_seconds=NEVER)
+    schedule = sentinel_request.schedule()
+    sentinel = monitors.start(sentinel_request)
+
+    def checked_after_moment(snapshot: MonitorSnapshot) -> bool:
+        status = snapshot.custom_status
+        if status is None or status.check_count < 2:
+            return False  # the first check runs at once, with no timer
+        due = from_iso(status.started_at) + timedelta(seconds=schedule.offset_of_check(status.check_count))
+        return due > moment
+
+    try:
+        monitors.wait_for(sentinel, checked_after_moment, timeout=60)
+    finally:
+        monitors.terminate(sentinel, reason="sentinel no longer needed")
+
+
+def wait_for_the_clock(moment: datetime) -> None:
+    """Poll the wall clock until it has passed ``moment`` (no worker runs, so no sentinel can)."""
+    deadline = time.monotonic() + 60
+    while datetime.now(timezone.utc) <= moment:
+        assert time.monotonic() < deadline, f"the clock never passed {moment}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def deliveries(monkeypatch: pytest.MonkeyPatch) -> Deliveries:
+    """Every activity result a worker of this process delivers to the scheduler, from now on."""
+    seen = Deliveries()
+    original = TaskHubGrpcWorker._on_activity_execution_completed
+
+    def delivered(self: TaskHubGrpcWorker, req: Any) -> None:
+        original(self, req)
+        seen.record(req.orchestrationInstance.instanceId)
+
+    monkeypatch.setattr(TaskHubGrpcWorker, "_on_activity_execution_completed", delivered)
+    return seen
+
+
 # --- durability -----------------------------------------------------------------------------------------
 
 
 def test_worker_restart_mid_run_loses_no_check_and_counts_none_twice(monitors: MonitorClient) -> None:
-    # A job that never finishes, so the exact count is the schedule's (catching up after the restart).
-    plans = {
-        request(polling_interval_seconds=interval, timeout_seconds=3.0, job_duration_seconds=NEVER): count
-        for interval, count in ((0.3, 11), (0.4, 9), (0.5, 7))
+    """The worker stops after two checks and stays stopped until every job has ended; the overdue checks then
+    run at once, each answering for the time it was due, so each run ends exactly as its schedule says."""
+    plans = {  # interval, job duration, outcome -> final status, checks
+        request(polling_interval_seconds=0.3, timeout_seconds=3.0, job_duration_seconds=1.5): (
+            "Completed",
+            6,
+        ),
+        request(polling_interval_seconds=0.4, timeout_seconds=3.0, job_duration_seconds=NEVER): (
+            "Timeout",
+            9,
+        ),
+        request(
+            polling_interval_seconds=0.5, timeout_seconds=3.0, job_duration_seconds=2.0, job_outcome="Failed"
+        ): ("Failed", 5),
     }
     ids = {monitors.start(plan): plan for plan in plans}
     for instance_id in ids:
         monitors.wait_for(instance_id, lambda s: checks(s) >= 2, timeout=20)
     assert stop_worker()
     try:
-        before = {instance_id: checks(monitors.snapshot(instance_id)) for instance_id in ids}
-        time.sleep(1.0)  # timers come due while no worker runs
+        before = {instance_id: monitors.snapshot(instance_id) for instance_id in ids}
+        started = [from_iso(snapshot.custom_status.started_at) for snapshot in before.values()]  # type: ignore[union-attr]
+        # Until every job has ended (2.0 s) and the next checks of all three are long overdue.
+        wait_for_the_clock(max(started) + timedelta(seconds=2.1))
         after = {instance_id: checks(monitors.snapshot(instance_id)) for instance_id in ids}
-        assert after == before, "nothing moves without a worker"
+        assert after == {instance_id: checks(snapshot) for instance_id, snapshot in before.items()}, (
+            "nothing moves without a worker"
+        )
     finally:
         assert start_worker(monitors.connection)
     for instance_id, plan in ids.items():
         seen: list[MonitorSnapshot] = []
         final = monitors.follow(instance_id, on_change=seen.append, timeout=30)
         assert final.result is not None
-        assert (final.result.final_status, final.result.checks_performed) == ("Timeout", plans[plan])
+        assert (final.result.final_status, final.result.checks_performed) == plans[plan]
         counts = [checks(snapshot) for snapshot in seen]
         assert counts == sorted(counts), "the published count never goes back"
 
@@ -129,20 +195,20 @@ def test_process_restart_finds_and_finishes_a_monitor_started_before_it() -> Non
 
 
 def test_cancel_ends_a_waiting_monitor_promptly_with_cancelled(monitors: MonitorClient) -> None:
-    instance_id = monitors.start(request(polling_interval_seconds=2, timeout_seconds=60))
-    monitors.wait_for(instance_id, lambda s: checks(s) == 1)
+    instance_id = monitors.start(request(polling_interval_seconds=3, timeout_seconds=60))
+    waiting = monitors.wait_for(instance_id, lambda s: checks(s) == 1)
     monitors.cancel(instance_id, reason="not needed any more")
-    final = monitors.follow(instance_id, timeout=15)
+    final = monitors.follow(instance_id, timeout=30)
     assert final.runtime_status == "Completed" and final.state == "Cancelled"
     assert final.result is not None and final.result.final_status == "Cancelled"
     assert final.result.checks_performed == 1
-    assert final.result.monitoring_duration_seconds < 2, "it did not wait for the 2 s timer"
+    assert final.result.monitoring_duration_seconds < 3, "by its own clock, it ended before the 3 s timer"
     assert final.result.reason == "cancelled: not needed any more"
     assert final.custom_status is not None and final.custom_status.final_status == "Cancelled"
     with pytest.raises(InstanceFinishedError, match="it takes no more events"):
         monitors.cancel(instance_id)
-    # SDK pitfall: the losing timer is not cancelled and fires later; it must change nothing.
-    time.sleep(2.5)
+    # SDK pitfall: the losing timer is not cancelled and fires later; once it has, nothing has changed.
+    wait_until_timers_due_by_have_fired(monitors, next_check_due(waiting))
     later = monitors.snapshot(instance_id)
     assert (later.runtime_status, later.custom_status, later.result) == (
         final.runtime_status,
@@ -151,15 +217,21 @@ def test_cancel_ends_a_waiting_monitor_promptly_with_cancelled(monitors: Monitor
     )
 
 
-def test_terminate_is_not_undone_by_a_check_that_answers_late(monitors: MonitorClient) -> None:
+def test_terminate_is_not_undone_by_a_check_that_answers_late(
+    monitors: MonitorClient, gate: GatedJob, deliveries: Deliveries
+) -> None:
     """SDK pitfall: terminate does not fence a running activity; its late answer must change nothing."""
-    slow = request(polling_interval_seconds=0.3, timeout_seconds=5, job_hang_seconds=1.5)
-    instance_id = monitors.start(slow)
-    monitors.wait_for(instance_id, lambda s: s.runtime_status == "Running")
-    time.sleep(0.3)  # the first check is now in flight, hanging for 1.5 s
+    instance_id = monitors.start(
+        request(polling_interval_seconds=0.3, timeout_seconds=5, job_source=gate.name)
+    )
+    gate.wait_asked(1)  # the first check is in flight, held in the gate
     monitors.terminate(instance_id, reason="operator stop")
     terminated = monitors.wait_for(instance_id, lambda s: s.runtime_status == "Terminated")
-    time.sleep(2.5)  # well after the check answered
+    gate.release("Completed")  # it answers now, after the end
+    gate.wait_answered(1)
+    deliveries.wait_for(instance_id)  # and the worker has handed that answer to the scheduler
+    # Anything the answer could set off (an episode of the ended instance) is queued before a sentinel's work.
+    wait_until_timers_due_by_have_fired(monitors, datetime.now(timezone.utc))
     later = monitors.snapshot(instance_id)
     assert later.runtime_status == "Terminated" and later.state == "Terminated"
     assert later.custom_status == terminated.custom_status, "no check counted after the end"
@@ -168,19 +240,23 @@ def test_terminate_is_not_undone_by_a_check_that_answers_late(monitors: MonitorC
 
 def test_suspend_freezes_the_monitor_and_resume_catches_up_every_check(monitors: MonitorClient) -> None:
     instance_id = monitors.start(
-        request(polling_interval_seconds=0.2, timeout_seconds=2.0, job_duration_seconds=NEVER)
+        request(polling_interval_seconds=0.2, timeout_seconds=2.0, job_duration_seconds=1.4)
     )
     monitors.wait_for(instance_id, lambda s: checks(s) >= 2)
     monitors.suspend(instance_id, reason="maintenance")
     suspended = monitors.wait_for(instance_id, lambda s: s.runtime_status == "Suspended")
     assert suspended.state == "Suspended" and "suspended" in suspended.describe()
-    time.sleep(0.8)
+    # Its next check's timer fires while it is suspended, and so do the ones after, up to the job's end.
+    started = from_iso(suspended.custom_status.started_at)  # type: ignore[union-attr]
+    wait_until_timers_due_by_have_fired(
+        monitors, max(next_check_due(suspended), started + timedelta(seconds=1.5))
+    )
     still = monitors.snapshot(instance_id)
-    assert still.runtime_status == "Suspended" and checks(still) == checks(suspended)
+    assert still.runtime_status == "Suspended" and still.custom_status == suspended.custom_status
     monitors.resume(instance_id)
-    final = monitors.follow(instance_id, timeout=20)
-    assert final.result is not None
-    assert (final.result.final_status, final.result.checks_performed) == ("Timeout", 11)
+    final = monitors.follow(instance_id, timeout=30)
+    assert final.result is not None  # the overdue checks answer for their due times: 0, 0.2, ..., 1.4
+    assert (final.result.final_status, final.result.checks_performed) == ("Completed", 8)
 
 
 def test_purge_deletes_only_finished_monitors(monitors: MonitorClient) -> None:
@@ -235,21 +311,25 @@ def test_a_check_that_keeps_failing_ends_failed_with_a_readable_reason(monitors:
 
 
 def test_a_hanging_check_cannot_hold_the_monitor(monitors: MonitorClient) -> None:
+    """Check 2 hangs for 6 s; the guard ends the monitor at the deadline plus its grace (1.3 s) instead.
+
+    Had check 2 answered, there would be checks at 0.4 to 1.0 s and no reason: the count and the reason
+    prove the monitor ended while the check was still hanging (its late answer is dropped later)."""
     hanging = request(
         polling_interval_seconds=0.2,
         timeout_seconds=1.0,
         deadline_grace_seconds=0.3,
         job_duration_seconds=NEVER,
-        job_hang_seconds=4,
+        job_hang_seconds=6,
         job_hang_from_check=2,
     )
-    final = monitors.follow(monitors.start(hanging), timeout=20)
+    final = monitors.follow(monitors.start(hanging), timeout=30)
     assert final.result is not None and final.result.final_status == "Timeout"
     assert final.result.checks_performed == 1
-    assert final.result.reason is not None and final.result.reason.startswith(
-        "check 2 had not answered 0.3 s"
+    assert final.result.reason == (
+        f"check 2 had not answered 0.3 s after the deadline ({final.custom_status.deadline})"  # type: ignore[union-attr]
     )
-    assert final.result.monitoring_duration_seconds < 4, "it did not wait for the hanging check"
+    assert final.result.monitoring_duration_seconds >= 1.3, "by its own clock: the deadline plus the grace"
 
 
 # --- long monitors ----------------------------------------------------------------------------------------
