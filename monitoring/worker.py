@@ -12,6 +12,7 @@ from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from durabletask.worker import ConcurrencyOptions
 
 from monitoring.backend.connection import Connection, credential, sdk_logger
+from monitoring.backend.reconnect import WORKER_RECONNECT
 from monitoring.core.minimal import minimal_check, minimal_monitor
 from monitoring.core.orchestration import check_job_status, monitoring_job_orchestrator
 
@@ -29,7 +30,8 @@ def create_worker(
         token_credential=credential(connection),
         secure_channel=connection.secure,
         concurrency_options=concurrency,
-        logger=sdk_logger("worker"),
+        logger=sdk_logger("worker", connection.endpoint),
+        resiliency_options=WORKER_RECONNECT,
     )
     worker.add_orchestrator(monitoring_job_orchestrator)
     worker.add_activity(check_job_status)

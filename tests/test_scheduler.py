@@ -15,7 +15,7 @@ import pytest
 from durabletask.testing import InMemoryOrchestrationBackend
 
 from conftest import new_job_id
-from monitoring.backend import process, servicer
+from monitoring.backend import process, timers
 from monitoring.backend.connection import Connection, ensure_backend, local_connection
 from monitoring.backend.scheduler import LocalScheduler, SchedulerError, probe
 from monitoring.client.monitors import MonitorClient
@@ -145,27 +145,27 @@ def test_local_connection_describes_itself(scheduler: LocalScheduler) -> None:
 def test_timer_queue_fires_in_due_order() -> None:
     fired: list[str] = []
     done = threading.Event()
-    timers = servicer.TimerQueue()
+    queue = timers.TimerQueue()
     now = datetime.now(timezone.utc)
-    timers.call_at(now + timedelta(milliseconds=80), lambda: fired.append("late"))
-    timers.call_at(now - timedelta(seconds=1), lambda: fired.append("overdue"))
-    timers.call_at(now + timedelta(milliseconds=20), lambda: fired.append("soon"))
-    timers.call_at(now + timedelta(milliseconds=120), done.set)
+    queue.call_at(now + timedelta(milliseconds=80), lambda: fired.append("late"))
+    queue.call_at(now - timedelta(seconds=1), lambda: fired.append("overdue"))
+    queue.call_at(now + timedelta(milliseconds=20), lambda: fired.append("soon"))
+    queue.call_at(now + timedelta(milliseconds=120), done.set)
     assert done.wait(5)
-    assert fired == ["overdue", "soon", "late"] and len(timers) == 0
-    timers.stop()
+    assert fired == ["overdue", "soon", "late"] and len(queue) == 0
+    queue.stop()
 
 
 def test_timers_queued_while_stopped_fire_when_started_again() -> None:
     fired = threading.Event()
-    timers = servicer.TimerQueue()
-    timers.call_at(datetime.now(timezone.utc) + timedelta(milliseconds=50), fired.set)
-    timers.stop()
+    queue = timers.TimerQueue()
+    queue.call_at(datetime.now(timezone.utc) + timedelta(milliseconds=50), fired.set)
+    queue.stop()
     assert not fired.wait(0.3), "a stopped queue fires nothing"
-    assert len(timers) == 1
-    timers.start()  # as LocalScheduler.start does after a stop
+    assert len(queue) == 1
+    queue.start()  # as LocalScheduler.start does after a stop
     assert fired.wait(5), "the overdue timer fires at once"
-    timers.stop()
+    queue.stop()
 
 
 def test_the_reference_can_run_on_the_sdks_own_servicer() -> None:
@@ -176,7 +176,7 @@ def test_the_reference_can_run_on_the_sdks_own_servicer() -> None:
 
 def test_waiting_monitors_hold_timers_not_threads(scheduler: LocalScheduler, monitors: MonitorClient) -> None:
     """Each waiting monitor has two pending timers (its next check, its guard): heap entries, no threads."""
-    assert isinstance(scheduler.backend, servicer.FencedBackend)
+    assert scheduler.hub is not None
     threads_before = threading.active_count()
     request = MonitorRequest(new_job_id(), polling_interval_seconds=300, timeout_seconds=600)
     started = [monitors.start(replace(request, job_id=f"{request.job_id}-{n}")) for n in range(30)]
@@ -187,7 +187,7 @@ def test_waiting_monitors_hold_timers_not_threads(scheduler: LocalScheduler, mon
             )
             assert first_check_done.custom_status is not None
         # 300 s check timers and 610 s guard timers: all 60 of this test's stay queued while it runs.
-        assert len(scheduler.backend.timers) >= 60
+        assert len(scheduler.hub.timers) >= 60
         # The SDK's own timers would have added a sleeping thread per pending timer (60 or more here);
         # what grows now is only the worker's and the server's thread pools.
         assert not [thread for thread in threading.enumerate() if "fire_timer" in thread.name]

@@ -24,6 +24,7 @@ from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 
 from monitoring import settings
 from monitoring.backend import process, scheduler
+from monitoring.backend.reconnect import OneLineLog
 
 BackendKind = Literal["local", "embedded", "emulator", "azure"]
 LOCAL_ENDPOINT = f"http://localhost:{scheduler.DEFAULT_PORT}"
@@ -55,7 +56,7 @@ class Connection:
 
     def describe(self) -> str:
         what = {
-            "local": "local scheduler (in-memory, started on demand)",
+            "local": "local scheduler (started on demand)",
             "embedded": "local scheduler in this process",
             "emulator": "Durable Task Scheduler emulator (no credential)",
             "azure": "Durable Task Scheduler in Azure (DefaultAzureCredential)",
@@ -83,16 +84,16 @@ def local_connection(address: str, taskhub: str = scheduler.DEFAULT_TASKHUB) -> 
     return Connection(address, taskhub, "embedded")
 
 
-def _drop_shutdown_noise(record: logging.LogRecord) -> bool:
-    """The SDK warns that its work-item stream was 'Locally cancelled' every time a worker stops."""
-    return "Locally cancelled by application" not in record.getMessage()
-
-
-def sdk_logger(name: str) -> logging.Logger:
-    sdk_logger = logging.getLogger(f"monitoring.sdk.{name}")
-    if _drop_shutdown_noise not in sdk_logger.filters:
-        sdk_logger.addFilter(_drop_shutdown_noise)
-    return sdk_logger
+def sdk_logger(name: str, endpoint: str) -> logging.Logger:
+    """The logger the SDK's worker or client logs to, its connection errors as single lines
+    (:class:`~monitoring.backend.reconnect.OneLineLog`)."""
+    logger = logging.getLogger(f"monitoring.sdk.{name}")
+    for existing in logger.filters:
+        if isinstance(existing, OneLineLog):
+            existing.endpoint = endpoint
+            return logger
+    logger.addFilter(OneLineLog(endpoint))
+    return logger
 
 
 def credential(connection: Connection):  # type: ignore[no-untyped-def]
@@ -109,7 +110,7 @@ def create_client(connection: Connection) -> DurableTaskSchedulerClient:
         taskhub=connection.taskhub,
         token_credential=credential(connection),
         secure_channel=connection.secure,
-        logger=sdk_logger("client"),
+        logger=sdk_logger("client", connection.endpoint),
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from monitoring import settings
 from monitoring.backend.scheduler import DEFAULT_PORT, DEFAULT_TASKHUB, LocalScheduler, SchedulerError, probe
+from monitoring.backend.state import HubOptions
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,24 @@ def _is_running_scheduler(pid: int) -> bool:
     return False
 
 
+def state_file(port: int, taskhub: str) -> Path:
+    """The SQLite file a scheduler process on ``port`` keeps task hub ``taskhub`` in."""
+    return settings.state_dir() / f"scheduler-{port}-{taskhub}.sqlite3"
+
+
 def run_scheduler_foreground(
-    port: int = DEFAULT_PORT, taskhub: str = DEFAULT_TASKHUB, *, on_ready: Callable[[str], None] | None = None
+    port: int = DEFAULT_PORT,
+    taskhub: str = DEFAULT_TASKHUB,
+    *,
+    in_memory: bool = False,
+    options: HubOptions | None = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, recording this process so ``stop_scheduler_process`` can find it."""
-    scheduler = LocalScheduler(port, taskhub=taskhub).start()
+    """Serve until SIGINT or SIGTERM, recording this process so ``stop_scheduler_process`` can find it.
+
+    The task hub is kept in :func:`state_file` (unless ``in_memory``), so a restart continues it."""
+    state = None if in_memory else state_file(port, taskhub)
+    scheduler = LocalScheduler(port, taskhub=taskhub, state=state, options=options).start()
     record = SchedulerRecord(pid=os.getpid(), port=scheduler.port, taskhub=taskhub)
     record.save()
     stopping = False

@@ -1,10 +1,12 @@
 """A local scheduler that stands in for the Durable Task Scheduler emulator, with nothing but pip.
 
-It serves :class:`~monitoring.backend.servicer.FencedBackend` on a gRPC server bound to a loopback address
-only, refusing a port that is already taken (the SDK's own ``start()`` binds every interface and silently
-shares a taken port). It answers at the emulator's address (``localhost:8080``, task hub ``default``), so
-code written for the emulator runs against it unchanged. State lives in the scheduler's process: run it in a
-process of its own (:mod:`monitoring.backend.process`) and it outlives notebook kernels and workers.
+It serves :class:`~monitoring.backend.servicer.SchedulerServicer` (leased work items, redelivery, fenced
+completions, limits, retention) on a gRPC server bound to a loopback address only, refusing a port that is
+already taken (the SDK's own ``start()`` binds every interface and silently shares a taken port). It answers
+at the emulator's address (``localhost:8080``, task hub ``default``), so code written for the emulator runs
+against it unchanged. Its state lives in a SQLite file (or in memory, for tests): run it in a process of its
+own (:mod:`monitoring.backend.process`) and it outlives notebook kernels and workers, and a restart on the
+same file continues every monitor.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
-from durabletask.testing import InMemoryOrchestrationBackend
 from google.protobuf import empty_pb2
 
 from monitoring import settings
-from monitoring.backend.servicer import DEFAULT_PORT, FencedBackend
+from monitoring.backend.hub import Hub
+from monitoring.backend.servicer import SchedulerServicer
+from monitoring.backend.state import HubOptions
+from monitoring.backend.store import SqliteStore, Store, StoreError
 
+DEFAULT_PORT = 8080
 DEFAULT_TASKHUB = settings.DEFAULT_TASKHUB
 LOOPBACK_HOST = "127.0.0.1"
 # Worker streams and clients blocked in WaitForInstanceCompletion each hold a server thread.
@@ -61,7 +67,12 @@ class _TaskHubGuard(grpc.ServerInterceptor):
 
 
 class LocalScheduler:
-    """The in-memory servicer on a loopback-only gRPC server. ``port=0`` picks a free port."""
+    """The local scheduler's servicer on a loopback-only gRPC server. ``port=0`` picks a free port.
+
+    ``state``: the SQLite file that keeps the task hub (created if missing; a restart on the same file
+    continues every instance), or None to keep it in memory only (tests, ``--in-memory``). ``options``:
+    leases, limits and retention (:class:`~monitoring.backend.state.HubOptions`).
+    """
 
     def __init__(
         self,
@@ -69,19 +80,24 @@ class LocalScheduler:
         *,
         host: str = LOOPBACK_HOST,
         taskhub: str = DEFAULT_TASKHUB,
-        max_history_size: int = 10_000,
-        servicer: InMemoryOrchestrationBackend | None = None,
+        state: Path | None = None,
+        options: HubOptions | None = None,
+        servicer: stubs.TaskHubSidecarServiceServicer | None = None,
     ) -> None:
-        """``servicer`` replaces the default :class:`FencedBackend` (the benchmark's reference runs the
-        SDK's own)."""
+        """``servicer`` replaces the hub (the benchmark's reference runs the SDK's own in-memory backend)."""
         if not ipaddress.ip_address(host).is_loopback:
             raise SchedulerError(f"refusing to bind {host}: the local scheduler listens on loopback only")
         self.host = host
         self.port = port
         self.taskhub = taskhub
-        self.backend: InMemoryOrchestrationBackend = (
-            servicer if servicer is not None else FencedBackend(max_history_size=max_history_size, port=port)
-        )
+        self.hub: Hub | None = None
+        if servicer is None:
+            try:
+                self.hub = Hub(SqliteStore(state) if state is not None else Store(), options)
+            except StoreError as error:
+                raise SchedulerError(str(error)) from None
+            servicer = SchedulerServicer(self.hub)
+        self.backend = servicer
         self._server: grpc.Server | None = None
 
     @property
@@ -111,8 +127,8 @@ class LocalScheduler:
                 "(python -m monitoring stop-scheduler, if it is a scheduler of ours) or choose --port"
             )
         self.port = bound
-        if isinstance(self.backend, FencedBackend):
-            self.backend.timers.start()  # again, after a stop: timers still queued fire from here on
+        if self.hub is not None:
+            self.hub.start()
         server.start()
         self._server = server
         logger.info("Local scheduler listening on %s (task hub %r)", self.address, self.taskhub)
@@ -121,7 +137,10 @@ class LocalScheduler:
     def stop(self, grace: float | None = 1.0) -> None:
         if self._server is None:
             return
-        self.backend.stop()  # ends the workers' GetWorkItems streams
+        if self.hub is not None:
+            self.hub.stop()  # ends the workers' GetWorkItems streams, commits what is queued
+        elif hasattr(self.backend, "stop"):
+            self.backend.stop()
         self._server.stop(grace).wait()
         self._server = None
 

@@ -1,134 +1,267 @@
-"""The local scheduler's gRPC servicer: the SDK's in-memory backend with durable timers on one thread and
-fenced late results (an activity answering for an instance that has already ended is dropped)."""
+"""The local scheduler's gRPC servicer: the Durable Task sidecar protocol over :class:`~.hub.Hub`.
+
+The SDK's own ``InMemoryOrchestrationBackend`` loses work (an activity taken by a worker that dies exists
+nowhere any more; an orchestration out with it stays in flight for ever), keeps nothing across a restart
+and wedges an instance past its history cap. This servicer speaks the same protocol, so the SDK's worker
+and client (and the official samples) use it unchanged, and keeps the promises the Durable Task Scheduler
+keeps: leased work items, redelivery, fenced completions, persistence, limits that refuse.
+"""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-import threading
 import time
-from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timezone
+from typing import Any, TypeVar
 
 import grpc
-from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
-from durabletask.testing import InMemoryOrchestrationBackend
-from durabletask.testing.in_memory_backend import OrchestrationInstance
+from durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from google.protobuf import empty_pb2, wrappers_pb2
 
-DEFAULT_PORT = 8080
+from monitoring.backend.dispatch import STALE
+from monitoring.backend.hub import Hub, HubError
+from monitoring.backend.state import TERMINAL, Instance
+
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+HISTORY_CHUNK = 200
+DEFAULT_PAGE = 1000
+LEASE_LOST = (
+    "work item lease lost: it was given to another worker after this worker's stream ended or its lease "
+    "expired, so this result is not used"
+)
 
 
-class TimerQueue:
-    """Durable timers on one thread: a heap ordered by due time, instead of a sleeping thread per timer.
+def _filters(entries: Iterable[Any]) -> dict[str, frozenset[str]]:
+    accepted: dict[str, frozenset[str]] = {}
+    for entry in entries:
+        accepted[entry.name] = accepted.get(entry.name, frozenset()) | frozenset(entry.versions)
+    return accepted
 
-    The SDK's servicer starts a thread for every timer and cannot cancel one, so a monitor that leaves a
-    guard timer pending in every generation would leave a sleeping thread behind each time (thousands, with
-    many long monitors). Here a pending timer is one heap entry.
-    """
 
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._sequence = itertools.count()
-        self._changed = threading.Condition()  # over an RLock: call_at may start the thread while holding it
-        self._generation = 0  # a thread runs while this is the generation it was started with
-        self._thread: threading.Thread | None = None
+def _seconds(timestamp: Any) -> float:
+    return timestamp.ToDatetime(tzinfo=timezone.utc).timestamp()
 
-    def __len__(self) -> int:
-        with self._changed:
-            return len(self._heap)
 
-    def start(self) -> None:
-        """Start firing (again, after :meth:`stop`); timers queued meanwhile fire at once if overdue."""
-        with self._changed:
-            if self._thread is not None:
-                return
-            self._generation += 1
-            self._thread = threading.Thread(
-                target=self._run, args=(self._generation,), name="local-scheduler-timers", daemon=True
+class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    @staticmethod
+    def _call(context: grpc.ServicerContext, operation: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except HubError as error:
+            context.abort(getattr(grpc.StatusCode, error.code), str(error))
+            raise  # not reached: abort raises
+
+    # --- clients ----------------------------------------------------------------------------------------
+
+    def Hello(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        return empty_pb2.Empty()
+
+    def StartInstance(self, request: pb.CreateInstanceRequest, context: grpc.ServicerContext) -> Any:
+        instance_id = request.instanceId or uuid.uuid4().hex
+        self.hub.commit(self._call(context, lambda: self.hub.create(request, instance_id)))
+        return pb.CreateInstanceResponse(instanceId=instance_id)
+
+    def GetInstance(self, request: pb.GetInstanceRequest, context: grpc.ServicerContext) -> Any:
+        state = self.hub.get(request.instanceId, request.getInputsAndOutputs)
+        return pb.GetInstanceResponse(exists=state is not None, orchestrationState=state)
+
+    def _wait(self, request: Any, context: grpc.ServicerContext, done: Callable[[Instance], bool]) -> Any:
+        timeout = context.time_remaining()
+        state = self.hub.wait_for(request.instanceId, done, timeout)
+        if state is None:
+            if self.hub.get(request.instanceId, False) is not None:
+                context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, f"instance {request.instanceId!r} still waiting"
+                )
+            return pb.GetInstanceResponse(exists=False)
+        if not request.getInputsAndOutputs:
+            state.ClearField("input")
+            state.ClearField("output")
+        return pb.GetInstanceResponse(exists=True, orchestrationState=state)
+
+    def WaitForInstanceStart(self, request: pb.GetInstanceRequest, context: grpc.ServicerContext) -> Any:
+        return self._wait(request, context, lambda i: i.status != pb.ORCHESTRATION_STATUS_PENDING)
+
+    def WaitForInstanceCompletion(self, request: pb.GetInstanceRequest, context: grpc.ServicerContext) -> Any:
+        return self._wait(request, context, lambda i: i.terminal)
+
+    def RaiseEvent(self, request: pb.RaiseEventRequest, context: grpc.ServicerContext) -> Any:
+        data = request.input.value if request.HasField("input") else None
+        ticket = self._call(context, lambda: self.hub.raise_event(request.instanceId, request.name, data))
+        self.hub.commit(ticket)
+        return pb.RaiseEventResponse()
+
+    def TerminateInstance(self, request: pb.TerminateRequest, context: grpc.ServicerContext) -> Any:
+        output = request.output.value if request.HasField("output") else None
+        self.hub.commit(self._call(context, lambda: self.hub.terminate(request.instanceId, output)))
+        return pb.TerminateResponse()
+
+    def SuspendInstance(self, request: pb.SuspendRequest, context: grpc.ServicerContext) -> Any:
+        reason = request.reason.value if request.HasField("reason") else None
+        self.hub.commit(self._call(context, lambda: self.hub.suspend(request.instanceId, reason)))
+        return pb.SuspendResponse()
+
+    def ResumeInstance(self, request: pb.ResumeRequest, context: grpc.ServicerContext) -> Any:
+        reason = request.reason.value if request.HasField("reason") else None
+        self.hub.commit(
+            self._call(context, lambda: self.hub.suspend(request.instanceId, reason, resume=True))
+        )
+        return pb.ResumeResponse()
+
+    def PurgeInstances(self, request: pb.PurgeInstancesRequest, context: grpc.ServicerContext) -> Any:
+        if request.instanceId:
+            ids = [request.instanceId]
+        elif request.HasField("instanceBatch"):
+            ids = list(request.instanceBatch.instanceIds)
+        else:
+            query = request.purgeInstanceFilter
+            ids = [i.instance_id for i in self.hub.select(self._matcher(query, query.runtimeStatus))]
+        deleted, ticket = self.hub.purge(ids)
+        self.hub.commit(ticket)
+        return pb.PurgeInstancesResponse(
+            deletedInstanceCount=deleted, isComplete=wrappers_pb2.BoolValue(value=True)
+        )
+
+    @staticmethod
+    def _matcher(query: Any, statuses: Iterable[int], prefix: str = "") -> Callable[[Instance], bool]:
+        wanted = set(statuses)
+        low = _seconds(query.createdTimeFrom) if query.HasField("createdTimeFrom") else None
+        high = _seconds(query.createdTimeTo) if query.HasField("createdTimeTo") else None
+
+        def keep(instance: Instance) -> bool:
+            return (
+                (not wanted or instance.status in wanted)
+                and (low is None or instance.created >= low)
+                and (high is None or instance.created < high)
+                and instance.instance_id.startswith(prefix)
             )
-            self._thread.start()
 
-    def call_at(self, due: datetime, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the timer thread once the wall clock reaches ``due`` (aware, UTC)."""
-        delay = (due - datetime.now(timezone.utc)).total_seconds()
-        with self._changed:
-            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._sequence), callback))
-            self._changed.notify_all()
-            self.start()
+        return keep
 
-    def stop(self) -> None:
-        """Stop the thread; timers still pending stay queued for :meth:`start`."""
-        with self._changed:
-            self._generation += 1
-            thread, self._thread = self._thread, None
-            self._changed.notify_all()
-        if thread is not None:
-            thread.join(5)
-
-    def _run(self, generation: int) -> None:
-        while True:
-            with self._changed:
-                while self._generation == generation and (
-                    not self._heap or self._heap[0][0] > time.monotonic()
-                ):
-                    self._changed.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._generation != generation:
-                    return
-                callback = heapq.heappop(self._heap)[2]
+    def QueryInstances(self, request: pb.QueryInstancesRequest, context: grpc.ServicerContext) -> Any:
+        query = request.query
+        prefix = query.instanceIdPrefix.value if query.HasField("instanceIdPrefix") else ""
+        found = self.hub.select(self._matcher(query, query.runtimeStatus, prefix))
+        start = 0
+        if query.HasField("continuationToken") and query.continuationToken.value:
+            created, _, last_id = query.continuationToken.value.partition("|")
             try:
-                callback()
-            except Exception:
-                logger.exception("A durable timer failed to fire")
+                after = (float(created), last_id)
+            except ValueError:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "continuation token not from this scheduler")
+            start = next((n for n, i in enumerate(found) if (i.created, i.instance_id) > after), len(found))
+        size = query.maxInstanceCount if query.maxInstanceCount > 0 else DEFAULT_PAGE
+        page = found[start : start + size]
+        response = pb.QueryInstancesResponse(
+            orchestrationState=[i.state(query.fetchInputsAndOutputs) for i in page]
+        )
+        if start + size < len(found) and page:
+            response.continuationToken.value = f"{page[-1].created!r}|{page[-1].instance_id}"
+        return response
 
+    def ListInstanceIds(self, request: pb.ListInstanceIdsRequest, context: grpc.ServicerContext) -> Any:
+        wanted = set(request.runtimeStatus) or set(TERMINAL)
+        low = _seconds(request.completedTimeFrom) if request.HasField("completedTimeFrom") else None
+        high = _seconds(request.completedTimeTo) if request.HasField("completedTimeTo") else None
+        found = [
+            i
+            for i in self.hub.select(lambda i: i.terminal and i.status in wanted and i.completed is not None)
+            if (low is None or i.completed >= low) and (high is None or i.completed < high)  # type: ignore[operator]
+        ]
+        found.sort(key=lambda i: (i.completed, i.instance_id))
+        start = 0
+        if request.HasField("lastInstanceKey") and request.lastInstanceKey.value:
+            completed, _, last_id = request.lastInstanceKey.value.partition("|")
+            after = (float(completed or 0), last_id)
+            start = next((n for n, i in enumerate(found) if (i.completed, i.instance_id) > after), len(found))
+        size = request.pageSize if request.pageSize > 0 else DEFAULT_PAGE
+        page = found[start : start + size]
+        response = pb.ListInstanceIdsResponse(instanceIds=[i.instance_id for i in page])
+        if start + size < len(found) and page:
+            response.lastInstanceKey.value = f"{page[-1].completed!r}|{page[-1].instance_id}"
+        return response
 
-class FencedBackend(InMemoryOrchestrationBackend):
-    """The SDK's in-memory servicer, with a fence it lacks and cheaper timers.
+    def StreamInstanceHistory(self, request: Any, context: grpc.ServicerContext) -> Iterator[pb.HistoryChunk]:
+        events = self._call(context, lambda: self.hub.history(request.instanceId))
+        for start in range(0, len(events), HISTORY_CHUNK):
+            yield pb.HistoryChunk(events=events[start : start + HISTORY_CHUNK])
 
-    The fence: results for a finished instance are dropped. Without it, an activity that answers after its
-    instance was terminated wakes the orchestrator again: the runtime status stays Terminated, but the custom
-    status moves on (a check counted after the end). The Durable Task Scheduler drops such late results too.
+    def RestartInstance(self, request: pb.RestartInstanceRequest, context: grpc.ServicerContext) -> Any:
+        old = self.hub.get(request.instanceId, True)
+        if old is None:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND, f"orchestration instance {request.instanceId!r} not found"
+            )
+        if old.orchestrationStatus not in TERMINAL:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, f"instance {request.instanceId!r} has not ended"
+            )
+        new_id = uuid.uuid4().hex if request.restartWithNewInstanceId else request.instanceId
+        create = pb.CreateInstanceRequest(
+            instanceId=new_id, name=old.name, input=old.input if old.HasField("input") else None
+        )
+        create.orchestrationIdReusePolicy.replaceableStatus.extend(TERMINAL)
+        self.hub.commit(self._call(context, lambda: self.hub.create(create, new_id)))
+        return pb.RestartInstanceResponse(instanceId=new_id)
 
-    The timers: one :class:`TimerQueue` thread fires every durable timer (same events, same order).
-    """
+    def CreateTaskHub(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return pb.CreateTaskHubResponse()
 
-    def __init__(self, max_history_size: int = 10_000, port: int = DEFAULT_PORT) -> None:
-        super().__init__(max_history_size=max_history_size, port=port)
-        self.timers = TimerQueue()
+    def DeleteTaskHub(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return pb.DeleteTaskHubResponse()
 
-    def stop(self, grace: float | None = None) -> None:
-        super().stop(grace)
-        self.timers.stop()
+    # --- workers ----------------------------------------------------------------------------------------
 
-    def _process_create_timer_action(
-        self, instance: OrchestrationInstance, action: pb.OrchestratorAction
-    ) -> None:
-        """As the SDK's: record ``TimerCreated``, then add ``TimerFired`` when due, unless the run ended."""
-        timer_id = action.id
-        fire_at = action.createTimer.fireAt.ToDatetime(tzinfo=timezone.utc)
-        instance.history.append(helpers.new_timer_created_event(timer_id, fire_at))
-        if instance.status == pb.ORCHESTRATION_STATUS_PENDING:
-            instance.status = pb.ORCHESTRATION_STATUS_RUNNING
-        instance_id = instance.instance_id
+    def GetWorkItems(self, request: pb.GetWorkItemsRequest, context: grpc.ServicerContext) -> Iterator[Any]:
+        worker = dict(context.invocation_metadata() or ()).get("workerid", "")
+        filters = request.workItemFilters if request.HasField("workItemFilters") else None
+        stream = self.hub.open_stream(
+            str(worker),
+            _filters(filters.orchestrations) if filters is not None else None,
+            _filters(filters.activities) if filters is not None else None,
+        )
+        # Runs when the call ends for any reason (the worker died, stopped or reconnected), on gRPC's thread.
+        if not context.add_callback(lambda: self.hub.close_stream(stream)):
+            self.hub.close_stream(stream)
+            return
+        ping_every = self.hub.options.health_ping_seconds
+        last_sent = time.monotonic()
+        try:
+            while context.is_active() and stream.open:
+                item = self.hub.take(stream, wait=min(1.0, ping_every))
+                if item is None:
+                    if time.monotonic() - last_sent >= ping_every:
+                        yield pb.WorkItem(healthPing=pb.HealthPing())
+                        last_sent = time.monotonic()
+                    continue
+                yield item
+                last_sent = time.monotonic()
+        finally:
+            self.hub.close_stream(stream)
 
-        def fire() -> None:
-            with self._lock:
-                current = self._instances.get(instance_id)
-                if current is None or self._is_terminal_status(current.status):
-                    return
-                current.pending_events.append(helpers.new_timer_fired_event(timer_id, fire_at))
-                current.last_updated_at = datetime.now(timezone.utc)
-                self._enqueue_orchestration(instance_id)
+    def CompleteOrchestratorTask(
+        self, request: pb.OrchestratorResponse, context: grpc.ServicerContext
+    ) -> Any:
+        if self.hub.complete_orchestration(request) == STALE:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, LEASE_LOST)
+        return pb.CompleteTaskResponse()
 
-        self.timers.call_at(fire_at, fire)
+    def CompleteActivityTask(self, request: pb.ActivityResponse, context: grpc.ServicerContext) -> Any:
+        if self.hub.complete_activity(request) == STALE:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, LEASE_LOST)
+        return pb.CompleteTaskResponse()
 
-    def CompleteActivityTask(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with self._lock:
-            instance = self._instances.get(request.instanceId)
-            if instance is not None and self._is_terminal_status(instance.status):
-                logger.info("Dropped a late activity result for finished instance %s", request.instanceId)
-                return pb.CompleteTaskResponse()
-        return super().CompleteActivityTask(request, context)
+    def AbandonTaskOrchestratorWorkItem(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.hub.abandon(request.completionToken, "orchestration")
+        return pb.AbandonOrchestrationTaskResponse()
+
+    def AbandonTaskActivityWorkItem(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.hub.abandon(request.completionToken, "activity")
+        return pb.AbandonActivityTaskResponse()

@@ -55,14 +55,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
+    state = "in memory" if args.in_memory else str(process.state_file(args.port, args.taskhub))
+
     def ready(address: str) -> None:
         print(
-            f"Local scheduler listening on {address}, task hub {args.taskhub!r}; Ctrl-C stops it",
+            f"Local scheduler listening on {address}, task hub {args.taskhub!r}, state {state}; "
+            "Ctrl-C stops it",
             file=sys.stderr,
             flush=True,
         )
 
-    process.run_scheduler_foreground(args.port, args.taskhub, on_ready=ready)
+    process.run_scheduler_foreground(args.port, args.taskhub, in_memory=args.in_memory, on_ready=ready)
     print("Local scheduler stopped", file=sys.stderr, flush=True)
     return 0
 
@@ -135,6 +138,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     sched.add_argument(
         "--taskhub", default=DEFAULT_TASKHUB, help=f"task hub name (default {DEFAULT_TASKHUB})"
+    )
+    sched.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="keep the task hub in memory only (lost when it stops); default: a SQLite file in the state "
+        "directory, so a restart continues every monitor",
     )
     sched.set_defaults(handler=cmd_scheduler)
 

@@ -1,0 +1,143 @@
+"""Faults with real processes: a worker process killed (SIGKILL) or stopped (SIGTERM) with hundreds of
+monitors in flight, a scheduler process killed and restarted on its state file.
+
+Every monitor watches a job that never finishes, so its exact check count is its schedule's; the deadline
+grace is long so that only a lost or doubled check could change a count, not a slow machine. The tests wait
+on observed state, with overall limits that only guard against hangs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from durabletask.client import OrchestrationQuery
+from test_scheduler import free_port
+
+from monitoring.backend import process
+from monitoring.backend.connection import local_connection
+from monitoring.client.monitors import MonitorClient
+from monitoring.client.snapshots import MonitorSnapshot
+from monitoring.core.models import MonitorRequest
+
+NEVER = 10**6
+MONITORS = 300
+
+
+def request(interval: float, timeout: float) -> MonitorRequest:
+    return MonitorRequest(
+        job_id=f"job-{uuid.uuid4().hex[:8]}",
+        polling_interval_seconds=interval,
+        timeout_seconds=timeout,
+        job_duration_seconds=NEVER,
+        deadline_grace_seconds=600,
+    )
+
+
+class Stack:
+    """A scheduler process on a free port and worker processes on it, each with its own log file."""
+
+    def __init__(self, logs: Path) -> None:
+        self.port = free_port()
+        self.address = f"http://127.0.0.1:{self.port}"
+        self.logs = logs
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.scheduler_pid = process.spawn_scheduler_process(self.port)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"worker-{len(self.workers) + 1}.log", "wb")  # noqa: SIM115 (closed by the child)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "monitoring", "worker"],
+            env={**os.environ, "ENDPOINT": self.address},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.workers.append(worker)
+        return worker
+
+    def worker_log(self, number: int) -> str:
+        return (self.logs / f"worker-{number}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        process.stop_processes(self.workers)
+        process.stop_scheduler_process(self.port)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    running = Stack(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def start_monitors(monitors: MonitorClient, plan: MonitorRequest, count: int) -> str:
+    """Start ``count`` monitors of ``plan`` with one id prefix; returns the prefix."""
+    prefix = f"fault-{uuid.uuid4().hex[:8]}-"
+    for n in range(count):
+        monitors.start(plan, instance_id=f"{prefix}{n:04d}")
+    return prefix
+
+
+def snapshots(monitors: MonitorClient, prefix: str) -> list[MonitorSnapshot]:
+    query = OrchestrationQuery(instance_id_prefix=prefix, fetch_inputs_and_outputs=True)
+    return [
+        MonitorSnapshot.from_state(state) for state in monitors.client.get_all_orchestration_states(query)
+    ]
+
+
+def wait_until(
+    monitors: MonitorClient, prefix: str, done: Callable[[list[MonitorSnapshot]], bool], limit: float
+) -> list[MonitorSnapshot]:
+    deadline = time.monotonic() + limit
+    while True:
+        seen = snapshots(monitors, prefix)
+        if done(seen):
+            return seen
+        assert time.monotonic() < deadline, f"not reached within {limit} s: {outcomes(seen).most_common(5)}"
+        time.sleep(0.25)
+
+
+def checks(snapshot: MonitorSnapshot) -> int:
+    return snapshot.custom_status.check_count if snapshot.custom_status else 0
+
+
+def outcomes(seen: list[MonitorSnapshot]) -> Counter[tuple[str, int]]:
+    return Counter(
+        (s.result.final_status, s.result.checks_performed) if s.result else (s.runtime_status, checks(s))
+        for s in seen
+    )
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_worker_process_killed_mid_run_loses_no_check_and_doubles_none(
+    stack: Stack, stop_signal: signal.Signals
+) -> None:
+    plan = request(interval=0.5, timeout=4.0)
+    planned = plan.schedule().planned_check_count  # 9
+    first = stack.start_worker()
+    with MonitorClient(local_connection(stack.address)) as monitors:
+        prefix = start_monitors(monitors, plan, MONITORS)
+        in_flight = wait_until(
+            monitors, prefix, lambda s: len(s) == MONITORS and min(map(checks, s)) >= 2, 300
+        )
+        assert not any(s.is_terminal for s in in_flight), "the worker goes while every monitor is mid-run"
+        first.send_signal(stop_signal)
+        stack.start_worker()
+        first.wait(60)
+        final = wait_until(monitors, prefix, lambda s: all(x.is_terminal for x in s), 600)
+    assert outcomes(final) == Counter({("Timeout", planned): MONITORS})
+    log = stack.worker_log(1)
+    assert "Traceback" not in log, "the stopped worker's rejected results are single lines"

@@ -1,0 +1,194 @@
+"""The local scheduler's hub, driven directly (no gRPC): leases, redelivery, fencing, abandon, expiry,
+persistence across a restart, limits and retention. Each step is what a worker or client call does."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from durabletask.internal import helpers
+from durabletask.internal import orchestrator_service_pb2 as pb
+
+from monitoring.backend.dispatch import ACCEPTED, DROPPED, STALE
+from monitoring.backend.hub import Hub, LimitReached
+from monitoring.backend.state import HubOptions
+from monitoring.backend.store import SqliteStore
+
+
+def new_hub(path: Path | None = None, **options: float) -> Hub:
+    hub = Hub(SqliteStore(path) if path else None, HubOptions(**options))  # type: ignore[arg-type]
+    hub.start()
+    return hub
+
+
+def create(hub: Hub, instance_id: str = "m1") -> None:
+    hub.commit(hub.create(pb.CreateInstanceRequest(instanceId=instance_id, name="orch"), instance_id))
+
+
+def turn(item: pb.WorkItem, *actions: pb.OrchestratorAction) -> pb.OrchestratorResponse:
+    request = item.orchestratorRequest
+    return pb.OrchestratorResponse(
+        instanceId=request.instanceId, actions=list(actions), completionToken=item.completionToken
+    )
+
+
+def done(item: pb.WorkItem, result: str = '"ok"') -> pb.ActivityResponse:
+    request = item.activityRequest
+    instance_id = request.orchestrationInstance.instanceId
+    response = pb.ActivityResponse(
+        instanceId=instance_id, taskId=request.taskId, completionToken=item.completionToken
+    )
+    response.result.value = result
+    return response
+
+
+def schedule_check(task_id: int = 1) -> pb.OrchestratorAction:
+    return helpers.new_schedule_task_action(task_id, "check", '"in"', None)
+
+
+def test_an_orchestration_of_a_stream_that_ends_goes_to_the_next_worker_and_the_old_answer_loses() -> None:
+    hub = new_hub()
+    create(hub)
+    a, b = hub.open_stream("worker-a"), hub.open_stream("worker-b")
+    first = hub.take(a, wait=0)
+    assert first is not None and first.HasField("orchestratorRequest")
+    assert hub.take(b, wait=0) is None, "one lease at a time"
+    hub.close_stream(a)  # worker A died
+    second = hub.take(b, wait=0)
+    assert second is not None and second.orchestratorRequest.instanceId == "m1"
+    assert second.completionToken != first.completionToken
+    assert [e.WhichOneof("eventType") for e in second.orchestratorRequest.newEvents] == [
+        "orchestratorStarted",
+        "executionStarted",
+    ]
+    assert hub.complete_orchestration(turn(first, schedule_check())) == STALE
+    assert hub.complete_orchestration(turn(second, schedule_check())) == ACCEPTED
+    assert hub.complete_orchestration(turn(second, schedule_check())) == STALE, "a token answers once"
+    assert len(hub.tasks) == 1
+    hub.stop()
+
+
+def test_an_activity_out_with_a_stream_that_ends_runs_again_and_only_the_lease_holder_is_counted() -> None:
+    hub = new_hub()
+    create(hub)
+    a = hub.open_stream("worker-a")
+    start = hub.take(a, wait=0)
+    assert start is not None
+    hub.complete_orchestration(turn(start, schedule_check()))
+    check = hub.take(a, wait=0)
+    assert check is not None and check.activityRequest.name == "check"
+    hub.close_stream(a)
+    b = hub.open_stream("worker-b")
+    again = hub.take(b, wait=0)
+    assert again is not None and again.activityRequest.taskId == check.activityRequest.taskId
+    assert hub.complete_activity(done(check)) == STALE
+    assert hub.complete_activity(done(again)) == ACCEPTED
+    after = hub.take(b, wait=0)
+    assert after is not None
+    kinds = [e.WhichOneof("eventType") for e in after.orchestratorRequest.newEvents]
+    assert kinds == ["orchestratorStarted", "taskCompleted"], "exactly one result reached the orchestrator"
+    hub.stop()
+
+
+def test_abandon_and_lease_expiry_put_items_back_with_new_tokens() -> None:
+    hub = new_hub(lease_seconds=0.05)
+    create(hub)
+    stream = hub.open_stream("worker")
+    first = hub.take(stream, wait=0)
+    assert first is not None and hub.abandon(first.completionToken, "orchestration")
+    second = hub.take(stream, wait=0)
+    assert second is not None and second.completionToken != first.completionToken
+    time.sleep(0.1)
+    assert hub.expire_leases() == 1
+    third = hub.take(stream, wait=0)
+    assert third is not None and hub.complete_orchestration(turn(second)) == STALE
+    assert hub.complete_orchestration(turn(third)) == ACCEPTED
+    hub.stop()
+
+
+def test_terminate_ends_an_instance_someone_holds_and_its_late_answer_is_dropped() -> None:
+    hub = new_hub()
+    create(hub)
+    stream = hub.open_stream("worker")
+    held = hub.take(stream, wait=0)
+    assert held is not None
+    hub.commit(hub.terminate("m1", '"stop"'))
+    state = hub.get("m1")
+    assert state is not None and state.orchestrationStatus == pb.ORCHESTRATION_STATUS_TERMINATED
+    assert hub.complete_orchestration(turn(held, schedule_check())) == DROPPED
+    assert not hub.tasks and hub.take(stream, wait=0) is None
+    hub.stop()
+
+
+def test_a_restart_on_the_same_file_continues_queued_work_and_timers_with_new_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite3"
+    hub = new_hub(path)
+    create(hub)
+    stream = hub.open_stream("worker")
+    start = hub.take(stream, wait=0)
+    assert start is not None
+    soon = datetime.now(timezone.utc) + timedelta(milliseconds=300)
+    hub.complete_orchestration(turn(start, schedule_check(1), helpers.new_create_timer_action(2, soon)))
+    check = hub.take(stream, wait=0)  # out with the worker when the scheduler dies
+    assert check is not None
+    hub.stop()
+
+    again = new_hub(path)
+    stream = again.open_stream("worker")
+    redelivered = again.take(stream, wait=0)
+    assert redelivered is not None and redelivered.activityRequest.taskId == 1
+    assert redelivered.completionToken != check.completionToken
+    assert again.complete_activity(done(check)) == STALE, "a token from before the restart is not current"
+    assert again.complete_activity(done(redelivered)) == ACCEPTED
+    deadline = time.monotonic() + 10
+    kinds: list[str] = []
+    while "timerFired" not in kinds and time.monotonic() < deadline:
+        item = again.take(stream, wait=0.5)
+        if item is not None:
+            kinds += [e.WhichOneof("eventType") for e in item.orchestratorRequest.newEvents]
+            again.complete_orchestration(turn(item))
+    assert kinds.count("taskCompleted") == 1 and kinds.count("timerFired") == 1
+    history = again.history("m1")
+    assert [e.WhichOneof("eventType") for e in history].count("taskScheduled") == 1
+    again.stop()
+
+
+def test_events_beyond_the_caps_are_refused_but_a_new_name_still_gets_in() -> None:
+    hub = new_hub(max_pending_events=5, max_history_events=40, history_reserve=20)
+    create(hub)  # two events wait: the orchestration's start
+    for _ in range(3):
+        hub.raise_event("m1", "noise", None)
+    with pytest.raises(LimitReached, match="already has 5 events waiting"):
+        hub.raise_event("m1", "noise", None)
+    stream = hub.open_stream("worker")
+    refusal = ""
+    for _ in range(100):  # the orchestration takes every event in; its history grows to the cap
+        item = hub.take(stream, wait=0)
+        if item is not None:
+            assert hub.complete_orchestration(turn(item)) == ACCEPTED
+        try:
+            hub.raise_event("m1", "noise", None)
+        except LimitReached as refused:
+            refusal = str(refused)
+            break
+    assert "it takes no more 'noise' events" in refusal
+    hub.raise_event("m1", "cancel", None)  # a name the instance holds none of uses the reserve
+    with pytest.raises(LimitReached, match="no more 'cancel' events"):
+        hub.raise_event("m1", "cancel", None)
+    state = hub.get("m1")
+    assert state is not None and state.orchestrationStatus == pb.ORCHESTRATION_STATUS_RUNNING
+    hub.stop()
+
+
+def test_finished_instances_past_the_retention_are_purged() -> None:
+    hub = new_hub(retention_seconds=60)
+    for name in ("old", "new", "running"):
+        create(hub, name)
+    hub.commit(hub.terminate("old", None))
+    hub.commit(hub.terminate("new", None))
+    hub.instances["old"].completed = time.time() - 61
+    assert hub.purge_expired() == 1
+    assert hub.get("old") is None and hub.get("new") is not None and hub.get("running") is not None
+    hub.stop()
