@@ -106,6 +106,21 @@ def test_instance_route_gives_card_time_ordered_timeline_and_actions(
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
 
 
+def test_a_long_monitor_shows_its_generation_and_the_current_generations_checks(
+    dashboard_server: BackgroundServer, monitors: MonitorClient
+) -> None:
+    request = MonitorRequest(new_job_id(), 0.1, 0.6, job_duration_seconds=10, checks_per_generation=2)
+    instance_id = monitors.start(request)
+    final = monitors.follow(instance_id, timeout=30)
+    assert final.result is not None and final.result.checks_performed == 7
+    body = httpx.get(f"{dashboard_server.url}/api/instances/{instance_id}", timeout=30).json()
+    card = body["card"]
+    assert (card["generation"], card["check_count"], card["planned_checks"]) == (4, 7, 7)
+    assert card["state"] == "Timeout" and card["predicted_final_status"] == "Timeout"
+    checks = [entry for entry in body["timeline"] if entry["kind"] == "check"]
+    assert len(checks) == 1  # the 4th generation's history holds its own check only
+
+
 def test_every_control_changes_the_state_the_api_then_reports(
     dashboard_server: BackgroundServer, monitors: MonitorClient
 ) -> None:

@@ -27,6 +27,11 @@ def wait_for_text(page: Any, selector: str, prefix: str) -> None:
     )
 
 
+def api_status(api: BackgroundServer, instance_id: str) -> httpx.Response:
+    """The instance as the HTTP API (the Durable Functions status route) reports it."""
+    return httpx.get(f"{api.url}/runtime/webhooks/durabletask/instances/{instance_id}", timeout=30)
+
+
 def open_instance(page: Any, server: BackgroundServer, instance_id: str) -> None:
     page.goto(f"{server.url}/instances/{instance_id}?refresh=0.3")
     page.wait_for_selector("#chart svg", timeout=WAIT_MS)
@@ -93,7 +98,11 @@ def test_instance_page_draws_one_mark_per_check_and_the_table_in_time_order(
 
 
 def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
-    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
+    browser_page: Any,
+    dashboard_server: BackgroundServer,
+    api_server: BackgroundServer,
+    monitors: MonitorClient,
+    artifacts: Path,
 ) -> None:
     page = browser_page
     instance_id = monitors.start(MonitorRequest(new_job_id(), 0.4, 60, job_duration_seconds=600))
@@ -109,19 +118,25 @@ def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
     page.screenshot(path=str(artifacts / "dashboard-instance-live.png"), full_page=True)
 
     assert "now reports Suspended" in act(page, "suspend", "lunch")
-    assert monitors.details(instance_id).runtime_status == "Suspended"
+    assert api_status(api_server, instance_id).json()["runtimeStatus"] == "Suspended"
     page.wait_for_selector("#actions button[data-action='resume']:enabled", timeout=WAIT_MS)
     assert page.locator("#actions button:enabled").all_inner_texts() == ["Resume", "Terminate"]
+    assert page.inner_text("#card-next .tile-value") == "paused"
     assert "now reports Running" in act(page, "resume")
-    assert monitors.details(instance_id).runtime_status == "Running"
+    assert api_status(api_server, instance_id).json()["runtimeStatus"] == "Running"
     assert "now reports Completed (Cancelled)" in act(page, "cancel", "not needed")
-    snapshot = monitors.snapshot(instance_id)
-    assert snapshot.state == "Cancelled" and snapshot.result is not None
+    ended = api_status(api_server, instance_id)
+    assert ended.status_code == 200 and ended.json()["runtimeStatus"] == "Completed"
+    assert ended.json()["output"]["final_status"] == "Cancelled"
+    assert ended.json()["output"]["reason"].endswith("not needed")
     page.wait_for_selector("#chart [data-marker='end']", state="attached", timeout=WAIT_MS)
 
 
 def test_terminate_then_purge_from_the_page_and_back_out_of_a_confirmation(
-    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient
+    browser_page: Any,
+    dashboard_server: BackgroundServer,
+    api_server: BackgroundServer,
+    monitors: MonitorClient,
 ) -> None:
     page = browser_page
     instance_id = monitors.start(MonitorRequest(new_job_id(), 0.5, 60, job_duration_seconds=600))
@@ -132,10 +147,10 @@ def test_terminate_then_purge_from_the_page_and_back_out_of_a_confirmation(
     assert not page.is_visible("dialog#confirm")
     assert monitors.details(instance_id).runtime_status in ("Pending", "Running")
     assert "now reports Terminated" in act(page, "terminate", "wrong job")
-    assert monitors.details(instance_id).runtime_status == "Terminated"
+    terminated = api_status(api_server, instance_id).json()
+    assert terminated["runtimeStatus"] == "Terminated" and terminated["output"] == "wrong job"
     assert "purged" in act(page, "purge")
-    gone = httpx.get(f"{dashboard_server.url}/api/instances/{instance_id}", timeout=30)
-    assert gone.status_code == 404
+    assert api_status(api_server, instance_id).status_code == 404
     assert page.is_visible("#purged")
 
 

@@ -76,7 +76,8 @@ def test_card_state_comes_from_output_then_runtime_status() -> None:
     assert read_card("Completed", ended, None, {"final_status": "Timeout"}).state == "Timeout"
     assert read_card("Terminated", STATUS).state == "Terminated"
     assert read_card("Suspended", STATUS).state == "Suspended"
-    assert read_card("Failed", None, None, "OrchestratorNotRegisteredError: nope").state == "Failed"
+    failed = read_card("Failed", None, None, "OrchestratorNotRegisteredError: nope")
+    assert failed.state == "Failed" and failed.reason == "OrchestratorNotRegisteredError: nope"
     assert read_card("Pending", None).note == "no custom status published yet"
     planned_from_status = read_card("Running", STATUS)  # no input: the schedule from the status's numbers
     assert planned_from_status.planned_checks == 7 and planned_from_status.predicted_checks is None

@@ -121,6 +121,14 @@ def _state(runtime_status: str, final_status: str | None, output: Any, retrying:
     return "Retrying" if retrying else runtime_status
 
 
+def _reason(runtime_status: str, custom: dict[str, Any], output: Any) -> str | None:
+    """Why it ended (or is ending): the custom status's or the output's reason, or a failure's text."""
+    reason = _text(custom, "reason") or (_text(output, "reason") if isinstance(output, dict) else None)
+    if reason is None and runtime_status == "Failed" and isinstance(output, str) and output:
+        reason = output[:500]  # an orchestration that failed: its output is the failure message
+    return reason
+
+
 def read_card(
     runtime_status: str, custom_status: Any, input_payload: Any = None, output: Any = None
 ) -> StatusCard:
@@ -156,7 +164,7 @@ def read_card(
         deadline=_time(custom, "deadline"),
         final_status=final_status,
         last_error=last_error,
-        reason=_text(custom, "reason") or (_text(output, "reason") if isinstance(output, dict) else None),
+        reason=_reason(runtime_status, custom, output),
         generation=_count(custom, "generation"),
         note=note,
     )

@@ -184,7 +184,8 @@ def create_dashboard_app(
         ended = next((e.at for e in reversed(entries) if e.kind == "ended"), None)
         if ended is None and details.is_terminal:
             ended = to_iso(details.last_updated_at)
-        card = read_card(details.runtime_status, details.custom_status, details.input, details.output)
+        output = details.output if details.output is not None else details.failure
+        card = read_card(details.runtime_status, details.custom_status, details.input, output)
         return {
             "backend": backend,
             "now": to_iso(datetime.now(timezone.utc)),
