@@ -30,11 +30,13 @@ process) how often each run asked it; a restarted worker starts counting afresh.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from monitoring.core.payloads import Payload, from_iso, to_iso
 from monitoring.core.schedule import JobStatus
@@ -58,6 +60,7 @@ class JobCheckRequest(Payload):
     hang_seconds: float = 0.0
     hang_from_check: int = 1
     due_at: str | None = None  # when the orchestrator planned this check (the simulated job answers for it)
+    source_options: dict[str, Any] | None = None  # the request's job_source_options, as validated
 
 
 @dataclass(frozen=True)
@@ -154,28 +157,90 @@ class SimulatedJobSource:
         return JobStatusReport(job_id=request.job_id, status=status, checked_at=to_iso(now))
 
 
+ENTRY_POINT_GROUP = "monitoring.job_sources"
 _SOURCES: dict[str, JobStatusSource] = {}
+_LOCAL_ONLY: set[str] = set()
+_entry_points_loaded = False
+logger = logging.getLogger(__name__)
 
 
-def register_job_source(name: str, source: JobStatusSource) -> None:
-    """Make ``source`` available as ``job_source=name`` in this process (a worker must register it too)."""
+def register_job_source(name: str, source: JobStatusSource, *, local_only: bool = False) -> None:
+    """Make ``source`` available as ``job_source=name`` in this process (a worker must register it too).
+
+    The built-in sources register here, and so can any module the worker imports. A source may also offer
+    ``validate_options(options: dict) -> dict`` (raising ``ValueError`` with a one-line message): it checks
+    and normalises the request's ``job_source_options``; without it the source takes no options.
+    ``local_only`` sources run code a request names: the HTTP API refuses them.
+
+    An installed package can register one with no import at all, through the ``monitoring.job_sources``
+    entry-point group (``name = "package.module:object"``, an instance or a class to instantiate).
+    """
     if not name or not name.isidentifier():
         raise ValueError(f"a job source name must be an identifier, not {name!r}")
     _SOURCES[name] = source
+    if local_only:
+        _LOCAL_ONLY.add(name)
+    else:
+        _LOCAL_ONLY.discard(name)
+
+
+def _load_entry_points() -> None:
+    """Register the sources installed packages declare (once per process; a broken one is logged, skipped)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.name in _SOURCES:
+            continue
+        try:
+            loaded = entry_point.load()
+            register_job_source(entry_point.name, loaded() if isinstance(loaded, type) else loaded)
+        except Exception as error:  # a plugin's bug must not stop the worker
+            logger.warning("job source %r (%s) not loaded: %s", entry_point.name, entry_point.value, error)
 
 
 def job_source_names() -> tuple[str, ...]:
-    """The job sources registered in this process, in registration order."""
+    """The job sources registered in this process (built-ins first, then in registration order)."""
+    _load_entry_points()
     return tuple(_SOURCES)
+
+
+def job_source(name: str) -> JobStatusSource:
+    """The source registered as ``name``; ``ValueError`` naming the registered ones if there is none."""
+    _load_entry_points()
+    try:
+        return _SOURCES[name]
+    except KeyError:
+        known = ", ".join(_SOURCES)
+        raise ValueError(f"job_source must be one of {known}, not {name!r}") from None
+
+
+def job_source_is_local_only(name: str) -> bool:
+    return name in _LOCAL_ONLY
+
+
+def validate_job_source(name: Any, options: Any) -> dict[str, Any] | None:
+    """Check a request's ``job_source`` and ``job_source_options``; the options as the source keeps them.
+
+    Raises ``ValueError`` with one line a person can act on. ``None`` or ``{}`` options mean none.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"job_source must be a name, not {name!r}")
+    source = job_source(name)
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"job_source_options must be a JSON object, not {type(options).__name__}")
+    validate = getattr(source, "validate_options", None)
+    if validate is None:
+        if options:
+            raise ValueError(f"job source {name!r} takes no options, not {', '.join(sorted(options))}")
+        return None
+    return validate(dict(options or {}))
 
 
 def check_job(request: JobCheckRequest, now: datetime | None = None) -> JobStatusReport:
     """Ask the request's status source about the job (the body of the ``check_job_status`` activity)."""
-    try:
-        source = _SOURCES[request.source]
-    except KeyError:
-        raise ValueError(f"unknown job status source {request.source!r}") from None
-    return source.check(request, now or datetime.now(timezone.utc))
+    return job_source(request.source).check(request, now or datetime.now(timezone.utc))
 
 
 register_job_source("simulated", SimulatedJobSource())
