@@ -141,4 +141,4 @@ def test_the_products_entry_points_know_only_the_built_in_job_sources() -> None:
         "print(','.join(job_source_names()))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "simulated"
+    assert done.stdout.strip() == "simulated,http,callable"
