@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from durabletask.client import OrchestrationQuery
 from test_scheduler import free_port
 
 from monitoring.backend import process
@@ -50,6 +49,11 @@ class Stack:
         self.address = f"http://127.0.0.1:{self.port}"
         self.logs = logs
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.scheduler_pid = process.spawn_scheduler_process(self.port)
+
+    def restart_scheduler(self) -> None:
+        """``kill -9`` the scheduler process, then start a new one on the same port (and state file)."""
+        os.kill(self.scheduler_pid, signal.SIGKILL)
         self.scheduler_pid = process.spawn_scheduler_process(self.port)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
@@ -90,19 +94,12 @@ def start_monitors(monitors: MonitorClient, plan: MonitorRequest, count: int) ->
     return prefix
 
 
-def snapshots(monitors: MonitorClient, prefix: str) -> list[MonitorSnapshot]:
-    query = OrchestrationQuery(instance_id_prefix=prefix, fetch_inputs_and_outputs=True)
-    return [
-        MonitorSnapshot.from_state(state) for state in monitors.client.get_all_orchestration_states(query)
-    ]
-
-
 def wait_until(
     monitors: MonitorClient, prefix: str, done: Callable[[list[MonitorSnapshot]], bool], limit: float
 ) -> list[MonitorSnapshot]:
     deadline = time.monotonic() + limit
     while True:
-        seen = snapshots(monitors, prefix)
+        seen = monitors.snapshots(prefix)
         if done(seen):
             return seen
         assert time.monotonic() < deadline, f"not reached within {limit} s: {outcomes(seen).most_common(5)}"
@@ -141,3 +138,24 @@ def test_a_worker_process_killed_mid_run_loses_no_check_and_doubles_none(
     assert outcomes(final) == Counter({("Timeout", planned): MONITORS})
     log = stack.worker_log(1)
     assert "Traceback" not in log, "the stopped worker's rejected results are single lines"
+
+
+@pytest.mark.heavy
+def test_a_scheduler_killed_mid_run_and_restarted_on_its_state_continues_every_monitor_exactly(
+    stack: Stack,
+) -> None:
+    plan = request(interval=0.5, timeout=6.0)
+    planned = plan.schedule().planned_check_count  # 13
+    stack.start_worker()
+    with MonitorClient(local_connection(stack.address)) as monitors:
+        prefix = start_monitors(monitors, plan, 200)
+        in_flight = wait_until(monitors, prefix, lambda s: len(s) == 200 and min(map(checks, s)) >= 2, 300)
+        assert not any(s.is_terminal for s in in_flight)
+        stack.restart_scheduler()
+        # The worker and this client reconnect by themselves; the checks that came due meanwhile catch up.
+        final = wait_until(monitors, prefix, lambda s: all(x.is_terminal for x in s), 600)
+    assert outcomes(final) == Counter({("Timeout", planned): 200})
+    log = stack.worker_log(1)
+    assert f"scheduler unavailable at {stack.address}, retrying" in log
+    assert f"scheduler reachable again at {stack.address}" in log
+    assert "Traceback" not in log

@@ -24,7 +24,7 @@ from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 
 from monitoring import settings
 from monitoring.backend import process, scheduler
-from monitoring.backend.reconnect import OneLineLog
+from monitoring.backend.reconnect import SDK_LOGGER, OneLineLog
 
 BackendKind = Literal["local", "embedded", "emulator", "azure"]
 LOCAL_ENDPOINT = f"http://localhost:{scheduler.DEFAULT_PORT}"
@@ -87,7 +87,8 @@ def local_connection(address: str, taskhub: str = scheduler.DEFAULT_TASKHUB) -> 
 def sdk_logger(name: str, endpoint: str) -> logging.Logger:
     """The logger the SDK's worker or client logs to, its connection errors as single lines
     (:class:`~monitoring.backend.reconnect.OneLineLog`)."""
-    logger = logging.getLogger(f"monitoring.sdk.{name}")
+    logger = logging.getLogger(f"{SDK_LOGGER}.{name}")
+    logger.setLevel(logging.INFO)  # OneLineLog needs to see reconnects; it applies the SDK logger's level
     for existing in logger.filters:
         if isinstance(existing, OneLineLog):
             existing.endpoint = endpoint

@@ -38,6 +38,7 @@ _UNREACHABLE = (
 )
 _RECONNECTED = ("Successfully connected to",)
 _SHUTDOWN_NOISE = "Locally cancelled by application"
+SDK_LOGGER = "monitoring.sdk"  # the SDK's worker and client log to children of this logger
 
 
 def _code(record: logging.LogRecord) -> grpc.StatusCode | None:
@@ -58,6 +59,14 @@ class OneLineLog(logging.Filter):
         super().__init__()
         self.endpoint = endpoint
         self.down = False
+        self.undelivered = 0
+
+    def _went_down(self, record: logging.LogRecord) -> bool:
+        if self.down:
+            return False
+        self.down = True
+        _rewrite(record, f"scheduler unavailable at {self.endpoint}, retrying")
+        return True
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -72,24 +81,24 @@ class OneLineLog(logging.Filter):
                     f"{what} not used: this worker's lease on it ended, so the scheduler hands it out again",
                 )
             elif code == grpc.StatusCode.UNAVAILABLE:
-                _rewrite(
-                    record, f"{what} not delivered: scheduler unavailable; it will hand the work out again"
-                )
+                self.undelivered += 1
+                return self._went_down(record)
             else:
                 _rewrite(
                     record, f"{what} not delivered: {record.exc_info[1] if record.exc_info else message}"
                 )
             return True
         if any(marker in message for marker in _UNREACHABLE):
-            if self.down:
-                return False
-            self.down = True
-            _rewrite(record, f"scheduler unavailable at {self.endpoint}, retrying")
-            return True
+            return self._went_down(record)
         if self.down and any(marker in message for marker in _RECONNECTED):
-            self.down = False
-            _rewrite(record, f"scheduler reachable again at {self.endpoint}")
-        return True
+            lost = f" ({self.undelivered} result(s) not delivered meanwhile: that work runs again)"
+            _rewrite(
+                record, f"scheduler reachable again at {self.endpoint}{lost if self.undelivered else ''}"
+            )
+            self.down, self.undelivered = False, 0
+            return True
+        # This logger lets INFO through so the line above is seen; below WARNING, the SDK's own level decides.
+        return record.levelno >= logging.getLogger(SDK_LOGGER).getEffectiveLevel()
 
 
 def _unreachable(error: grpc.RpcError, idempotent: bool) -> bool:

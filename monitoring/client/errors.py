@@ -34,3 +34,9 @@ class InstanceFinishedError(InstanceStateError):
 
 class InstanceNotFinishedError(InstanceStateError):
     """The instance is still active: it cannot be purged yet."""
+
+
+class LimitExceededError(RuntimeError):
+    """The scheduler refused the request because a limit was reached (gRPC ``RESOURCE_EXHAUSTED``): too many
+    events waiting for the instance, its history is full, or too many instances run. Nothing was changed;
+    the message says which limit. The HTTP API answers 429."""

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
+import grpc
 from durabletask.client import OrchestrationQuery
 from durabletask.history import HistoryEvent
 
 from monitoring.backend.connection import Connection, create_client
+from monitoring.backend.reconnect import retrying
 from monitoring.client.errors import (
     InstanceFinishedError,
     InstanceNotFinishedError,
     InstanceStateError,
+    LimitExceededError,
     UnknownInstanceError,
     UnknownJobError,
 )
@@ -34,13 +38,34 @@ from monitoring.core.models import MonitorRequest, MonitorStatus
 from monitoring.core.orchestration import CANCEL_EVENT, ORCHESTRATOR_NAME
 from monitoring.core.payloads import to_iso
 
+T = TypeVar("T")
+
+
+@contextmanager
+def _limits() -> Iterator[None]:
+    """A request the scheduler refused for a limit raises :class:`LimitExceededError` with its message."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:  # type: ignore[attr-defined]
+            raise LimitExceededError(error.details()) from None  # type: ignore[attr-defined]
+        raise
+
 
 class MonitorClient:
     """Start, inspect and follow monitors on one task hub."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, patience: float = 120.0) -> None:
+        """``patience``: how long a call keeps retrying while the scheduler is unavailable (restarting)."""
         self.connection = connection
         self.client = create_client(connection)
+        self.patience = patience
+
+    def _call(self, call: Callable[[], T], idempotent: bool = True) -> T:
+        """``call()``, retried while the scheduler is unavailable (a write only if it never reached it)."""
+        return retrying(
+            call, endpoint=self.connection.endpoint, idempotent=idempotent, patience=self.patience
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -53,15 +78,26 @@ class MonitorClient:
 
     def start(self, request: MonitorRequest, instance_id: str | None = None) -> str:
         """Schedule a monitor; returns its instance id."""
-        return self.client.schedule_new_orchestration(
-            ORCHESTRATOR_NAME, input=request.to_payload(), instance_id=instance_id or uuid.uuid4().hex
-        )
+        new_id = instance_id or uuid.uuid4().hex
+        with _limits():
+            return self._call(
+                lambda: self.client.schedule_new_orchestration(
+                    ORCHESTRATOR_NAME, input=request.to_payload(), instance_id=new_id
+                ),
+                idempotent=False,
+            )
 
     def snapshot(self, instance_id: str) -> MonitorSnapshot:
-        state = self.client.get_orchestration_state(instance_id)
+        state = self._call(lambda: self.client.get_orchestration_state(instance_id))
         if state is None:
             raise UnknownInstanceError(instance_id)
         return MonitorSnapshot.from_state(state)
+
+    def snapshots(self, prefix: str) -> list[MonitorSnapshot]:
+        """Every monitor whose instance id starts with ``prefix``, in one query (oldest first)."""
+        query = OrchestrationQuery(instance_id_prefix=prefix, fetch_inputs_and_outputs=True)
+        states = self._call(lambda: self.client.get_all_orchestration_states(query))
+        return [MonitorSnapshot.from_state(state) for state in states]
 
     def follow(
         self,
@@ -96,21 +132,22 @@ class MonitorClient:
 
     def details(self, instance_id: str) -> InstanceDetails:
         """Any instance's name, status, input, custom status and output."""
-        state = self.client.get_orchestration_state(instance_id, fetch_payloads=True)
+        state = self._call(lambda: self.client.get_orchestration_state(instance_id, fetch_payloads=True))
         if state is None:
             raise UnknownInstanceError(instance_id)
         return InstanceDetails.from_state(state)
 
     def list_instances(self) -> list[InstanceDetails]:
         """Every instance of the task hub, newest first, in one query."""
-        states = self.client.get_all_orchestration_states(OrchestrationQuery(fetch_inputs_and_outputs=True))
+        query = OrchestrationQuery(fetch_inputs_and_outputs=True)
+        states = self._call(lambda: self.client.get_all_orchestration_states(query))
         instances = [InstanceDetails.from_state(state) for state in states]
         return sorted(instances, key=lambda instance: instance.created_at, reverse=True)
 
     def history(self, instance_id: str) -> list[HistoryEvent]:
         """The instance's history events (see :func:`monitoring.client.history.build_timeline`)."""
         self.details(instance_id)  # unknown ids raise instead of giving an empty history
-        return self.client.get_orchestration_history(instance_id)
+        return self._call(lambda: self.client.get_orchestration_history(instance_id))
 
     def _active(self, instance_id: str, refusal: str) -> InstanceDetails:
         """The instance, if it has not ended; else :class:`InstanceFinishedError` with ``refusal``."""
@@ -123,13 +160,20 @@ class MonitorClient:
     def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
         """Send an external event to an active instance."""
         self._active(instance_id, "{status}: it takes no more events")
-        self.client.raise_orchestration_event(instance_id, event_name, data=data)
+        with _limits():
+            self._call(
+                lambda: self.client.raise_orchestration_event(instance_id, event_name, data=data),
+                idempotent=False,
+            )
 
     def terminate(self, instance_id: str, reason: str | None = None) -> None:
         """End an active instance now; ``reason`` becomes its output."""
         self._active(instance_id, "already {status}: nothing to terminate")
         # The local scheduler cannot terminate recursively (and a monitor has no sub-orchestrations).
-        self.client.terminate_orchestration(instance_id, output=reason, recursive=False)
+        self._call(
+            lambda: self.client.terminate_orchestration(instance_id, output=reason, recursive=False),
+            idempotent=False,
+        )
 
     def cancel(self, instance_id: str, reason: str | None = None) -> None:
         """Ask a monitor to stop: it ends at once, ``final_status`` ``Cancelled``, with its check count."""
@@ -138,7 +182,7 @@ class MonitorClient:
     def suspend(self, instance_id: str, reason: str | None = None) -> None:
         """Pause an active instance: its timers and events wait until :meth:`resume`."""
         self._active(instance_id, "already {status}: nothing to suspend")
-        self.client.suspend_orchestration(instance_id, reason=reason)
+        self._call(lambda: self.client.suspend_orchestration(instance_id, reason=reason), idempotent=False)
 
     def resume(self, instance_id: str, reason: str | None = None) -> None:
         """Resume a suspended instance; a monitor then catches up the checks that came due meanwhile."""
@@ -149,7 +193,7 @@ class MonitorClient:
                 instance.runtime_status,
                 f"instance {instance_id} is {instance.runtime_status}, not Suspended: nothing to resume",
             )
-        self.client.resume_orchestration(instance_id, reason=reason)
+        self._call(lambda: self.client.resume_orchestration(instance_id, reason=reason), idempotent=False)
 
     def wait_for(
         self, instance_id: str, predicate: Callable[[MonitorSnapshot], bool], *, timeout: float = 30.0
@@ -174,7 +218,10 @@ class MonitorClient:
                 f"instance {instance_id} is still {instance.runtime_status}: only finished instances "
                 "can be purged (terminate it first)",
             )
-        return self.client.purge_orchestration(instance_id, recursive=False).deleted_instance_count
+        result = self._call(
+            lambda: self.client.purge_orchestration(instance_id, recursive=False), idempotent=False
+        )
+        return result.deleted_instance_count
 
     def monitors_of_job(self, job_id: str) -> list[InstanceDetails]:
         """The monitors watching ``job_id``, newest first."""
