@@ -185,6 +185,7 @@ def test_list_overview_filters_search_and_paging(
     assert page.get_attribute("#instances tbody tr", "data-instance-id") == running
     page.select_option("#status-filter", "")
     page.fill("#search", f"{tag}-03")
+    page.wait_for_selector(f"tr[data-instance-id='{ids[3]}']", timeout=WAIT_MS)
     page.wait_for_function(
         "() => document.querySelectorAll('#instances tbody tr').length === 1", timeout=WAIT_MS
     )

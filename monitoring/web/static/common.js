@@ -91,21 +91,35 @@ const Common = (() => {
   }
 
   // Call load() now and every refreshMs until it returns false; a failure is shown, and polling goes on.
+  // The function returned refreshes at once; one load runs at a time, so answers never arrive out of order.
   function poll(load) {
     let timer = null;
+    let busy = false;
+    let again = false;
     const tick = async () => {
       clearTimeout(timer);
-      let again = true;
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      let more = true;
       try {
-        again = await load();
+        more = await load();
         showProblem(null);
       } catch (error) {
         showProblem(`Cannot refresh: ${error.message}`);
       }
-      if (again !== false) timer = setTimeout(tick, refreshMs);
+      busy = false;
+      if (again) {
+        again = false;
+        tick();
+      } else if (more !== false) {
+        timer = setTimeout(tick, refreshMs);
+      }
     };
     tick();
-    return tick; // call it to refresh at once (after an action)
+    return tick;
   }
 
   function showBackend(backend) {
