@@ -15,13 +15,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from durabletask import task
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
-from netns import PrivateNetwork, private_network_or_skip
+from netns import PrivateNetwork
 
 from conftest import new_job_id
 from monitoring.backend.connection import Connection
@@ -165,13 +163,6 @@ def test_suspend_resume_and_terminate_a_running_monitor_from_the_cli(monitors: M
 
 
 # --- with no ENDPOINT: the local scheduler's default port, in a private network --------------------------
-
-
-@pytest.fixture(scope="module")
-def private_network() -> Iterator[PrivateNetwork]:
-    network = private_network_or_skip()
-    yield network
-    network.close()
 
 
 def test_with_no_endpoint_and_no_scheduler_start_and_control_say_what_to_do(

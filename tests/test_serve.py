@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from netns import PrivateNetwork
 from test_cli import cli, spawn, wait_for_line
 from test_scheduler import free_port
 
 from monitoring.backend.scheduler import LocalScheduler
-from monitoring.cli.services import DEFAULT_API_PORT
-from monitoring.client.monitors import MonitorClient
-from monitoring.web.api import create_app
-from monitoring.web.serving import BackgroundServer, PortInUseError, is_loopback
+from monitoring.web.serving import is_loopback
 
 
 def test_serve_runs_api_dashboard_and_worker_and_stops_on_ctrl_c() -> None:
@@ -95,7 +95,11 @@ def test_serve_remote_host_needs_the_explicit_flag() -> None:
     assert [is_loopback(host) for host in ("0.0.0.0", "::", "192.168.1.5", "example.com")] == [False] * 4
 
 
-# --- the seed's curl commands, verbatim, against the documented default port ----------------------------
+# --- the seed's curl commands, verbatim, on the documented default port -----------------------------------
+#
+# They run as written (http://localhost:7071) against ``python -m monitoring serve`` with nothing set, as a
+# person runs them: both inside a private network namespace (tests/netns.py), so port 7071 (and the local
+# scheduler's 8080) are free whatever else runs on this machine; nothing started there is reachable outside.
 
 SEED_START_DEFAULT = """curl -X POST http://localhost:7071/api/start_monitoring_job \\
   -H "Content-Type: application/json" \\
@@ -111,37 +115,42 @@ SEED_STATUS = 'curl -X GET "http://localhost:7071/runtime/webhooks/durabletask/i
 SEED_JOB_STATUS = 'curl -X GET "http://localhost:7071/api/job_status/{jobId}"'
 
 
-def run_curl(command: str) -> Any:
-    done = subprocess.run(
-        ["bash", "-c", f"{command} --silent --show-error"],
-        capture_output=True,
+def curl_or_skip() -> None:
+    if shutil.which("curl") is None:
+        message = "curl is not installed (apt-get install curl); .ci/run installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_the_seed_curl_commands_work_as_written(private_network: PrivateNetwork) -> None:
+    curl_or_skip()
+    env = {key: value for key, value in os.environ.items() if key not in ("ENDPOINT", "TASKHUB")}
+
+    def run_curl(command: str) -> Any:
+        done = subprocess.run(
+            private_network.command("bash", "-c", f"{command} --silent --show-error"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    server = subprocess.Popen(
+        private_network.command(sys.executable, "-m", "monitoring", "serve"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
+        env=env,
         stdin=subprocess.DEVNULL,
     )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-@pytest.fixture
-def default_port_api(monitors: MonitorClient) -> Iterator[BackgroundServer]:
     try:
-        server = BackgroundServer(create_app(monitors), "127.0.0.1", DEFAULT_API_PORT)
-    except PortInUseError:
-        pytest.skip(f"port {DEFAULT_API_PORT} is taken on this machine; the seed's curl commands need it")
-    with server:
-        yield server
-
-
-def test_the_seed_curl_commands_work_as_written(
-    default_port_api: BackgroundServer, monitors: MonitorClient
-) -> None:
-    started: list[str] = []
-    try:
+        assert "http://127.0.0.1:7071/api/start_monitoring_job" in wait_for_line(server, "HTTP API on")
+        wait_for_line(server, "Worker running")
         default = run_curl(SEED_START_DEFAULT)
-        started.append(default["id"])
         custom = run_curl(SEED_START_CUSTOM)
-        started.append(custom["id"])
         assert default["statusQueryGetUri"] == (
             f"http://localhost:7071/runtime/webhooks/durabletask/instances/{default['id']}"
         )
@@ -164,6 +173,17 @@ def test_the_seed_curl_commands_work_as_written(
         default_status = run_curl(SEED_STATUS.replace("{instanceId}", default["id"]))
         assert default_status["input"]["polling_interval_seconds"] == 5
         assert default_status["input"]["job_id"].startswith("job-")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0
     finally:
-        for instance_id in started:
-            monitors.terminate(instance_id, "seed curl test over")
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        stopped = subprocess.run(
+            private_network.command(sys.executable, "-m", "monitoring", "stop-scheduler"),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert stopped.stderr.strip() == "Stopped the local scheduler on port 8080", "serve started it"
