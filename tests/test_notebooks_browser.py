@@ -156,3 +156,7 @@ def check_control_panel(page: Any, artifacts: Path) -> None:
     panel = page.locator(".widget-vbox").first
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(artifacts / "notebook-02-panel.png"))
+    # The notebook's last cell closed the session; a person's click on Run is answered under the button.
+    page.locator(".widget-button", has_text="Run").first.click()
+    page.get_by_text("Not scheduled: this tutorial session was closed").first.wait_for(timeout=10_000)
+    assert page.locator(".jp-OutputArea-output img:not([src])").count() == 0, "no broken-image icon"

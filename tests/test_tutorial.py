@@ -11,7 +11,7 @@ from monitoring.backend.connection import Connection
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure, tradeoff_figure
 from monitoring.notebook.tutorial import Tutorial
-from monitoring.notebook.widgets import ControlPanel
+from monitoring.notebook.widgets import ControlPanel, checks
 
 SCALE = 0.1  # a 5 s tutorial interval is 0.5 s here (the counts are exact at any scale, on any machine)
 
@@ -75,7 +75,9 @@ def test_control_panel_clicks_schedule_real_runs_and_refuse_bad_ones(tutorial: T
     panel = ControlPanel(tutorial)
     panel.set(interval=20, timeout=10)
     panel.run_button.click()
-    assert panel.traces == [] and "Not scheduled" in panel.message.value
+    assert panel.traces == [] and panel.message_text.startswith(
+        "Not scheduled: polling_interval_seconds (20)"
+    )
 
     panel.set(interval=5, timeout=30, job_duration=15)  # ends exactly at the 4th check (15 s)
     panel.run_button.click()
@@ -92,8 +94,47 @@ def test_control_panel_clicks_schedule_real_runs_and_refuse_bad_ones(tutorial: T
     assert [bar.value for bar in bars] == [4, 4] and [bar.bar_style for bar in bars] == ["success", "danger"]
     assert "panel-1" in panel.runs_table.value and "Failed after 4 checks" in panel.runs_table.value
     panel.draw_plots()
+    assert panel.progress_plot.layout.display == panel.comparison_plot.layout.display == ""
     assert bytes(panel.progress_plot.value).startswith(b"\x89PNG")
     assert bytes(panel.comparison_plot.value).startswith(b"\x89PNG")
+
+
+def test_the_panel_says_what_run_would_do_as_the_sliders_move(tutorial: Tutorial) -> None:
+    panel = ControlPanel(tutorial)
+    try:
+        assert panel.plan.value == (
+            "At most 7 checks (every 5 s, for 30 s). This job ends Completed at 12 s: "
+            "expect Completed after 4 checks."
+        )
+        panel.set(interval=20, timeout=10)
+        assert (
+            "Cannot run: polling_interval_seconds (20) is larger than timeout_seconds (10)"
+            in panel.plan.value
+        )
+        panel.set(timeout=30)  # fixed: the complaint goes at once
+        assert "Cannot run" not in panel.plan.value and "expect Completed after 2 checks" in panel.plan.value
+        panel.set(interval=20, timeout=20, job_duration=0)
+        assert "expect Completed after 1 check." in panel.plan.value
+        panel.set(job_duration=60)
+        assert "This job outlasts the timeout: expect Timeout after 2 checks." in panel.plan.value
+        assert checks(1) == "1 check" and checks(0) == "0 checks"
+        # Nothing drawn yet: the plot widgets are hidden, not shown as broken images.
+        assert panel.progress_plot.layout.display == panel.comparison_plot.layout.display == "none"
+    finally:
+        panel.close()
+
+
+def test_a_closed_tutorial_makes_the_panel_say_so(tutorial: Tutorial) -> None:
+    panel = ControlPanel(tutorial)
+    tutorial.closed = True  # what tutorial.close() sets (closing the shared session would stop its worker)
+    try:
+        panel.run_button.click()
+    finally:
+        tutorial.closed = False
+        panel.close()
+    assert panel.traces == []
+    assert panel.message_text.startswith("Not scheduled: this tutorial session was closed")
+    assert "<" not in panel.message_text and "color:#b00020" in panel.message.value
 
 
 def test_a_closed_panel_stops_its_plot_thread_and_its_listener(tutorial: Tutorial) -> None:

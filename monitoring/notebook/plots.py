@@ -35,7 +35,7 @@ def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
         xs = [0.0] + [trace.scenario_seconds(check.elapsed_seconds) for check in checks]
         ys = [0] + [check.number for check in checks]
         # Runs often share their first checks: earlier runs are drawn wider, so none hides under another.
-        width = 1.5 + 2.5 * (len(traces) - 1 - index)
+        width = 1.5 + min(2.5, 5.0 / max(len(traces) - 1, 1)) * (len(traces) - 1 - index)
         ax.step(xs, ys, where="post", color=colour, label=label(trace), linewidth=width, alpha=0.85)
         ax.plot(xs[1:], ys[1:], "o", color=colour, markersize=3 + width)
         _, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())

@@ -54,6 +54,7 @@ class Tutorial:
     def __init__(self, connection: Connection, *, time_scale: float = 1.0) -> None:
         self.connection = connection
         self.time_scale = time_scale
+        self.closed = False
         self._started_scheduler = connection.kind == "local" and not local_scheduler_running(connection)
         self.backend = ensure_backend(connection)
         start_worker(connection)
@@ -169,6 +170,7 @@ class Tutorial:
     def close(self) -> None:
         """Stop this kernel's worker, and the local scheduler if this tutorial started it."""
         global _current
+        self.closed = True
         self.tracker.close()
         self.monitors.close()
         stop_worker()

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 from monitoring.client.tracking import RunTrace
 from monitoring.core.jobs import JOB_OUTCOMES
 from monitoring.core.payloads import InvalidRequestError
+from monitoring.core.predict import predict
 from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure
 from monitoring.notebook.tutorial import Tutorial
 
@@ -40,12 +41,16 @@ class ControlPanel:
         self.job_outcome = widgets.ToggleButtons(
             options=list(JOB_OUTCOMES), description="job ends", style=style
         )
+        self.plan = widgets.HTML(layout=widgets.Layout(width="420px"))  # live: what Run would do
+        self.plan_text = ""
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.message = widgets.HTML()
-        self.progress_rows = widgets.VBox()
+        self.message = widgets.HTML(layout=widgets.Layout(width="420px"))  # what the last Run did
+        self.message_text = ""
+        self.progress_rows = widgets.VBox(layout=widgets.Layout(min_width="460px"))
         self.runs_table = widgets.HTML()
-        self.progress_plot = widgets.Image(format="png")
-        self.comparison_plot = widgets.Image(format="png")
+        # Hidden until there is something to show: an empty Image renders as a broken-image icon.
+        self.progress_plot = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+        self.comparison_plot = widgets.Image(format="png", layout=widgets.Layout(display="none"))
         self.traces: list[RunTrace] = []
         self._bars: dict[str, tuple[widgets.IntProgress, widgets.Label]] = {}
         self._lock = threading.Lock()
@@ -57,9 +62,20 @@ class ControlPanel:
         )
         self._plots_thread.start()
         self.run_button.on_click(lambda _button: self.run())
+        for control in (self.interval, self.timeout, self.job_duration, self.job_outcome):
+            control.observe(lambda _change: self.update_plan(), names="value")
+        self.update_plan()
         tutorial.tracker.add_listener(self._on_change)
         controls = widgets.VBox(
-            [self.interval, self.timeout, self.job_duration, self.job_outcome, self.run_button, self.message]
+            [
+                self.interval,
+                self.timeout,
+                self.job_duration,
+                self.job_outcome,
+                self.plan,
+                self.run_button,
+                self.message,
+            ]
         )
         self.widget = widgets.VBox(
             [
@@ -93,29 +109,65 @@ class ControlPanel:
             if value is not None:
                 control.value = value
 
+    def _request(self):  # type: ignore[no-untyped-def]
+        return self.tutorial.request(
+            interval=self.interval.value,
+            timeout=self.timeout.value,
+            job_duration=self.job_duration.value,
+            job_outcome=self.job_outcome.value,
+            job_id=f"panel-{len(self.traces) + 1}",
+        )
+
+    def update_plan(self) -> None:
+        """Say, beside the sliders, what Run would do now: the checks it plans and the outcome, or why not."""
+        try:
+            request = self._request()
+        except InvalidRequestError as error:
+            self.plan_text = f"Cannot run: {error}"
+            self.plan.value = f"<span style='color:#b00020'>{html.escape(self.plan_text)}</span>"
+            return
+        expected = predict(request)
+        at_most = request.schedule().planned_check_count
+        interval, timeout, job = self.interval.value, self.timeout.value, self.job_duration.value
+        ends = f"ends {self.job_outcome.value} at {job} s" if job <= timeout else "outlasts the timeout"
+        self.plan_text = (
+            f"At most {checks(at_most)} (every {interval} s, for {timeout} s). This job {ends}: expect "
+            f"{expected.final_status} after {checks(expected.checks_performed)}."
+        )
+        self.plan.value = html.escape(self.plan_text)
+
+    def say(self, text: str, *, error: bool = False) -> None:
+        """Show ``text`` under the Run button (``message_text`` keeps it as plain text)."""
+        self.message_text = text
+        colour = "#b00020" if error else "inherit"
+        self.message.value = f"<span style='color:{colour}'>{html.escape(text)}</span>"
+
     def run(self) -> RunTrace | None:
         """Schedule a run with the sliders' values; on a bad combination, say why and schedule nothing."""
-        try:
-            request = self.tutorial.request(
-                interval=self.interval.value,
-                timeout=self.timeout.value,
-                job_duration=self.job_duration.value,
-                job_outcome=self.job_outcome.value,
-                job_id=f"panel-{len(self.traces) + 1}",
-            )
-        except InvalidRequestError as error:
-            self.message.value = (
-                f"<span style='color:#b00020'>Not scheduled: {html.escape(str(error))}</span>"
-            )
+        if self.tutorial.closed:
+            self.say("Not scheduled: this tutorial session was closed; run its cells again.", error=True)
             return None
-        trace = self.tutorial.run(request)
+        try:
+            request = self._request()
+        except InvalidRequestError as error:
+            self.say(f"Not scheduled: {error}", error=True)
+            return None
+        try:
+            trace = self.tutorial.run(request)
+        except Exception as error:  # shown where the person looks, not in JupyterLab's log console
+            self.say(f"Not scheduled: {type(error).__name__}: {error}", error=True)
+            return None
         with self._lock:
             self.traces.append(trace)
-            bar = widgets.IntProgress(0, min=0, max=trace.prediction.checks_performed, bar_style="info")
-            caption = widgets.Label(f"{request.job_id}: scheduled")
+            bar = widgets.IntProgress(
+                0, min=0, max=trace.prediction.checks_performed, bar_style="info",
+                layout=widgets.Layout(width="140px"),
+            )  # fmt: skip
+            caption = widgets.Label(f"{request.job_id}: scheduled", layout=widgets.Layout(width="auto"))
             self._bars[trace.instance_id] = (bar, caption)
             self.progress_rows.children = (*self.progress_rows.children, widgets.HBox([bar, caption]))
-        self.message.value = f"Scheduled {html.escape(request.job_id)} ({trace.instance_id})"
+        self.say(f"Scheduled {request.job_id} ({trace.instance_id})")
+        self.update_plan()
         self._refresh()
         return trace
 
@@ -142,9 +194,11 @@ class ControlPanel:
         if not traces:
             return
         self.progress_plot.value = png_bytes(progress_figure(traces))
+        self.progress_plot.layout.display = ""
         finished = [trace for trace in traces if trace.result is not None]
         if finished:
             self.comparison_plot.value = png_bytes(comparison_figure(finished))
+            self.comparison_plot.layout.display = ""
 
     def close(self) -> None:
         """Stop listening to the tutorial's runs and stop the plot thread (it ends within a moment)."""
@@ -164,9 +218,14 @@ class ControlPanel:
                 return
 
 
+def checks(count: int) -> str:
+    """``1 check``, ``4 checks``."""
+    return f"{count} check" if count == 1 else f"{count} checks"
+
+
 def _state(trace: RunTrace) -> str:
     if trace.result is not None:
-        return f"{trace.result.final_status} after {trace.result.checks_performed} checks"
+        return f"{trace.result.final_status} after {checks(trace.result.checks_performed)}"
     return f"{trace.latest.runtime_status if trace.latest else 'Scheduled'}, check {trace.check_count}"
 
 
