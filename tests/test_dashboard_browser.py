@@ -172,6 +172,7 @@ def test_list_overview_filters_search_and_paging(
     page.goto(f"{dashboard_server.url}/?refresh=0.3")
     page.wait_for_selector(f"tr[data-instance-id='{running}']", timeout=WAIT_MS)
     assert page.locator("#rate svg .rate-bar").count() == 10
+    assert page.inner_text("#backend").startswith("a local scheduler in this process at http://127.0.0.1:")
     page.screenshot(path=str(artifacts / "dashboard-list-wide.png"), full_page=True)
 
     page.fill("#search", tag)

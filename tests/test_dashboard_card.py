@@ -91,18 +91,20 @@ def test_card_state_comes_from_output_then_runtime_status() -> None:
             "http://localhost:8080",
             ["local scheduler at http://localhost:8080", "state directory /st"],
         ),
-        ("embedded", "127.0.0.1:5001", ["local scheduler in this process at 127.0.0.1:5001"]),
+        ("embedded", "http://127.0.0.1:5001", ["local scheduler in this process at http://127.0.0.1:5001"]),
         ("emulator", "http://localhost:8080", ["emulator at http://localhost:8080"]),
         ("azure", "https://x.westus.durabletask.io", ["in Azure at https://x.westus.durabletask.io"]),
     ],
 )
 def test_backend_is_named_truthfully(kind: str, endpoint: str, words: list[str]) -> None:
-    described = describe_backend(Connection(endpoint, "hub", kind), Path("/st"))  # type: ignore[arg-type]
+    state_file = Path("/st/scheduler-8080-hub.sqlite3")
+    described = describe_backend(Connection(endpoint, "hub", kind), state_file)  # type: ignore[arg-type]
     assert described["kind"] == kind and described["taskhub"] == "hub"
     for word in words:
         assert word in described["label"]
     assert ("emulator" in described["label"]) == (kind == "emulator")
     assert ("state directory" in described["label"]) == (kind == "local")
+    assert ("scheduler-8080-hub.sqlite3" in described["detail"]) == (kind == "local")
 
 
 def _row(custom: dict[str, Any], request: MonitorRequest | None = REQUEST) -> InstanceRow:

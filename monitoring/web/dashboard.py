@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from monitoring import settings
+from monitoring.backend import process
 from monitoring.backend.connection import Connection
 from monitoring.client.card import read_card
 from monitoring.client.errors import InstanceStateError
@@ -50,27 +50,28 @@ RUNTIME_STATUSES = ("Pending", "Running", "Suspended", "Completed", "Failed", "T
 # --- the backend, named truthfully ------------------------------------------------------------------------
 
 
-def describe_backend(connection: Connection, state_dir: Path | None = None) -> dict[str, Any]:
-    """What the header says: the kind of backend, where it is, and (local scheduler) its state directory."""
+def describe_backend(connection: Connection, state_file: Path | None = None) -> dict[str, Any]:
+    """What the header says: the kind of backend and where it is; for the local scheduler, the state
+    directory and the file it keeps the task hub in."""
     endpoint = connection.endpoint
     label, detail = {
-        "local": (
-            f"the local scheduler at {endpoint}",
-            f"started on demand in its own process; records and log in {state_dir}",
-        ),
-        "embedded": (f"a local scheduler in this process at {endpoint}", "in-memory; ends with this process"),
+        "local": (f"the local scheduler at {endpoint}", "started on demand in its own process"),
+        "embedded": (f"a local scheduler in this process at {endpoint}", "it stops with this process"),
         "emulator": (f"the Durable Task Scheduler emulator at {endpoint}", "no credential"),
         "azure": (f"Durable Task Scheduler in Azure at {endpoint}", "DefaultAzureCredential"),
     }.get(connection.kind, (f"{connection.kind} at {endpoint}", ""))
-    if connection.kind == "local" and state_dir is not None:
+    state_dir = None
+    if connection.kind == "local" and state_file is not None:
+        state_dir = str(state_file.parent)
         label += f" (state directory {state_dir})"
+        detail += f"; the task hub is kept in {state_file.name} there"
     return {
         "kind": connection.kind,
         "endpoint": endpoint,
         "taskhub": connection.taskhub,
         "label": label,
         "detail": detail,
-        "stateDir": str(state_dir) if connection.kind == "local" and state_dir else None,
+        "stateDir": state_dir,
     }
 
 
@@ -124,7 +125,7 @@ def start_form_options() -> dict[str, Any]:
 
 
 def create_dashboard_app(
-    monitors: MonitorClient, *, allow_remote: bool = False, state_dir: Path | None = None
+    monitors: MonitorClient, *, allow_remote: bool = False, state_file: Path | None = None
 ) -> FastAPI:
     """The dashboard app for the task hub ``monitors`` talks to."""
     # No /docs page: FastAPI's loads its scripts from a CDN, and the dashboard loads nothing from outside.
@@ -132,9 +133,9 @@ def create_dashboard_app(
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     connection = monitors.connection
-    if state_dir is None and connection.kind == "local":
-        state_dir = settings.load().state_dir
-    backend = describe_backend(connection, state_dir)
+    if state_file is None and connection.kind == "local":
+        state_file = process.state_file(connection.local_port, connection.taskhub)
+    backend = describe_backend(connection, state_file)
     index = InstanceIndex(monitors.client)
 
     @app.get("/", include_in_schema=False)
