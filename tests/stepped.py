@@ -30,6 +30,9 @@ class Script:
     events: list[tuple[float, str, Any]] = field(default_factory=list)  # (offset, name, data)
     stale_timer_at: list[float] = field(default_factory=list)  # offsets at which the pending timer fires
     hanging_checks: set[int] = field(default_factory=set)  # these checks never answer
+    # (from, to) offsets with no worker: nothing runs; at ``to`` the timers that fired meanwhile come first
+    # (they wait in the scheduler), then a check that was out with the lost worker answers (run again).
+    outage: tuple[float, float] | None = None
 
 
 class SteppedContext:
@@ -92,6 +95,22 @@ def _at(offset: float) -> datetime:
     return START + timedelta(seconds=offset)
 
 
+def _through_outage(
+    candidates: list[tuple[datetime, int, Any]], outage: tuple[float, float] | None
+) -> list[tuple[datetime, int, Any]]:
+    """Nothing happens during an outage; at its end the timers that fired meanwhile come first (they wait
+    in the scheduler), then the checks (asked for at that moment, or run again after a lost worker)."""
+    if outage is None:
+        return candidates
+    down, up = (_at(offset) for offset in outage)
+    moved = []
+    for when, rank, what in candidates:  # rank: 0 event, 1 check, 2 timer
+        if down <= when < up or (rank == 1 and when == up):
+            when, rank = up, {0: 0, 1: 2, 2: 1}[rank]
+        moved.append((when, rank, what))
+    return moved
+
+
 def step(payload: dict[str, Any], script: Script | None = None, max_steps: int = 200_000) -> Run:
     """Run the orchestrator to its end (through every generation), completing tasks earliest first."""
     script = script or Script()
@@ -136,6 +155,7 @@ def step(payload: dict[str, Any], script: Script | None = None, max_steps: int =
                 candidates.append((_at(events[0][0]), 0, "event"))
             if stale:
                 candidates.append((_at(stale[0]), 0, "stale"))
+            candidates = _through_outage(candidates, script.outage)
             when, _, what = min(candidates, key=lambda item: (item[0], item[1]))
             ctx.current_utc_datetime = max(ctx.current_utc_datetime, when)
             if what == "event":

@@ -16,9 +16,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from test_durability import wait_for_the_clock
 from test_scheduler import free_port
 
 from monitoring.backend import process
@@ -26,6 +29,9 @@ from monitoring.backend.connection import local_connection
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
 from monitoring.core.models import MonitorRequest
+from monitoring.core.payloads import from_iso
+from monitoring.core.schedule import LATE_TOLERANCE_SECONDS
+from monitoring.worker import start_worker, stop_worker
 
 NEVER = 10**6
 MONITORS = 300
@@ -159,3 +165,27 @@ def test_a_scheduler_killed_mid_run_and_restarted_on_its_state_continues_every_m
     assert f"scheduler unavailable at {stack.address}, retrying" in log
     assert f"scheduler reachable again at {stack.address}" in log
     assert "Traceback" not in log
+
+
+def test_an_outage_past_deadline_plus_grace_counts_only_checks_that_ran_and_names_the_outage(
+    monitors: MonitorClient,
+) -> None:
+    plan = replace(request(interval=0.5, timeout=2.0), deadline_grace_seconds=0.5)
+    instance_id = monitors.start(plan)
+    monitors.wait_for(instance_id, lambda s: checks(s) >= 2, timeout=60)
+    assert stop_worker()
+    try:
+        stopped = monitors.snapshot(instance_id)
+        assert stopped.custom_status is not None and stopped.custom_status.deadline is not None
+        deadline = from_iso(stopped.custom_status.deadline)
+        # Past the deadline, its grace and the 2 s the monitor allows a late guard, with no worker.
+        wait_for_the_clock(deadline + timedelta(seconds=0.5 + LATE_TOLERANCE_SECONDS + 1))
+        done = checks(monitors.snapshot(instance_id))
+    finally:
+        assert start_worker(monitors.connection)
+    final = monitors.follow(instance_id, timeout=60)
+    assert final.result is not None and final.result.final_status == "Timeout"
+    assert final.result.checks_performed == done < plan.schedule().planned_check_count
+    reason = final.result.reason or ""
+    assert reason.startswith("no worker for ") and " (none connected, or all busy): check" in reason
+    assert f"could not run before the deadline ({stopped.custom_status.deadline}) plus 0.5 s" in reason

@@ -178,6 +178,39 @@ def test_a_hanging_check_cannot_hold_the_monitor_past_deadline_plus_grace() -> N
     }
 
 
+def test_an_outage_that_ends_before_deadline_plus_grace_still_gives_every_planned_check() -> None:
+    payload = {"job_id": "j", "job_duration_seconds": NEVER, "deadline_grace_seconds": 10}
+    run = step(payload, Script(outage=(7, 35)))  # no worker from 7 s to 35 s; the guard is due at 40 s
+    assert run.result == {
+        "job_id": "j",
+        "final_status": "Timeout",
+        "checks_performed": 7,
+        "monitoring_duration_seconds": 35.0,
+    }
+    assert offsets(run) == [0, 5, 35, 35, 35, 35, 35], "the overdue checks run at once when a worker is back"
+
+
+def test_an_outage_past_deadline_plus_grace_counts_only_the_checks_that_ran_and_says_why() -> None:
+    payload = {"job_id": "j", "job_duration_seconds": NEVER, "deadline_grace_seconds": 10}
+    run = step(payload, Script(outage=(7, 60)))  # check 3 was due at 10 s; a worker is back at 60 s
+    assert run.result == {
+        "job_id": "j",
+        "final_status": "Timeout",
+        "checks_performed": 2,
+        "monitoring_duration_seconds": 60.0,
+        "reason": "no worker for 50 s (none connected, or all busy): checks 3 to 7 could not run before "
+        "the deadline (2025-09-19T18:05:30.000Z) plus 10 s",
+    }
+    assert statuses(run)[-1].check_count == 2 and statuses(run)[-1].reason == run.result["reason"]
+
+
+def test_a_worker_lost_mid_check_for_longer_than_the_grace_is_named_too() -> None:
+    payload = {"job_id": "j", "job_duration_seconds": NEVER, "deadline_grace_seconds": 10}
+    run = step(payload, Script(latency=0.5, outage=(10.2, 58)))  # check 3 asked at 10 s, its worker lost
+    assert run.result["checks_performed"] == 2
+    assert run.result["reason"].startswith("no worker for 48 s (none connected, or all busy): checks 3 to 7")
+
+
 # --- long monitors: backoff and continue_as_new ----------------------------------------------------------
 
 

@@ -23,6 +23,8 @@ from monitoring.core.schedule import (
     backoff_gap,
     backoff_offset,
     decide_after_check,
+    guard_reason,
+    no_worker_seconds,
     retry_delay_seconds,
 )
 
@@ -194,3 +196,29 @@ def test_simulated_failures_are_deterministic_and_near_the_fraction() -> None:
     assert 0.2 < sum(draws) / len(draws) < 0.3
     assert not any(attempt_fails("job-1", check, 1, 0.0) for check in range(100))
     assert all(attempt_fails("job-1", check, 1, 1.0) for check in range(100))
+
+
+def test_a_guard_handled_on_time_blames_the_check_a_late_one_the_missing_worker() -> None:
+    # guard due at 40 s; the check was due at 10 s and asked at 10 s
+    assert no_worker_seconds(now=41.0, guard_due=40.0, asked_due=10.0, asked_at=10.0) is None
+    assert no_worker_seconds(now=60.0, guard_due=40.0, asked_due=10.0, asked_at=10.0) == 50.0
+    # asked in the very turn the guard is handled in: nobody ran the monitor since the check fell due
+    assert no_worker_seconds(now=60.0, guard_due=40.0, asked_due=10.0, asked_at=60.0) == 50.0
+    # asked late (a worker came back at 30 s and went again): idle since it asked
+    assert no_worker_seconds(now=60.0, guard_due=40.0, asked_due=10.0, asked_at=30.0) == 30.0
+    assert no_worker_seconds(now=42.0, guard_due=40.0, asked_due=10.0, asked_at=10.0) is None
+
+
+def test_the_guard_reason_names_the_checks_that_could_not_run() -> None:
+    deadline = "2025-09-19T18:05:30.000Z"
+    assert (
+        guard_reason(3, 7, 10, deadline, None)
+        == f"check 3 had not answered 10 s after the deadline ({deadline})"
+    )
+    assert guard_reason(3, 7, 10, deadline, 41.6) == (
+        "no worker for 42 s (none connected, or all busy): checks 3 to 7 could not run before the deadline "
+        f"({deadline}) plus 10 s"
+    )
+    assert guard_reason(7, 7, 2.5, deadline, 5).startswith(
+        "no worker for 5 s (none connected, or all busy): check 7 "
+    )

@@ -12,7 +12,9 @@ See that module for the exact check schedule. Beyond the happy path it keeps the
   with a readable ``reason``.
 * **Hanging checks**: every check (and every retry wait) races one guard timer, due at the deadline plus
   ``deadline_grace_seconds``, so a check that never answers cannot hold the monitor past that: it ends
-  ``Timeout`` with a reason. The guard also rescues a check whose worker died while running it.
+  ``Timeout`` with a reason. If the guard's firing is handled late, no worker ran the monitor meanwhile
+  (none connected, or all busy): the checks that could not run are not counted, and the reason says
+  ``no worker for N s`` (:func:`~monitoring.core.schedule.no_worker_seconds`).
 * **Long monitors**: every ``checks_per_generation`` checks the monitor continues as new, carrying the
   check count, the original start (and so the deadline) and the last answer, and re-publishes its status
   at once. The guard is the first timer of every generation: a guard left pending by the previous
@@ -40,7 +42,13 @@ from monitoring.core.models import (
     parse_monitor_input,
 )
 from monitoring.core.payloads import from_iso, to_iso
-from monitoring.core.schedule import FinalStatus, decide_after_check, retry_delay_seconds
+from monitoring.core.schedule import (
+    FinalStatus,
+    decide_after_check,
+    guard_reason,
+    no_worker_seconds,
+    retry_delay_seconds,
+)
 
 ORCHESTRATOR_NAME = "monitoring_job_orchestrator"
 ACTIVITY_NAME = "check_job_status"
@@ -171,19 +179,32 @@ class _Monitor:
     def due_of_check(self, number: int) -> datetime:
         return self.started_at + timedelta(seconds=self.schedule.offset_of_check(number))
 
+    def _seconds(self, moment: datetime) -> float:
+        return (moment - self.started_at).total_seconds()
+
+    def _gave_up(self, number: int, asked_due: datetime, asked_at: datetime) -> str:
+        """Why the guard won before check ``number`` answered (see :func:`no_worker_seconds`)."""
+        idle = no_worker_seconds(
+            self._seconds(self.ctx.current_utc_datetime),
+            self._seconds(self.guard.due),
+            self._seconds(asked_due),
+            self._seconds(asked_at),
+        )
+        grace = self.request.deadline_grace_seconds
+        planned = self.schedule.planned_check_count
+        return guard_reason(number, planned, grace, to_iso(self.deadline), idle)
+
     def check(self, number: int) -> Steps:
         """Check ``number``, retrying failures; returns the report, or raises :class:`_Ended`."""
         guard = self.guard
-        late = (
-            f"check {number} had not answered {self.request.deadline_grace_seconds:g} s after the deadline "
-            f"({to_iso(self.deadline)})"
-        )
+        asked_due = self.due_of_check(number)
         request = self.request.check_request(
             to_iso(self.started_at), number, due_at=to_iso(self.due_of_check(number))
         )
         attempts = 0
         while True:
             attempts += 1
+            asked_at = self.ctx.current_utc_datetime
             activity = self.ctx.call_activity(ACTIVITY_NAME, input=request.to_payload())
             winner = yield task.when_any([activity, guard.timer, self.cancel])
             while winner is guard.timer and guard.fired_early(self.ctx):
@@ -191,7 +212,7 @@ class _Monitor:
             if winner is self.cancel:
                 raise self._cancelled()
             if winner is guard.timer:
-                raise _Ended("Timeout", late)
+                raise _Ended("Timeout", self._gave_up(number, asked_due, asked_at))
             if not activity.is_failed:
                 return JobStatusReport.from_payload(activity.get_result())
             details = activity.get_exception().details
@@ -209,9 +230,11 @@ class _Monitor:
             if delay is None:
                 raise _Ended("Failed", f"check {number} failed {attempts} time(s); last error: {error}")
             self.publish()
-            retry_at = self.ctx.current_utc_datetime + timedelta(seconds=delay)
-            if not (yield from self.sleep_until(retry_at, guard)):
-                raise _Ended("Timeout", f"{late} (still failing: {error})")
+            failed_at = self.ctx.current_utc_datetime
+            asked_due = failed_at + timedelta(seconds=delay)
+            if not (yield from self.sleep_until(asked_due, guard)):
+                reason = self._gave_up(number, asked_due, failed_at)
+                raise _Ended("Timeout", f"{reason} (still failing: {error})")
 
     def run(self) -> Steps:
         request, ctx = self.request, self.ctx

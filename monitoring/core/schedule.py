@@ -133,3 +133,41 @@ def retry_delay_seconds(
     if failed_attempts >= max_attempts:
         return None
     return first_interval * backoff_coefficient ** (failed_attempts - 1)
+
+
+# A guard timer handled later than this after it fell due means no worker ran the monitor meanwhile.
+LATE_TOLERANCE_SECONDS = 2.0
+
+
+def no_worker_seconds(now: float, guard_due: float, asked_due: float, asked_at: float) -> float | None:
+    """How long no worker ran the monitor, if that is why its guard (deadline + grace) won; else None.
+
+    All times are seconds since the monitor started: ``now`` when the guard's firing is handled,
+    ``asked_due`` when the unanswered attempt was meant to happen and ``asked_at`` when the orchestrator
+    asked for it. A guard handled on time means a worker ran the monitor and the check itself did not
+    answer. Handled late, nobody ran the monitor: since the attempt was asked for (a worker was there
+    then), or, if it was asked in the same turn the guard is handled in, since the attempt fell due.
+    """
+    if now - guard_due <= LATE_TOLERANCE_SECONDS:
+        return None
+    since = asked_due if asked_at >= now else asked_at
+    return max(now - since, now - guard_due)
+
+
+def guard_reason(
+    check_number: int, planned_checks: int, grace_seconds: float, deadline: str, idle_seconds: float | None
+) -> str:
+    """The reason a monitor gives when its guard wins before check ``check_number`` answered.
+
+    Checks that could not run because no worker was there are not counted, and the reason says so."""
+    if idle_seconds is None:
+        return f"check {check_number} had not answered {grace_seconds:g} s after the deadline ({deadline})"
+    missed = (
+        f"check {check_number}"
+        if check_number >= planned_checks
+        else f"checks {check_number} to {planned_checks}"
+    )
+    return (
+        f"no worker for {idle_seconds:.0f} s (none connected, or all busy): {missed} could not run "
+        f"before the deadline ({deadline}) plus {grace_seconds:g} s"
+    )
