@@ -211,14 +211,23 @@ def test_list_overview_filters_search_and_paging(
 
 
 def test_start_a_monitor_from_the_page_with_its_prediction(
-    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
 ) -> None:
     page = browser_page
     page.goto(f"{dashboard_server.url}/")
     page.click("details#start summary")
-    page.wait_for_function(
+    page.wait_for_function(  # the form is set up: sources listed, the defaults' plan shown
         "() => document.querySelector('#plan').textContent.startsWith('Predicted: 4 checks')", timeout=WAIT_MS
     )
+    fields = {"job_source", "status_url", "job_duration_seconds", "job_outcome"}
+    shown = {name for name in fields if page.is_visible(f"[name={name}]")}
+    assert shown == {"job_source", "job_duration_seconds", "job_outcome"}  # the simulated job's fields
+    sources = page.eval_on_selector_all("#job-source option", "options => options.map(o => o.value)")
+    assert sources[0] == "simulated"
+    if "http" in sources:  # once a status-URL source is registered, its field replaces the simulated ones
+        page.select_option("#job-source", "http")
+        assert page.is_visible("[name=status_url]") and not page.is_visible("[name=job_outcome]")
+        page.select_option("#job-source", "simulated")
     page.fill("[name=polling_interval_seconds]", "50")
     page.wait_for_selector("#plan.problem", timeout=WAIT_MS)
     assert "larger than timeout_seconds" in page.inner_text("#plan") and page.is_disabled("#start-go")
@@ -229,6 +238,9 @@ def test_start_a_monitor_from_the_page_with_its_prediction(
     page.fill("[name=job_duration_seconds]", "0.8")
     page.wait_for_function(
         "() => document.querySelector('#plan').dataset.predictedChecks === '3'", timeout=WAIT_MS
+    )
+    page.screenshot(
+        path=str(artifacts / "dashboard-start-form.png"), clip={"x": 0, "y": 0, "width": 1400, "height": 560}
     )
     page.click("#start-go")
     link = page.wait_for_selector("#start-result a", timeout=WAIT_MS)
