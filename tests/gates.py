@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
+from monitoring.core import jobs
 from monitoring.core.jobs import JobCheckRequest, JobStatusReport, register_job_source
 from monitoring.core.payloads import to_iso
 
@@ -57,10 +58,12 @@ class GatedJob:
             self._changed.notify_all()
 
     def close(self) -> None:
-        """Let every check answer, now and later (so no worker thread stays blocked after a test)."""
+        """Let every check answer, now and later (no worker thread stays blocked after a test), and take the
+        gate's name out of the registry (tests that list the registered sources do not see it)."""
         with self._changed:
             self._open = True
             self._changed.notify_all()
+        jobs._SOURCES.pop(self.name, None)  # the registry has no public removal: a test's own clean-up
 
     def _wait(self, condition: object, what: str) -> None:
         deadline = time.monotonic() + WAIT_LIMIT

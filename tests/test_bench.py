@@ -62,7 +62,9 @@ def test_saturation_is_the_first_size_whose_throughput_falls_behind_the_offered_
 
 
 def test_job_source_is_validated_and_reaches_the_check() -> None:
-    with pytest.raises(InvalidRequestError, match="job_source must be one of simulated, bench"):
+    with pytest.raises(
+        InvalidRequestError, match=r"job_source must be one of simulated, .*\bbench\b.*, not 'nope'"
+    ):
         MonitorRequest(job_id="j", job_source="nope")
     assert "job_source" not in MonitorRequest(job_id="j").to_payload()  # wire shape unchanged by default
     assert MonitorRequest(job_id="j", job_source="bench").to_payload()["job_source"] == "bench"
@@ -153,23 +155,22 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         # Six starts spread over one 0.2 s interval: the last one 5/6 of the way in, not all at once.
         assert on_time["started_over_seconds"] >= 0.2 * 5 / 6, name
         assert on_time["worker_processes_checking"] == 1 or name == "scale-out"
-        assert 0 <= on_time["lateness_p50_seconds"] <= on_time["lateness_p99_seconds"]
-        assert on_time["lateness_p99_seconds"] <= on_time["lateness_max_seconds"]
-        assert on_time["schedule_seconds"] >= 0 and on_time["worker_cpu_seconds"] >= 0
-        assert on_time["memory_kb_per_waiting_monitor"] >= 0
+        # Measured, not defaulted: starting monitors and checking them took time and CPU (the percentiles'
+        # order is test_percentile_picks_from_the_sorted_values's business; no timing limit here).
+        assert on_time["schedule_seconds"] > 0 and on_time["worker_cpu_seconds"] > 0, name
+        assert math.isfinite(on_time["memory_kb_per_waiting_monitor"]), name
         assert result["saturated"]["checks_done"] == result["saturated"]["checks_expected"] == 4 * 10
         assert result["saturated"]["checks_per_second"] > 0
         assert result["long"]["checks_done"] == 30 and result["long"]["late_check"] == 30
-        assert result["long"]["cpu_ms_per_check_early"] >= 0 and result["long"]["cpu_ms_per_check_late"] >= 0
+        assert result["long"]["cpu_ms_per_check_early"] > 0 and result["long"]["cpu_ms_per_check_late"] > 0
         assert result["peak_worker_mb"] > 0
     # The scheduler runs in a process of its own only in the project's stacks.
     for name in ("project", "scale-out"):
-        assert smoke_run["stacks"][name]["on_time"][0]["scheduler_cpu_seconds"] >= 0
+        assert smoke_run["stacks"][name]["on_time"][0]["scheduler_cpu_seconds"] > 0
         assert smoke_run["stacks"][name]["peak_scheduler_mb"] > 0
     assert smoke_run["stacks"]["reference"]["peak_scheduler_mb"] is None
     # The scale-out workers are processes of their own: their CPU is counted, the bench's is not.
     assert smoke_run["stacks"]["scale-out"]["on_time"][-1]["worker_cpu_seconds"] > 0
-    assert smoke_run["stacks"]["scale-out"]["settings"]["scale_out_workers"] == 2
     # A durable check runs after its timer fired, so it is never early: the due time reached the check.
     for name in ("project", "scale-out", "reference"):
         assert smoke_run["stacks"][name]["on_time"][0]["lateness_p50_seconds"] > 0
@@ -187,6 +188,32 @@ def test_the_json_reads_back_into_the_typed_results_unchanged(smoke_run: dict) -
     typed = bench.BenchRun.from_json(smoke_run)
     assert typed.stacks["project"].long.cpu_growth == smoke_run["stacks"]["project"]["long"]["cpu_growth"]
     assert json.dumps(typed.to_json(), sort_keys=True) == json.dumps(smoke_run, sort_keys=True)  # NaN-safe
+
+
+def test_without_json_it_prints_the_table() -> None:
+    """A real run of two stacks at the smallest sizes, as a person reads it: header, table, ratios."""
+    sizes = ["--monitors", "4", "--interval", "0.2", "--checks", "2", "--saturated-monitors", "2"]
+    sizes += ["--long-monitors", "1", "--long-checks", "12", "--reference-long-checks", "12"]
+    done = subprocess.run(
+        [sys.executable, "-m", "monitoring.bench", *sizes, "--stacks", "floor,project"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["measuring floor ...", "measuring project ..."]
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, \d+ cores, .*Python 3", lines[2])
+    table = [line for line in lines if line.startswith("| ")]
+    assert table[0] == "| figure | floor | project |"
+    rows = {row.split(" | ")[0].removeprefix("| "): row.split(" | ")[1:] for row in table[1:]}
+    lateness = rows["lateness p50 / p99 / max, ms (4 monitors x 2 checks at 0.2 s)"]
+    assert all(re.fullmatch(r"\d+ / \d+ / \d+ ?\|?", cell.strip(" |")) for cell in lateness), lateness
+    assert "saturated checks/s (2 monitors)" in rows and "worker CPU ms per check at check 10 / 12" in rows
+    assert [line.split(":")[0] for line in lines if line.startswith("- ")] == [
+        "- project/floor saturated checks/s",
+        "- project/floor p99 lateness",
+    ]
 
 
 def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_path: Path) -> None:

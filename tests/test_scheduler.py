@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -20,7 +21,7 @@ from monitoring.backend.connection import Connection, ensure_backend, local_conn
 from monitoring.backend.scheduler import LocalScheduler, SchedulerError, probe
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
-from monitoring.worker import start_worker, stop_worker
+from monitoring.worker import create_worker, start_worker, stop_worker
 
 
 def free_port() -> int:
@@ -159,19 +160,38 @@ def test_timer_queue_fires_in_due_order() -> None:
 def test_timers_queued_while_stopped_fire_when_started_again() -> None:
     fired = threading.Event()
     queue = timers.TimerQueue()
-    queue.call_at(datetime.now(timezone.utc) + timedelta(milliseconds=50), fired.set)
-    queue.stop()
-    assert not fired.wait(0.3), "a stopped queue fires nothing"
-    assert len(queue) == 1
+    due = datetime.now(timezone.utc) + timedelta(milliseconds=50)
+    queue.call_at(due, fired.set)
+    queue.stop()  # joins its thread: from here on nothing can fire until start()
+    while datetime.now(timezone.utc) <= due:  # until the timer is overdue
+        time.sleep(0.01)
+    assert not fired.is_set() and len(queue) == 1, "a stopped queue fires nothing"
     queue.start()  # as LocalScheduler.start does after a stop
-    assert fired.wait(5), "the overdue timer fires at once"
+    assert fired.wait(30), "the overdue timer fires at once"
     queue.stop()
 
 
 def test_the_reference_can_run_on_the_sdks_own_servicer() -> None:
-    own = InMemoryOrchestrationBackend()
-    with LocalScheduler(0, servicer=own) as plain:
-        assert plain.backend is own and probe(plain.address)
+    """The benchmark's reference stack: the SDK's own servicer behind LocalScheduler serves a monitor."""
+    with LocalScheduler(0, servicer=InMemoryOrchestrationBackend()) as plain:
+        connection = Connection(plain.address, "default", "emulator")
+        worker = create_worker(connection)
+        worker.start()
+        try:
+            with MonitorClient(connection) as monitors:
+                request = MonitorRequest(
+                    new_job_id(), 0.1, 0.3, job_duration_seconds=0.1, deadline_grace_seconds=0.1
+                )
+                final = monitors.follow(monitors.start(request), timeout=60)
+        finally:
+            worker.stop()
+        # The SDK's servicer sleeps a thread per timer; its last (the guard, at 0.4 s) ends before we go on.
+        deadline = time.monotonic() + 60
+        while [thread for thread in threading.enumerate() if "fire_timer" in thread.name]:
+            assert time.monotonic() < deadline, "the SDK's timer threads never ended"
+            time.sleep(0.05)
+    assert final.result is not None
+    assert (final.result.final_status, final.result.checks_performed) == ("Completed", 2)
 
 
 def test_waiting_monitors_hold_timers_not_threads(scheduler: LocalScheduler, monitors: MonitorClient) -> None:
