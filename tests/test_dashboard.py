@@ -224,7 +224,7 @@ def test_start_form_offers_registered_sources_with_fields_the_model_has(
     assert sources["simulated"] == ["job_duration_seconds", "job_outcome"]
     model_fields = {field.name for field in dataclasses.fields(MonitorRequest)}
     for name, fields in sources.items():
-        assert name in job_source_names() and model_fields.issuperset(fields)
+        assert name in job_source_names() and model_fields.issuperset(f.split(".")[0] for f in fields)
     assert options["defaults"]["polling_interval_seconds"] == 5
 
 

@@ -102,12 +102,12 @@ def _monitor_request(payload: Any) -> MonitorRequest:
     return MonitorRequest.from_payload(payload, default_job_id=f"job-{uuid.uuid4()}")
 
 
-# The job sources the start form offers, with the request fields each one shows. A source appears once it
-# is registered (monitoring.core.jobs) and the request model has its fields: "http" with "status_url" is
-# the hook for a status URL.
+# The job sources the start form offers, with the request fields each one shows ("a.b" is key b of the
+# request's object field a). A source appears once it is registered (monitoring.core.jobs) and the request
+# model has its fields: "http" with a status URL in job_source_options.url.
 FORM_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "simulated": ("simulated job", ("job_duration_seconds", "job_outcome")),
-    "http": ("status URL", ("status_url",)),
+    "http": ("status URL (http)", ("job_source_options.url",)),
 }
 
 
@@ -118,7 +118,8 @@ def start_form_options() -> dict[str, Any]:
         "sources": [
             {"name": name, "label": label, "fields": list(shown)}
             for name, (label, shown) in FORM_SOURCES.items()
-            if name in job_source_names() and request_fields.issuperset(shown)
+            if name in job_source_names()
+            and request_fields.issuperset(field.split(".")[0] for field in shown)
         ],
         "defaults": MonitorRequest(job_id="job").to_payload() | {"job_id": ""},
     }

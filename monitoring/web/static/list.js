@@ -192,7 +192,10 @@ const ListPage = (() => {
     for (const input of form.querySelectorAll("[data-field]")) {
       const value = input.value.trim();
       if (value === "" || input.disabled) continue;
-      payload[input.dataset.field] = input.type === "number" ? Number(value) : value;
+      const [field, key] = input.dataset.field.split(".");
+      const typed = input.type === "number" ? Number(value) : value;
+      if (key) payload[field] = { ...(payload[field] || {}), [key]: typed };
+      else payload[field] = typed;
     }
     return payload;
   }
