@@ -1,0 +1,113 @@
+"""Limits that refuse and never wedge, ending any instance, and retention, over real gRPC.
+
+An event flood is refused (RESOURCE_EXHAUSTED with a message) or absorbed, nothing accepted is lost, and
+the monitor goes on and can still be cancelled; a monitor held by a worker that stopped answering can be
+terminated and purged at once; finished instances are purged after their retention, and lists page.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections import Counter
+
+import grpc
+import pytest
+from durabletask.client import OrchestrationQuery
+from test_faults import NEVER, Stack, checks, request, stack  # noqa: F401 (stack is a fixture)
+
+from monitoring.backend.connection import local_connection
+from monitoring.backend.scheduler import LocalScheduler
+from monitoring.backend.state import HubOptions
+from monitoring.client.errors import LimitExceededError, UnknownInstanceError
+from monitoring.client.monitors import MonitorClient
+from monitoring.core.models import MonitorRequest
+
+
+def raised_in_history(monitors: MonitorClient, instance_id: str, name: str) -> int:
+    return sum(
+        1
+        for event in monitors.history(instance_id)
+        if getattr(event, "name", None) == name and hasattr(event, "input")
+    )
+
+
+@pytest.mark.heavy
+def test_an_event_flood_is_refused_or_absorbed_and_the_monitor_can_still_be_cancelled(
+    monitors: MonitorClient,
+) -> None:
+    plan = MonitorRequest(
+        job_id=f"job-{uuid.uuid4().hex[:8]}",
+        polling_interval_seconds=0.5,
+        timeout_seconds=600,
+        job_duration_seconds=NEVER,
+    )
+    instance_id = monitors.start(plan)
+    monitors.wait_for(instance_id, lambda s: checks(s) >= 1, timeout=60)
+    outcomes: Counter[str] = Counter()
+    refusals: list[str] = []
+    for number in range(11_000):
+        try:
+            monitors.client.raise_orchestration_event(instance_id, "noise", data=number)
+            outcomes["accepted"] += 1
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error  # type: ignore[attr-defined]
+            outcomes["refused"] += 1
+            refusals.append(error.details())  # type: ignore[attr-defined]
+    assert outcomes["refused"] > 0 and outcomes["accepted"] >= 1_000, outcomes
+    assert any("(the limit is 10000" in r and "it takes no more 'noise' events" in r for r in refusals)
+    with pytest.raises(LimitExceededError, match="limit is 10000"):
+        monitors.raise_event(instance_id, "noise", "one more")
+    # Every accepted event reaches the monitor's history (carried from generation to generation).
+    deadline = time.monotonic() + 120
+    while (seen := raised_in_history(monitors, instance_id, "noise")) != outcomes["accepted"]:
+        assert time.monotonic() < deadline, f"{seen} of {outcomes['accepted']} accepted events in the history"
+        time.sleep(0.5)
+    progressing = checks(monitors.snapshot(instance_id))
+    monitors.wait_for(instance_id, lambda s: checks(s) > progressing, timeout=120)  # it goes on checking
+    monitors.cancel(instance_id, reason="flooded")
+    final = monitors.follow(instance_id, timeout=120)
+    assert final.result is not None and final.result.final_status == "Cancelled"
+    assert final.result.reason == "cancelled: flooded"
+
+
+@pytest.mark.heavy
+def test_a_monitor_held_by_a_worker_that_stopped_answering_is_terminated_and_purged_at_once(
+    stack: Stack,  # noqa: F811
+) -> None:
+    worker = stack.start_worker()
+    with MonitorClient(local_connection(stack.address)) as monitors:
+        instance_id = monitors.start(request(interval=0.2, timeout=600))
+        monitors.wait_for(instance_id, lambda s: checks(s) >= 3, timeout=120)
+        worker.send_signal(signal.SIGSTOP)  # its stream stays open; it holds the monitor's work
+        try:
+            monitors.terminate(instance_id, reason="stuck")
+            assert monitors.snapshot(instance_id).runtime_status == "Terminated", "no worker needed"
+            assert monitors.purge(instance_id) == 1
+            with pytest.raises(UnknownInstanceError):
+                monitors.snapshot(instance_id)
+        finally:
+            worker.send_signal(signal.SIGCONT)
+        other = monitors.start(request(interval=0.2, timeout=1))
+        final = monitors.follow(other, timeout=120)  # the same worker goes on with other work
+    assert final.result is not None and final.result.checks_performed == 6
+    assert "Traceback" not in stack.worker_log(1)
+
+
+def test_finished_instances_are_purged_after_their_retention_and_lists_page() -> None:
+    options = HubOptions(retention_seconds=0.5, sweep_seconds=0.05)
+    with (
+        LocalScheduler(0, options=options) as scheduler,
+        MonitorClient(local_connection(scheduler.address)) as monitors,
+    ):
+        ids = [monitors.start(request(interval=1, timeout=60), instance_id=f"kept-{n}") for n in range(5)]
+        query = OrchestrationQuery(instance_id_prefix="kept-", max_instance_count=2)
+        assert [s.instance_id for s in monitors.client.get_all_orchestration_states(query)] == ids, "3 pages"
+        for instance_id in ids[:3]:
+            monitors.terminate(instance_id, reason="done")  # no worker needed to end them
+        deadline = time.monotonic() + 60
+        while len(remaining := monitors.client.get_all_orchestration_states(query)) > 2:
+            assert time.monotonic() < deadline, "finished instances outlived their retention"
+            time.sleep(0.05)
+        assert [state.instance_id for state in remaining] == ids[3:], "active ones are kept"
