@@ -14,7 +14,7 @@ from typing import Protocol
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from monitoring.client.tracking import RunTrace
 
@@ -217,7 +217,9 @@ def scale_figure(runs: Sequence[ScaleRun], saturated_at: int | None) -> Figure:
         if saturated_at is not None:
             ax.axvline(saturated_at, color="C3", alpha=0.7, label=f"saturated at {saturated_at} monitors")
         ax.set_xscale("log")
-        ax.set_xlabel("monitors")
+        ax.set_xticks(sizes, [str(size) for size in sizes])  # the sizes measured, as plain numbers
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("monitors (log scale)")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
