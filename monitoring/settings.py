@@ -6,6 +6,7 @@
 * ``MONITORING_STATE_DIR``: where local scheduler processes keep their records and logs
   (default ``~/.local/state/durable-monitoring``).
 * ``MONITORING_TIME_SCALE``: a number in (0, 1] that shortens the tutorial's scenarios (0.2 under pytest).
+* Any variable an ``http`` job source's header names as ``${NAME}`` (:func:`secret`), read by the worker.
 
 Nothing else in the package reads ``os.environ``; everything else receives a :class:`Settings`.
 """
@@ -58,6 +59,15 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         state_dir=Path(state) if state else Path.home() / ".local" / "state" / "durable-monitoring",
         time_scale=_time_scale(environ.get(TIME_SCALE_ENV, "").strip()),
     )
+
+
+def secret(name: str) -> str | None:
+    """An environment variable a job source refers to by name (``${NAME}`` in an http header), or None.
+
+    Secrets stay in the worker's environment: the monitor's input, which the task hub stores and the API
+    and dashboard show, holds only the name.
+    """
+    return os.environ.get(name)
 
 
 def environ_with(changes: Mapping[str, str]) -> dict[str, str]:

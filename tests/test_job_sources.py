@@ -270,3 +270,15 @@ def test_an_installed_package_adds_a_source_through_the_entry_point_group(tmp_pa
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines() == ["simulated,http,callable,acme Completed", "acme needs a queue"]
+
+
+def test_a_header_names_the_workers_secret_instead_of_carrying_it(
+    service: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = service.wait(service.start(work=1000, seconds=0))
+    options = {"url": service.url_of(job), "headers": {"Authorization": "Bearer ${JOB_SERVICE_TOKEN}"}}
+    assert validate_job_source("http", options)["headers"] == options["headers"]  # only the name is kept
+    with pytest.raises(JobSourceError, match="header Authorization: the worker has no environment variable"):
+        ask("http", options)
+    monkeypatch.setenv("JOB_SERVICE_TOKEN", TOKEN)
+    assert ask("http", options) == "Completed"

@@ -91,10 +91,16 @@ class RunTrace:
         return [seen[number] for number in sorted(seen)]
 
     @property
+    def simulated(self) -> bool:
+        """Whether the run watches the simulated job (whose end is known in advance) or a real source."""
+        return self.request.job_source == "simulated"
+
+    @property
     def detection_delay(self) -> float | None:
-        """Seconds from the simulated job finishing to the check that saw it; None if it never did."""
+        """Seconds from the simulated job finishing to the check that saw it; None if it never did (or the
+        job is a real one, whose end this trace does not know)."""
         result = self.result
-        if result is None or result.final_status not in ("Completed", "Failed"):
+        if not self.simulated or result is None or result.final_status not in ("Completed", "Failed"):
             return None
         return result.monitoring_duration_seconds - self.request.job_duration_seconds
 

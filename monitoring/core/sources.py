@@ -8,9 +8,12 @@ too. Both turn the job's own word for its state into the pattern's three, the sa
 
 ``http`` options: ``url`` (http or https only), ``field`` (default ``status``; a dotted path such as
 ``job.state`` reads nested objects), ``mapping``, ``headers`` (sent, never shown: not in custom status,
-outputs, errors or logs), ``timeout_seconds`` (default 10). A timeout, an answer that is not 2xx or not
-JSON, or a missing field raise :class:`JobSourceError`: a failed check, retried by the monitor's retry
-policy, with the reason in ``last_error``. Errors name the URL without its query (which may hold a token).
+outputs, errors or logs), ``timeout_seconds`` (default 10). A header value may name environment
+variables of the worker, ``{"Authorization": "Bearer ${CI_TOKEN}"}``: the secret then never enters the
+monitor's input (which the task hub stores and the API and dashboard show), only its name does. A
+timeout, an answer that is not 2xx or not JSON, or a missing field raise :class:`JobSourceError`: a failed
+check, retried by the monitor's retry policy, with the reason in ``last_error``. Errors name the URL
+without its query (which may hold a token).
 
 ``callable`` options: ``function`` (``package.module:function``, ``__main__:f`` in a notebook) and
 ``mapping``. The worker imports it and calls it with the job id; it returns the job's word for its state.
@@ -27,7 +30,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitoring.core.jobs import JobCheckRequest, JobStatusReport, register_job_source
+from monitoring import settings
+from monitoring.core.jobs import JobCheckRequest, JobStatusReport, register_job_source, validate_job_source
 from monitoring.core.payloads import to_iso
 from monitoring.core.schedule import JobStatus
 
@@ -40,6 +44,7 @@ DEFAULT_FIELD = "status"
 DEFAULT_HTTP_TIMEOUT_SECONDS = 10.0
 MAX_HTTP_TIMEOUT_SECONDS = 300.0
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FUNCTION = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -143,6 +148,18 @@ class HttpOptions:
         return {key: value for key, value in payload.items() if value is not None}
 
 
+def _with_secrets(header: str, value: str) -> str:
+    """``value`` with each ``${NAME}`` replaced by the worker's environment variable NAME."""
+
+    def substitute(found: re.Match[str]) -> str:
+        secret = settings.secret(found.group(1))
+        if secret is None:
+            raise JobSourceError(f"header {header}: the worker has no environment variable {found.group(1)}")
+        return secret
+
+    return _VARIABLE.sub(substitute, value)
+
+
 class HttpJobSource:
     """GET the job's status URL and read one JSON field (see the module docstring)."""
 
@@ -154,8 +171,9 @@ class HttpJobSource:
 
         options = HttpOptions.parse(request.source_options or {})
         where = url_for_messages(options.url)
+        headers = {name: _with_secrets(name, value) for name, value in (options.headers or {}).items()}
         try:
-            response = httpx.get(options.url, headers=options.headers, timeout=options.timeout_seconds)
+            response = httpx.get(options.url, headers=headers, timeout=options.timeout_seconds)
         except httpx.TimeoutException:
             raise JobSourceError(f"GET {where} timed out after {options.timeout_seconds:g} s") from None
         except httpx.HTTPError as error:
@@ -209,3 +227,25 @@ class CallableJobSource:
 
 register_job_source("http", HttpJobSource())
 register_job_source("callable", CallableJobSource(), local_only=True)
+
+
+def resolve_job_source(
+    job_source: Any, options: Any, status_url: Any = None, status_field: Any = None
+) -> tuple[str, dict[str, Any] | None]:
+    """A request's job source and its validated options, from its fields as given.
+
+    ``status_url`` (and ``status_field``) are shorthand for ``job_source: "http"`` with those options, so a
+    request carries its source once: as ``job_source`` and ``job_source_options``. Raises ``ValueError``.
+    """
+    if status_url is None and status_field is None:
+        return job_source, validate_job_source(job_source, options)
+    if status_url is None:
+        raise ValueError("status_field names a field of the status URL's answer: give status_url too")
+    if job_source not in ("simulated", "http"):
+        raise ValueError(f"status_url is for the http job source, not {job_source!r}")
+    if isinstance(options, dict) and {"url", "field"} & set(options):
+        raise ValueError("give the URL and field once: status_url/status_field or job_source_options")
+    given = {**(options if isinstance(options, dict) else {}), "url": status_url}
+    if status_field is not None:
+        given["field"] = status_field
+    return "http", validate_job_source("http", given)

@@ -24,7 +24,8 @@ STATUS_COLOURS = {"Pending": "#9e9e9e", "Running": "#1f77b4", "Completed": "#2ca
 def label(trace: RunTrace) -> str:
     """A short legend label in scenario seconds: interval / timeout / job length."""
     interval, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
-    return f"{trace.request.job_id} ({interval:g}s/{timeout:g}s, job {job:g}s)"
+    job_text = f"job {job:g}s" if trace.simulated else trace.request.job_source
+    return f"{trace.request.job_id} ({interval:g}s/{timeout:g}s, {job_text})"
 
 
 def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
@@ -40,7 +41,7 @@ def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
         ax.plot(xs[1:], ys[1:], "o", color=colour, markersize=3 + width)
         _, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
         ax.axvline(timeout, color=colour, linestyle="--", alpha=0.7)
-        if job <= timeout:
+        if trace.simulated and job <= timeout:
             ax.axvline(job, color=colour, linestyle=":", alpha=0.9)
         if trace.detection_delay is not None and checks:
             ax.plot(xs[-1], ys[-1], marker="*", markersize=16, color=colour, markeredgecolor="black")
@@ -73,7 +74,7 @@ def draw_timelines(ax: Axes, traces: Sequence[RunTrace]) -> None:
         _, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
         ax.hlines(row, 0, timeout, color="#cccccc", linewidth=6, zorder=1)
         ax.plot([timeout], [row], marker="|", markersize=20, color="black", zorder=2)
-        if job <= timeout:
+        if trace.simulated and job <= timeout:
             ax.plot([job], [row], marker="v", markersize=10, color="#ff7f0e", zorder=3)
         for check in checks:
             colour = STATUS_COLOURS.get(check.job_status, "black")
