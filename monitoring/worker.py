@@ -11,10 +11,13 @@ import threading
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from durabletask.worker import ConcurrencyOptions
 
+from monitoring import settings
 from monitoring.backend.connection import Connection, credential, sdk_logger
 from monitoring.backend.reconnect import WORKER_RECONNECT
+from monitoring.core.jobs import register_job_source
 from monitoring.core.minimal import minimal_check, minimal_monitor
 from monitoring.core.orchestration import check_job_status, monitoring_job_orchestrator
+from monitoring.core.sources import HttpJobSource
 
 
 def create_worker(
@@ -22,8 +25,10 @@ def create_worker(
 ) -> DurableTaskSchedulerWorker:
     """A worker with the monitor's orchestrator and activity registered (not started).
 
-    The tutorial's :mod:`~monitoring.core.minimal` monitor is registered beside them.
+    The tutorial's :mod:`~monitoring.core.minimal` monitor is registered beside them, and the ``http`` job
+    source is given the worker's environment for the secrets its headers name.
     """
+    register_job_source("http", HttpJobSource(secrets=settings.secret))
     worker = DurableTaskSchedulerWorker(
         host_address=connection.endpoint,
         taskhub=connection.taskhub,

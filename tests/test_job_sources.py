@@ -17,15 +17,19 @@ from typing import Any
 
 import pytest
 
+from monitoring import settings
+from monitoring.backend.connection import Connection
 from monitoring.core.jobs import (
     JobCheckRequest,
     check_job,
+    job_source,
     job_source_is_local_only,
     job_source_names,
     validate_job_source,
 )
-from monitoring.core.sources import JobSourceError, map_status, url_for_messages
+from monitoring.core.sources import HttpJobSource, JobSourceError, map_status, url_for_messages
 from monitoring.notebook.job_service import JobService
+from monitoring.worker import create_worker
 
 TOKEN = "s3cret-token-value"
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -272,13 +276,20 @@ def test_an_installed_package_adds_a_source_through_the_entry_point_group(tmp_pa
     assert completed.stdout.splitlines() == ["simulated,http,callable,acme Completed", "acme needs a queue"]
 
 
-def test_a_header_names_the_workers_secret_instead_of_carrying_it(
-    service: JobService, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_header_names_the_workers_secret_instead_of_carrying_it(service: JobService) -> None:
     job = service.wait(service.start(work=1000, seconds=0))
     options = {"url": service.url_of(job), "headers": {"Authorization": "Bearer ${JOB_SERVICE_TOKEN}"}}
-    assert validate_job_source("http", options)["headers"] == options["headers"]  # only the name is kept
+    validated = validate_job_source("http", options)
+    assert validated["headers"] == options["headers"]  # only the name is kept in the monitor's input
+    request = JobCheckRequest(
+        "job-1", "2026-01-01T00:00:00.000Z", 0, "Completed", "http", source_options=validated
+    )
     with pytest.raises(JobSourceError, match="header Authorization: the worker has no environment variable"):
-        ask("http", options)
-    monkeypatch.setenv("JOB_SERVICE_TOKEN", TOKEN)
-    assert ask("http", options) == "Completed"
+        HttpJobSource().check(request, NOW)
+    worker_environment = {"JOB_SERVICE_TOKEN": TOKEN}
+    assert HttpJobSource(secrets=worker_environment.get).check(request, NOW).status == "Completed"
+
+
+def test_the_workers_http_source_reads_secrets_through_settings(connection: Connection) -> None:
+    create_worker(connection)  # what every worker does before it starts
+    assert job_source("http").secrets is settings.secret

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitoring import settings
 from monitoring.core.jobs import JobCheckRequest, JobStatusReport, register_job_source, validate_job_source
 from monitoring.core.payloads import to_iso
 from monitoring.core.schedule import JobStatus
@@ -148,20 +147,35 @@ class HttpOptions:
         return {key: value for key, value in payload.items() if value is not None}
 
 
-def _with_secrets(header: str, value: str) -> str:
-    """``value`` with each ``${NAME}`` replaced by the worker's environment variable NAME."""
+Secrets = Callable[[str], "str | None"]
 
-    def substitute(found: re.Match[str]) -> str:
-        secret = settings.secret(found.group(1))
-        if secret is None:
-            raise JobSourceError(f"header {header}: the worker has no environment variable {found.group(1)}")
-        return secret
 
-    return _VARIABLE.sub(substitute, value)
+def _no_secrets(name: str) -> str | None:
+    return None
 
 
 class HttpJobSource:
-    """GET the job's status URL and read one JSON field (see the module docstring)."""
+    """GET the job's status URL and read one JSON field (see the module docstring).
+
+    ``secrets`` looks up the ``${NAME}`` a header refers to; the worker passes
+    :func:`monitoring.settings.secret` (the environment is read there, not in the pattern's core).
+    """
+
+    def __init__(self, secrets: Secrets = _no_secrets) -> None:
+        self.secrets = secrets
+
+    def _with_secrets(self, header: str, value: str) -> str:
+        """``value`` with each ``${NAME}`` replaced by the worker's secret NAME."""
+
+        def substitute(found: re.Match[str]) -> str:
+            secret = self.secrets(found.group(1))
+            if secret is None:
+                raise JobSourceError(
+                    f"header {header}: the worker has no environment variable {found.group(1)}"
+                )
+            return secret
+
+        return _VARIABLE.sub(substitute, value)
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return HttpOptions.parse(options).to_payload()
@@ -171,7 +185,7 @@ class HttpJobSource:
 
         options = HttpOptions.parse(request.source_options or {})
         where = url_for_messages(options.url)
-        headers = {name: _with_secrets(name, value) for name, value in (options.headers or {}).items()}
+        headers = {name: self._with_secrets(name, value) for name, value in (options.headers or {}).items()}
         try:
             response = httpx.get(options.url, headers=headers, timeout=options.timeout_seconds)
         except httpx.TimeoutException:
