@@ -8,6 +8,7 @@ by that check. Durations are at least the due time of the last check (a check ma
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -17,6 +18,8 @@ from conftest import new_job_id
 from monitoring.client.errors import UnknownInstanceError
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
+from monitoring.core import jobs
+from monitoring.core.jobs import register_job_source
 from monitoring.core.models import MonitorRequest
 
 # (interval, timeout, job duration, outcome) -> (final status, checks, due time of the last check)
@@ -117,6 +120,29 @@ def test_invalid_input_fails_the_orchestration_with_a_readable_reason(monitors: 
     final = monitors.follow(instance_id, timeout=10)
     assert final.runtime_status == "Failed"
     assert final.failure is not None and "polling_interval_seconds must be greater than zero" in final.failure
+
+
+def test_a_check_that_raises_without_a_message_is_a_failed_check(monitors: MonitorClient) -> None:
+    """SDK pitfall, through the real worker and scheduler: an activity exception with an empty message comes
+    back as a success with no result; the activity re-raises it with its type, so the check fails."""
+
+    class Silent:
+        def check(self, request: object, now: object) -> object:
+            raise ValueError()
+
+    name = f"silent_{uuid.uuid4().hex[:8]}"
+    register_job_source(name, Silent())
+    try:
+        request = MonitorRequest(new_job_id(), 0.2, 1.0, job_source=name, retry_max_attempts=1)
+        final = monitors.follow(monitors.start(request), timeout=30)
+    finally:
+        jobs._SOURCES.pop(name, None)  # the registry has no public removal: a test's own clean-up
+    assert final.runtime_status == "Completed" and final.result is not None
+    assert (final.result.final_status, final.result.checks_performed) == ("Failed", 0)
+    assert final.result.reason == (
+        "check 1 failed 1 time(s); last error: check 1, attempt 1: RuntimeError: "
+        "ValueError (raised without a message)"
+    )
 
 
 def test_unknown_instance_is_a_clear_error(monitors: MonitorClient) -> None:
