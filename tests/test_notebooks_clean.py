@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -42,10 +43,38 @@ def test_no_cell_defines_an_orchestrator(path: Path) -> None:
         )
 
 
+def asserts_in(source: str) -> list[ast.Assert]:
+    """The assert statements of a code cell (IPython magics and shell lines left out)."""
+    python = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    return [node for node in ast.walk(ast.parse(python)) if isinstance(node, ast.Assert)]
+
+
+def fixed_by_its_text(test: ast.expr) -> bool:
+    """True when nothing the notebook runs can make ``test`` false: it reads no name, attribute or call."""
+    return not any(
+        isinstance(node, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)) for node in ast.walk(test)
+    )
+
+
+def test_an_assert_of_literals_is_recognised() -> None:
+    assert [
+        fixed_by_its_text(a.test) for a in asserts_in("assert True\nassert 1 + 1 == 2\nassert x == 2")
+    ] == [
+        True,
+        True,
+        False,
+    ]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_every_notebook_claims_are_checked_and_it_cleans_up(path: Path) -> None:
+def test_every_notebook_asserts_on_what_it_ran_and_cleans_up(path: Path) -> None:
+    """Its claims are assert cells (``run.py test`` runs every notebook, so a false claim fails the run), and
+    each assert reads something the notebook computed: none is true by its text alone."""
     sources = ["".join(cell["source"]) for cell in code_cells(path)]
-    assert any("assert " in source for source in sources), f"{path.name} has no assert cell"
+    asserts = [statement for source in sources for statement in asserts_in(source)]
+    assert asserts, f"{path.name} has no assert cell"
+    fixed = [ast.unparse(statement.test) for statement in asserts if fixed_by_its_text(statement.test)]
+    assert not fixed, f"{path.name}: asserts that cannot fail: {fixed}"
     assert "close()" in sources[-1], f"{path.name}: the last cell should stop the worker"
 
 
