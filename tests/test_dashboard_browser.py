@@ -154,6 +154,16 @@ def test_terminate_then_purge_from_the_page_and_back_out_of_a_confirmation(
     assert page.is_visible("#purged")
 
 
+def test_a_malformed_instance_address_says_so_promptly(
+    browser_page: Any, dashboard_server: BackgroundServer
+) -> None:
+    page = browser_page
+    page.goto(f"{dashboard_server.url}/instances/%E0%A4%A")
+    page.wait_for_selector("#purged", state="visible", timeout=WAIT_MS)
+    assert "No instance with this id" in page.inner_text("#purged")
+    assert page.locator("#actions button").count() == 0
+
+
 def test_list_overview_filters_search_and_paging(
     browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
 ) -> None:

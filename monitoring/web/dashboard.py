@@ -19,15 +19,18 @@ The ``POST`` routes accept only same-origin JSON
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitoring.backend import process
 from monitoring.backend.connection import Connection
@@ -45,6 +48,35 @@ from monitoring.web.dashboard_controls import ACTIONS, available_actions, mutati
 
 STATIC = Path(__file__).resolve().parent / "static"
 RUNTIME_STATUSES = ("Pending", "Running", "Suspended", "Completed", "Failed", "Terminated", "ContinuedAsNew")
+NOT_FOUND_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Not found · Durable monitoring dashboard</title><link rel="stylesheet" href="/static/dashboard.css">
+</head><body><header><h1>Durable monitoring dashboard</h1></header><main>
+<p class="problem">There is no page at this address.</p><p><a href="/">All instances</a></p>
+</main></body></html>
+"""
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities (which JSON cannot carry) replaced by null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON in ASCII: data written by other clients reaches the page even when it is not valid UTF-8 (a lone
+    surrogate in a job id) or holds NaN; either would otherwise fail the whole answer."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=True, separators=(",", ":"))
+        return text.encode("ascii")
 
 
 # --- the backend, named truthfully ------------------------------------------------------------------------
@@ -130,8 +162,23 @@ def create_dashboard_app(
 ) -> FastAPI:
     """The dashboard app for the task hub ``monitors`` talks to."""
     # No /docs page: FastAPI's loads its scripts from a CDN, and the dashboard loads nothing from outside.
-    app = FastAPI(title="Durable monitoring dashboard", version="2.0", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Durable monitoring dashboard",
+        version="2.0",
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=SafeJSONResponse,
+    )
     install_error_handlers(app)
+    api_errors = app.exception_handlers[StarletteHTTPException]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_a_page(request: Request, error: StarletteHTTPException) -> Any:
+        """A person who mistypes a page's address gets a page that says so; the API keeps JSON errors."""
+        if error.status_code != 404 or request.url.path.startswith(("/api/", "/static/")):
+            return await api_errors(request, error)
+        return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     connection = monitors.connection
     if state_file is None and connection.kind == "local":
@@ -199,13 +246,13 @@ def create_dashboard_app(
         }
 
     @app.post("/api/instances/{instanceId}/{action}", summary="Cancel, terminate, suspend, resume or purge")
-    async def act(instanceId: str, action: str, request: Request) -> JSONResponse:
+    async def act(instanceId: str, action: str, request: Request) -> SafeJSONResponse:
         refusal = mutation_refusal(request, allow_remote=allow_remote)
         if refusal:
-            return JSONResponse({"error": refusal}, status_code=403)
+            return SafeJSONResponse({"error": refusal}, status_code=403)
         chosen = ACTIONS.get(action)
         if chosen is None:
-            return JSONResponse({"error": f"no action {action!r}; use one of {', '.join(ACTIONS)}"}, 404)
+            return SafeJSONResponse({"error": f"no action {action!r}; use one of {', '.join(ACTIONS)}"}, 404)
         body = await _json_body(request, required_object=True) or {}
         reason = body.get("reason")
         if reason is not None and not isinstance(reason, str):
@@ -213,30 +260,30 @@ def create_dashboard_app(
         try:
             message = await run_in_threadpool(perform, monitors, index, chosen, instanceId, reason)
         except InstanceStateError as error:
-            return JSONResponse({"error": str(error)}, 409)
-        return JSONResponse({"action": chosen.name, **message})
+            return SafeJSONResponse({"error": str(error)}, 409)
+        return SafeJSONResponse({"action": chosen.name, **message})
 
     @app.get("/api/start-options", summary="The start form's job sources and defaults")
     def start_options() -> dict[str, Any]:
         return start_form_options()
 
     @app.post("/api/plan", summary="Check a monitor request with the API's model; its planned checks")
-    async def plan(request: Request) -> JSONResponse:
+    async def plan(request: Request) -> SafeJSONResponse:
         refusal = mutation_refusal(request, allow_remote=allow_remote)
         if refusal:
-            return JSONResponse({"error": refusal}, status_code=403)
+            return SafeJSONResponse({"error": refusal}, status_code=403)
         monitor_request = _monitor_request(await _json_body(request, required_object=True))
-        return JSONResponse(_plan_text(monitor_request))
+        return SafeJSONResponse(_plan_text(monitor_request))
 
     @app.post("/api/monitors", status_code=201, summary="Start a monitor (the API's request model)")
-    async def start(request: Request) -> JSONResponse:
+    async def start(request: Request) -> SafeJSONResponse:
         refusal = mutation_refusal(request, allow_remote=allow_remote)
         if refusal:
-            return JSONResponse({"error": refusal}, status_code=403)
+            return SafeJSONResponse({"error": refusal}, status_code=403)
         monitor_request = _monitor_request(await _json_body(request, required_object=True))
         instance_id = await run_in_threadpool(monitors.start, monitor_request)
         index.refresh(force=True)
-        return JSONResponse(
+        return SafeJSONResponse(
             {"instanceId": instance_id, "url": f"/instances/{instance_id}", **_plan_text(monitor_request)},
             status_code=201,
         )

@@ -3,7 +3,14 @@
 
 const InstancePage = (() => {
   const { el, byId, time, json, badge, duration } = Common;
-  const instanceId = decodeURIComponent(window.location.pathname.split("/").pop());
+  const instanceId = (() => {
+    const raw = window.location.pathname.split("/").pop();
+    try {
+      return decodeURIComponent(raw);
+    } catch (error) {
+      return raw; // a malformed address: ask for it as written, and the answer says it does not exist
+    }
+  })();
   let latest = null; // the last answer of /api/instances/{id}
   let skewMs = 0; // browser clock minus server clock
   let refresh = () => {};
