@@ -104,6 +104,8 @@ class _Monitor:
         )
         self.started_at = from_iso(self.progress.started_at).replace(tzinfo=None)
         self.deadline = self.started_at + timedelta(seconds=request.timeout_seconds)
+        # Formatted once: every published status and every check request carries them, on every replay.
+        self.started_iso, self.deadline_iso = to_iso(self.started_at), to_iso(self.deadline)
         # First task of every generation (see the module docstring), then the cancel event (no task id).
         self.grace = timedelta(seconds=request.deadline_grace_seconds)
         self.guard = _Guard(ctx, self.deadline + self.grace)
@@ -128,8 +130,8 @@ class _Monitor:
             last_check_time=progress.last_check_time,
             elapsed_seconds=_seconds_between(self.started_at, self.ctx.current_utc_datetime),
             next_check_time=next_check,
-            started_at=to_iso(self.started_at),
-            deadline=to_iso(self.deadline),
+            started_at=self.started_iso,
+            deadline=self.deadline_iso,
             polling_interval_seconds=self.request.polling_interval_seconds,
             timeout_seconds=self.request.timeout_seconds,
             final_status=final_status,
@@ -192,14 +194,14 @@ class _Monitor:
         )
         grace = self.request.deadline_grace_seconds
         planned = self.schedule.planned_check_count
-        return guard_reason(number, planned, grace, to_iso(self.deadline), idle)
+        return guard_reason(number, planned, grace, self.deadline_iso, idle)
 
     def check(self, number: int) -> Steps:
         """Check ``number``, retrying failures; returns the report, or raises :class:`_Ended`."""
         guard = self.guard
         asked_due = self.due_of_check(number)
         request = self.request.check_request(
-            to_iso(self.started_at), number, due_at=to_iso(self.due_of_check(number))
+            self.started_iso, number, due_at=to_iso(self.due_of_check(number))
         )
         attempts = 0
         while True:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 JobStatus = Literal["Pending", "Running", "Completed", "Failed"]
@@ -76,9 +77,10 @@ class CheckSchedule:
             self.interval_seconds, self.backoff_factor, self.max_interval_seconds, check_number - 1
         )
 
-    @property
+    @cached_property
     def planned_check_count(self) -> int:
-        """How many checks a monitor performs if the job never finishes."""
+        """How many checks a monitor performs if the job never finishes (worked out once per schedule: the
+        orchestrator asks on every step of every replay)."""
         first_gap = backoff_gap(self.interval_seconds, 1, self.max_interval_seconds, 1)
         if self.backoff_factor == 1:
             return math.ceil(self.timeout_seconds / first_gap - _EPSILON) + 1
