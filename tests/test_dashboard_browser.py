@@ -97,6 +97,39 @@ def test_instance_page_draws_one_mark_per_check_and_the_table_in_time_order(
     page.screenshot(path=str(artifacts / "dashboard-instance-narrow.png"), full_page=True)
 
 
+def test_failed_attempts_are_crosses_beside_one_dot_per_check(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
+) -> None:
+    page = browser_page
+    request = MonitorRequest(
+        new_job_id(),
+        0.5,
+        2,
+        job_duration_seconds=0.9,
+        job_fail_first_attempts=2,
+        retry_first_interval_seconds=0.1,
+    )
+    instance_id = monitors.start(request)
+    final = monitors.follow(instance_id, timeout=30)
+    assert final.result is not None and final.result.checks_performed == 3
+    open_instance(page, dashboard_server, instance_id)
+    page.wait_for_selector("#timeline tr.kind-ended", timeout=WAIT_MS)
+    assert page.locator("#chart [data-kind='check']").count() == 3
+    assert page.locator("#chart [data-kind='check-failed']").count() == 2
+    assert page.inner_text("#timeline-summary") == "3 check(s), 2 failed attempt(s), 5 timer(s)"
+    labels = page.eval_on_selector_all(
+        "#timeline tbody tr", "rows => rows.map(row => row.children[2].textContent + '/' + row.dataset.kind)"
+    )
+    assert labels[1:6] == [
+        "check 1/check-failed",
+        "retry wait/timer",
+        "check 1/check-failed",
+        "retry wait/timer",
+        "check 1/check",
+    ]
+    page.screenshot(path=str(artifacts / "dashboard-instance-retries.png"), full_page=True)
+
+
 def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
     browser_page: Any,
     dashboard_server: BackgroundServer,

@@ -1,7 +1,9 @@
 """An instance's history as a timeline of what a person cares about: start, checks, timers, events, end.
 
 :func:`build_timeline` is pure: give it the events of ``client.get_orchestration_history(instance_id)``
-(the dashboard, a notebook or a test) and it returns :class:`TimelineEntry` items in history order.
+(the dashboard, a notebook or a test) and it returns :class:`TimelineEntry` items in history order. Checks
+are numbered as the monitor numbers them (the ``check_number`` of each request, so the retries of a failed
+attempt carry the same number and a later generation goes on counting).
 
 Times: the local scheduler (the SDK's in-memory backend) stamps only ``OrchestratorStarted`` events with a
 real time and all others with 1970-01-01, so each entry takes the best time the history offers: a check's
@@ -66,6 +68,13 @@ def _check_report(result: str | None) -> JobStatusReport | None:
         return None
 
 
+def _check_number(request: str | None) -> int | None:
+    """The ``check_number`` a ``check_job_status`` request names (None if it names none)."""
+    payload = decode_payload(request)
+    number = payload.get("check_number") if isinstance(payload, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else None
+
+
 def _status_name(value: int) -> str:
     try:
         return runtime_status_name(OrchestrationStatus(value))
@@ -78,6 +87,7 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
     entries: list[TimelineEntry] = []
     episode: datetime | None = None  # start of the episode being read
     activity_names: dict[int, str] = {}
+    check_numbers: dict[int, int | None] = {}  # task id -> the check number its request names
     timer_entries: dict[int, int] = {}  # timer event id -> index in entries
     checks = 0
 
@@ -94,11 +104,12 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
             entries.append(TimelineEntry("started", when(event), f"{event.name} started", detail=job))
         elif isinstance(event, history.TaskScheduledEvent):
             activity_names[event.event_id] = event.name
+            check_numbers[event.event_id] = _check_number(event.input)
         elif isinstance(event, history.TaskCompletedEvent):
             name = activity_names.get(event.task_scheduled_id, ACTIVITY_NAME)
             report = _check_report(event.result) if name == ACTIVITY_NAME else None
             if report is not None:
-                checks += 1
+                checks = check_numbers.get(event.task_scheduled_id) or checks + 1
                 entries.append(TimelineEntry("check", report.checked_at, f"check {checks}", report.status))
             else:
                 entries.append(TimelineEntry("activity", when(event), f"{name} completed"))
@@ -106,15 +117,23 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
             name = activity_names.get(event.task_scheduled_id, ACTIVITY_NAME)
             message = event.failure_details.message if event.failure_details else None
             if name == ACTIVITY_NAME:
-                checks += 1
-                label = f"check {checks}"
+                # A failed attempt of check n (the request says n; retries of it say n again).
+                number = check_numbers.get(event.task_scheduled_id)
+                if number is None:
+                    checks += 1
+                label = f"check {number or checks}"
                 entries.append(TimelineEntry("check-failed", when(event), label, "Error", message))
             else:
                 entries.append(TimelineEntry("activity", when(event), f"{name} failed", "Error", message))
         elif isinstance(event, history.TimerCreatedEvent):
             timer_entries[event.event_id] = len(entries)
-            # A monitor's first timer in each generation is its guard (deadline plus grace), not a wait.
-            label = "deadline guard" if entries and entries[-1].kind == "started" else "timer"
+            # A monitor's first timer in each generation is its guard (deadline plus grace), not a wait;
+            # one right after a failed attempt is the wait before the retry.
+            label = "timer"
+            if entries and entries[-1].kind == "started":
+                label = "deadline guard"
+            elif entries and entries[-1].kind == "check-failed":
+                label = "retry wait"
             fire_at = to_iso(event.fire_at)
             entries.append(TimelineEntry("timer", fire_at, label, "pending", since=when(event)))
         elif isinstance(event, history.TimerFiredEvent):

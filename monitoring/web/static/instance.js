@@ -87,7 +87,10 @@ const InstancePage = (() => {
     byId("card").replaceChildren(...tiles);
     const notes = [];
     if (card.reason) notes.push(`Reason: ${card.reason}`);
-    if (card.last_error) notes.push(`Last error: ${card.last_error}`);
+    if (card.last_error) {
+      const retrying = card.state === "Retrying";
+      notes.push(`${retrying ? "Retrying after" : "An earlier attempt failed (retried)"}: ${card.last_error}`);
+    }
     if (card.note) notes.push(card.note);
     byId("card-notes").textContent = notes.join(" · ");
     byId("card-notes").hidden = notes.length === 0;

@@ -77,7 +77,9 @@ const Timeline = (() => {
     const height = TOP + plan.lanes.length * LANE_HEIGHT + AXIS;
     const x = (value) => labelWidth + (Math.min(Math.max(value, 0), plan.span) / plan.span) * room;
     const laneY = (name) => TOP + plan.lanes.indexOf(name) * LANE_HEIGHT + LANE_HEIGHT / 2;
-    const summary = `${plan.checks.length} check(s), ${plan.waits.length + plan.guards.length} timer(s)`;
+    const failures = plan.checks.filter((c) => c.entry.kind === "check-failed").length;
+    const summary = `${plan.checks.length - failures} check(s)` +
+      (failures ? `, ${failures} failed attempt(s)` : "") + `, ${plan.waits.length + plan.guards.length} timer(s)`;
 
     const root = svg("svg", {
       width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "chart-title",
@@ -162,15 +164,19 @@ const Timeline = (() => {
     }
     root.append(eventMarks);
 
-    // Checks last, on top: one mark per check, coloured by what the job answered.
+    // Checks last, on top: one dot per check, coloured by what the job answered; a failed attempt (retried
+    // under the same check number) is an orange cross.
     const checkMarks = svg("g", { class: "checks" });
     for (const { entry, at } of plan.checks) {
-      const status = entry.kind === "check-failed" ? "Error" : entry.status || "Unknown";
-      const mark = svg("circle", {
-        cx: x(at), cy: laneY("checks"), r: 6, class: `check-mark job-${status}`, "data-kind": "check",
-        "data-status": status,
-      });
-      checkMarks.append(title(mark, `${entry.label} at +${at.toFixed(2)} s: ${status}${entry.detail ? " (" + entry.detail + ")" : ""}`));
+      const failed = entry.kind === "check-failed";
+      const status = failed ? "Error" : entry.status || "Unknown";
+      const [cx, cy] = [x(at), laneY("checks")];
+      const mark = failed
+        ? svg("path", { d: `M${cx - 5} ${cy - 5} L${cx + 5} ${cy + 5} M${cx + 5} ${cy - 5} L${cx - 5} ${cy + 5}`,
+          class: "attempt-mark", "data-kind": "check-failed", "data-status": status })
+        : svg("circle", { cx, cy, r: 6, class: `check-mark job-${status}`, "data-kind": "check", "data-status": status });
+      const what = failed ? `${entry.label}: attempt failed` : `${entry.label}: ${status}`;
+      checkMarks.append(title(mark, `${what} at +${at.toFixed(2)} s${entry.detail ? " (" + entry.detail + ")" : ""}`));
     }
     root.append(checkMarks);
 
@@ -183,7 +189,7 @@ const Timeline = (() => {
       ["check-mark job-Running", "circle", "check: Running"],
       ["check-mark job-Completed", "circle", "check: Completed"],
       ["check-mark job-Failed", "circle", "check: Failed"],
-      ["check-mark job-Error", "circle", "check raised an error"],
+      ["attempt-mark", "cross", "failed attempt (retried)"],
       ["timer-span fired", "rect", "timer (fired)"],
       ["timer-span pending", "rect", "timer (pending)"],
       ["marker deadline", "line", "deadline"],
@@ -195,6 +201,7 @@ const Timeline = (() => {
       const icon = svg("svg", { width: 18, height: 14, "aria-hidden": "true" });
       if (shape === "circle") icon.append(svg("circle", { cx: 9, cy: 7, r: 5, class: className }));
       if (shape === "rect") icon.append(svg("rect", { x: 1, y: 3, width: 16, height: 8, rx: 2, class: className }));
+      if (shape === "cross") icon.append(svg("path", { d: "M4 2 L14 12 M14 2 L4 12", class: className }));
       if (shape === "line") icon.append(svg("line", { x1: 9, x2: 9, y1: 0, y2: 14, class: className }));
       const item = Common.el("li");
       item.append(icon, document.createTextNode(text));
