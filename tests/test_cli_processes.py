@@ -15,8 +15,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import grpc
+import pytest
 from durabletask import task
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from netns import PrivateNetwork
@@ -258,7 +262,7 @@ def test_a_failed_orchestration_is_printed_and_exits_1() -> None:
     assert "[Failed]" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_scheduler_error_is_one_line_and_exit_2() -> None:
+def test_a_task_hub_the_scheduler_does_not_serve_is_one_line_and_exit_2() -> None:
     with LocalScheduler(0) as own:
         done = run(
             [*MONITORING, "start", "job-1", "1", "5"], environment(ENDPOINT=own.address, TASKHUB="nope")
@@ -266,8 +270,42 @@ def test_a_scheduler_error_is_one_line_and_exit_2() -> None:
         with MonitorClient(Connection(own.address, "default", "emulator")) as monitors:
             assert monitors.list_instances() == [], "nothing was scheduled"
     assert done.returncode == 2 and done.stdout == ""
+    assert "'nope'" in one_error_line(done)
+
+
+class Refusing(grpc.GenericRpcHandler):
+    """A scheduler that refuses every call, as the Durable Task Scheduler does a caller without a role."""
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        def refuse(request: bytes, context: grpc.ServicerContext) -> bytes:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the caller has no role on this task hub")
+            raise AssertionError("abort raises")
+
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+@pytest.fixture
+def refusing_scheduler() -> Iterator[str]:
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((Refusing(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop(None)
+
+
+@pytest.mark.parametrize(
+    "command", [["start", "job-1", "1", "5"], ["status", "some-id"], ["cancel", "some-id"]]
+)
+def test_an_error_from_the_scheduler_is_one_line_and_exit_2(
+    refusing_scheduler: str, command: list[str]
+) -> None:
+    done = run([*MONITORING, *command], environment(ENDPOINT=refusing_scheduler))
+    assert done.returncode == 2 and done.stdout == ""
     line = one_error_line(done)
-    assert line.startswith("error: the scheduler said NOT_FOUND: ") and "'nope'" in line
+    assert "PERMISSION_DENIED" in line and "the caller has no role on this task hub" in line
 
 
 # --- demo against ENDPOINT; an extra worker process on its own ---------------------------------------------
