@@ -119,9 +119,9 @@ def test_start_timeout_exits_non_zero(monitors: MonitorClient) -> None:
     [
         (["job-1", "abc"], "polling_interval must be a number of seconds, not 'abc'"),
         (["job-1", "5", "soon"], "timeout must be a number of seconds, not 'soon'"),
-        (["job-1", "0"], "polling_interval_seconds must be greater than zero"),
-        (["job-1", "-5", "30"], "polling_interval_seconds must be greater than zero"),
-        (["job-1", "5", "-30"], "timeout_seconds must be greater than zero"),
+        (["job-1", "0"], "polling_interval_seconds must be from 0.001 to 31536000 seconds"),
+        (["job-1", "-5", "30"], "polling_interval_seconds must be from 0.001"),
+        (["job-1", "5", "-30"], "timeout_seconds must be from 0.001"),
         (["job-1", "10", "5"], "is larger than timeout_seconds"),
         (["job-1", "5", "30", "extra"], "unrecognized arguments: extra"),
         (["job-1", "--job-outcome", "Maybe"], "invalid choice: 'Maybe'"),

@@ -119,7 +119,8 @@ def test_invalid_input_fails_the_orchestration_with_a_readable_reason(monitors: 
     )
     final = monitors.follow(instance_id, timeout=10)
     assert final.runtime_status == "Failed"
-    assert final.failure is not None and "polling_interval_seconds must be greater than zero" in final.failure
+    assert final.failure is not None
+    assert "polling_interval_seconds must be from 0.001 to 31536000 seconds" in final.failure
 
 
 def test_a_check_that_raises_without_a_message_is_a_failed_check(monitors: MonitorClient) -> None:

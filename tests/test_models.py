@@ -8,6 +8,7 @@ import pytest
 
 from monitoring.core.models import (
     MAX_CHECKS_PER_MONITOR,
+    REQUEST_FIELDS,
     MonitorProgress,
     MonitorRequest,
     MonitorResult,
@@ -44,42 +45,59 @@ def test_missing_fields_take_defaults() -> None:
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"polling_interval_seconds": 0}, "polling_interval_seconds must be greater than zero"),
-        ({"polling_interval_seconds": -5}, "polling_interval_seconds must be greater than zero"),
-        ({"timeout_seconds": -1}, "timeout_seconds must be greater than zero"),
-        ({"timeout_seconds": "30"}, "timeout_seconds must be a number of seconds"),
+        ({"polling_interval_seconds": 0}, "polling_interval_seconds must be from 0.001 to 31536000 seconds"),
+        ({"polling_interval_seconds": -5}, "polling_interval_seconds must be from 0.001 to 31536000 seconds"),
+        ({"polling_interval_seconds": 5e-324}, "polling_interval_seconds must be from 0.001"),
+        ({"timeout_seconds": -1}, "timeout_seconds must be from 0.001 to 31536000 seconds, not -1"),
+        ({"timeout_seconds": 10**400}, "timeout_seconds must be from 0.001 to 31536000 seconds, not 1000"),
+        ({"timeout_seconds": "30"}, "timeout_seconds must be a number of seconds, not '30'"),
         ({"timeout_seconds": True}, "timeout_seconds must be a number of seconds"),
-        ({"timeout_seconds": math.inf}, "finite"),
+        ({"timeout_seconds": math.inf}, "timeout_seconds must be a finite number"),
+        ({"timeout_seconds": math.nan}, "timeout_seconds must be a finite number"),
         ({"polling_interval_seconds": 10, "timeout_seconds": 5}, "is larger than timeout_seconds"),
-        ({"job_duration_seconds": -1}, "job_duration_seconds must be zero or more"),
+        ({"job_duration_seconds": -1}, "job_duration_seconds must be from 0 to 31536000 seconds"),
         ({"job_outcome": "Exploded"}, "job_outcome must be one of Completed, Failed"),
         ({"job_id": ""}, "job_id must be a non-empty string"),
-        ({"job_id": 42}, "job_id must be a non-empty string"),
-        ({"job_id": "x" * 201}, "longer than 200"),
-        ({"timeout": 30}, "unknown field(s) timeout"),
+        ({"job_id": "  "}, "job_id must be a non-empty string"),
+        ({"job_id": 42}, "job_id must be a string, not 42"),
+        ({"job_id": "x" * 201}, "job_id is longer than 200 characters"),
+        ({"job_id": "bad\ud800"}, "job_id is not valid Unicode text"),
+        ({"job_id": "two\nlines"}, "job_id must not contain control characters"),
+        ({"timeout": 30}, "unknown field timeout; allowed: job_id, polling_interval_seconds"),
         ({"polling_interval_seconds": 0.001, "timeout_seconds": 3600}, f"at most {MAX_CHECKS_PER_MONITOR}"),
-        ({"backoff_factor": 0.5}, "backoff_factor must be 1 or more"),
+        ({"backoff_factor": 0.5}, "backoff_factor must be from 1 to 10"),
+        ({"backoff_factor": 11}, "backoff_factor must be from 1 to 10"),
         (
             {"max_interval_seconds": 1},
             "max_interval_seconds (1) is smaller than polling_interval_seconds (5)",
         ),
-        ({"retry_max_attempts": 0}, "retry_max_attempts must be 1 or more"),
+        ({"retry_max_attempts": 0}, "retry_max_attempts must be from 1 to 100"),
         ({"retry_max_attempts": 2.5}, "retry_max_attempts must be a whole number"),
-        ({"retry_first_interval_seconds": -1}, "retry_first_interval_seconds must be zero or more"),
-        ({"retry_backoff_coefficient": 0.9}, "retry_backoff_coefficient must be 1 or more"),
-        ({"deadline_grace_seconds": 0}, "deadline_grace_seconds must be greater than zero"),
-        ({"checks_per_generation": 0}, "checks_per_generation must be 1 or more"),
+        ({"retry_max_attempts": "3"}, "retry_max_attempts must be a whole number, not '3'"),
+        ({"retry_first_interval_seconds": -1}, "retry_first_interval_seconds must be from 0 to 31536000"),
+        ({"retry_backoff_coefficient": 0.9}, "retry_backoff_coefficient must be from 1 to 10"),
+        (
+            {"retry_max_attempts": 60, "retry_backoff_coefficient": 10},
+            "grows the retry waits from 1 s past 31536000 s",
+        ),
+        ({"deadline_grace_seconds": 0}, "deadline_grace_seconds must be from 0.001"),
+        ({"checks_per_generation": 0}, "checks_per_generation must be from 1 to 1000"),
         ({"checks_per_generation": 400, "retry_max_attempts": 3}, "use at most 333"),
-        ({"job_fail_first_attempts": -1}, "job_fail_first_attempts must be 0 or more"),
-        ({"job_fail_fraction": 1.5}, "job_fail_fraction must be a number from 0 to 1"),
-        ({"job_hang_seconds": -2}, "job_hang_seconds must be zero or more"),
-        ({"job_hang_from_check": 0}, "job_hang_from_check must be 1 or more"),
+        ({"job_fail_first_attempts": -1}, "job_fail_first_attempts must be from 0 to 1000000"),
+        ({"job_fail_fraction": 1.5}, "job_fail_fraction must be from 0 to 1, not 1.5"),
+        ({"job_hang_seconds": -2}, "job_hang_seconds must be from 0 to 31536000"),
+        ({"job_hang_from_check": 0}, "job_hang_from_check must be from 1 to 1000000"),
+        ({"job_source": "nope"}, "job_source must be one of simulated"),
     ],
 )
 def test_bad_input_is_explained(payload: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidRequestError) as error:
         MonitorRequest.from_payload(payload, default_job_id="job-1")
     assert message in str(error.value)
+    assert "\n" not in str(error.value) and error.value.field in (*REQUEST_FIELDS, *payload)
+    with pytest.raises(InvalidRequestError) as built:  # the same words from keywords (CLI, notebooks, API)
+        MonitorRequest(**{"job_id": "job-1", **payload})  # type: ignore[arg-type]
+    assert str(built.value) == str(error.value)
 
 
 def test_input_must_be_an_object() -> None:

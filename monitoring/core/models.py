@@ -8,16 +8,30 @@ Durable Task SDK stores.
 
 from __future__ import annotations
 
+import functools
 import math
+import uuid
 from dataclasses import dataclass, fields
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from durabletask import task
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from monitoring.core.jobs import JOB_OUTCOMES, JobCheckRequest, JobOutcome, job_source_names
 from monitoring.core.payloads import InvalidRequestError, Payload, field_dict
-from monitoring.core.schedule import CheckSchedule, FinalStatus, JobStatus
+from monitoring.core.schedule import CheckSchedule, JobStatus
+from monitoring.core.validation import (
+    MAX_SECONDS,
+    invalid_request,
+    number,
+    plain,
+    seconds,
+    shown,
+    text,
+    whole,
+)
 
 DEFAULT_POLLING_INTERVAL_SECONDS = 5.0
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -41,38 +55,70 @@ DEFAULT_RETRY_FIRST_INTERVAL_SECONDS = 1.0
 DEFAULT_RETRY_BACKOFF_COEFFICIENT = 2.0
 DEFAULT_DEADLINE_GRACE_SECONDS = 10.0
 MAX_JOB_ID_LENGTH = 200
+MAX_BACKOFF_FACTOR = 10.0
+MAX_RETRY_ATTEMPTS = 100
+MAX_CHECKS_PER_GENERATION = HISTORY_BUDGET_PER_GENERATION // HISTORY_EVENTS_PER_ATTEMPT
 
 
-def _positive_seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidRequestError(f"{name} must be a number of seconds, not {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise InvalidRequestError(f"{name} must be a finite number of seconds, not {value!r}")
-    if number < 0 or (number == 0 and not allow_zero):
-        bound = "zero or more" if allow_zero else "greater than zero"
-        raise InvalidRequestError(f"{name} must be {bound}, not {value!r}")
-    return number
+Seconds = seconds()
+SecondsOrZero = seconds(0)
+Factor = number(1, MAX_BACKOFF_FACTOR)
+Fraction = number(0, 1)
+Attempts = whole(1, MAX_RETRY_ATTEMPTS)
+PerGeneration = whole(1, MAX_CHECKS_PER_GENERATION)
+Count = whole(0, MAX_CHECKS_PER_MONITOR)
+CheckNumber = whole(1, MAX_CHECKS_PER_MONITOR)
 
 
-def _whole_number(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise InvalidRequestError(f"{name} must be a whole number, not {value!r}")
-    if value < minimum:
-        raise InvalidRequestError(f"{name} must be {minimum} or more, not {value!r}")
-    return int(value)
+def _nullable(schema: dict[str, Any]) -> None:
+    """Show a field that takes ``null`` (meaning: not given) as ``string or null`` in the JSON schema."""
+    string = {key: schema.pop(key) for key in ("type", "minLength", "maxLength") if key in schema}
+    schema["anyOf"] = [string, {"type": "null"}]
 
 
-def _at_least_one(name: str, value: Any) -> float:
-    number = _positive_seconds(name, value)
-    if number < 1:
-        raise InvalidRequestError(f"{name} must be 1 or more, not {value!r}")
-    return number
+def new_job_id() -> str:
+    """A job id for a request that names none: ``job-<uuid>``."""
+    return f"job-{uuid.uuid4()}"
 
 
-@dataclass(frozen=True)
+def _job_id(value: Any) -> str:
+    """``null`` means "no job id given", as an omitted field does: a new ``job-<uuid>``."""
+    return new_job_id() if value is None else value
+
+
+def _job_outcome(value: Any) -> str:
+    if value not in JOB_OUTCOMES:
+        raise InvalidRequestError(
+            field="job_outcome",
+            message=f"job_outcome must be one of {', '.join(JOB_OUTCOMES)}, not {shown(value)}",
+        )
+    return value
+
+
+def _job_source(value: Any) -> str:
+    names = job_source_names()
+    if not isinstance(value, str) or value not in names:
+        raise InvalidRequestError(
+            field="job_source", message=f"job_source must be one of {', '.join(names)}, not {shown(value)}"
+        )
+    return value
+
+
+JobId = Annotated[
+    text(MAX_JOB_ID_LENGTH),
+    BeforeValidator(_job_id),
+    Field(description="the job to watch; omitted or null: a new job-<uuid>", json_schema_extra=_nullable),
+]
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class MonitorRequest:
     """Input of ``monitoring_job_orchestrator``: which job to watch, how often, for how long.
+
+    It is a pydantic dataclass, the one validation of every edge: build it from keywords (the CLI, the
+    notebooks, Python), from JSON with :meth:`from_payload` (the orchestrator) or as the HTTP API's body
+    (FastAPI, which also draws the OpenAPI schema from it). Bad values raise :class:`InvalidRequestError`
+    with one line naming the field.
 
     ``job_duration_seconds`` and ``job_outcome`` describe the simulated job: it reports ``Running`` until
     that many seconds after the monitor started, then ``job_outcome``. The ``job_fail_*`` and ``job_hang_*``
@@ -82,101 +128,78 @@ class MonitorRequest:
     (:mod:`monitoring.core.schedule`); ``retry_*`` configure the retries of a failing check (a
     ``task.RetryPolicy``); ``deadline_grace_seconds`` is how long past the deadline the monitor still
     waits for a check (a slow or hanging one, or checks caught up after a stall) before it ends ``Timeout``;
-    ``checks_per_generation`` is how many checks run
-    before the monitor continues as new with a fresh history; ``job_source`` picks the
-    registered job source the check asks (:func:`monitoring.core.jobs.register_job_source`).
+    ``checks_per_generation`` is how many checks run before the monitor continues as new with a fresh
+    history; ``job_source`` picks the registered job source the check asks
+    (:func:`monitoring.core.jobs.register_job_source`).
     """
 
-    job_id: str
-    polling_interval_seconds: float = DEFAULT_POLLING_INTERVAL_SECONDS
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
-    job_duration_seconds: float = DEFAULT_JOB_DURATION_SECONDS
-    job_outcome: JobOutcome = "Completed"
-    backoff_factor: float = 1.0
-    max_interval_seconds: float | None = None
-    retry_max_attempts: int = DEFAULT_RETRY_MAX_ATTEMPTS
-    retry_first_interval_seconds: float = DEFAULT_RETRY_FIRST_INTERVAL_SECONDS
-    retry_backoff_coefficient: float = DEFAULT_RETRY_BACKOFF_COEFFICIENT
-    deadline_grace_seconds: float = DEFAULT_DEADLINE_GRACE_SECONDS
-    checks_per_generation: int = DEFAULT_CHECKS_PER_GENERATION
-    job_fail_first_attempts: int = 0
-    job_fail_fraction: float = 0.0
-    job_hang_seconds: float = 0.0
-    job_hang_from_check: int = 1
-    job_source: str = "simulated"
+    job_id: JobId = Field(default_factory=new_job_id)
+    polling_interval_seconds: Seconds = DEFAULT_POLLING_INTERVAL_SECONDS
+    timeout_seconds: Seconds = DEFAULT_TIMEOUT_SECONDS
+    job_duration_seconds: SecondsOrZero = DEFAULT_JOB_DURATION_SECONDS
+    job_outcome: Annotated[JobOutcome, BeforeValidator(_job_outcome)] = "Completed"
+    backoff_factor: Factor = 1.0
+    max_interval_seconds: Seconds | None = None
+    retry_max_attempts: Attempts = DEFAULT_RETRY_MAX_ATTEMPTS
+    retry_first_interval_seconds: SecondsOrZero = DEFAULT_RETRY_FIRST_INTERVAL_SECONDS
+    retry_backoff_coefficient: Factor = DEFAULT_RETRY_BACKOFF_COEFFICIENT
+    deadline_grace_seconds: Seconds = DEFAULT_DEADLINE_GRACE_SECONDS
+    checks_per_generation: PerGeneration = DEFAULT_CHECKS_PER_GENERATION
+    job_fail_first_attempts: Count = 0
+    job_fail_fraction: Fraction = 0.0
+    job_hang_seconds: SecondsOrZero = 0.0
+    job_hang_from_check: CheckNumber = 1
+    job_source: Annotated[str, BeforeValidator(_job_source), Field(description="a registered job source")] = (
+        "simulated"
+    )
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.job_id, str) or not self.job_id.strip():
-            raise InvalidRequestError(f"job_id must be a non-empty string, not {self.job_id!r}")
-        if len(self.job_id) > MAX_JOB_ID_LENGTH:
-            raise InvalidRequestError(f"job_id is longer than {MAX_JOB_ID_LENGTH} characters")
-        interval = _positive_seconds("polling_interval_seconds", self.polling_interval_seconds)
-        timeout = _positive_seconds("timeout_seconds", self.timeout_seconds)
-        duration = _positive_seconds("job_duration_seconds", self.job_duration_seconds, allow_zero=True)
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorRequest:
+        """The checks that span several fields (each names the field to change)."""
+        interval, timeout, cap = (
+            self.polling_interval_seconds,
+            self.timeout_seconds,
+            self.max_interval_seconds,
+        )
         if interval > timeout:
             raise InvalidRequestError(
                 f"polling_interval_seconds ({interval:g}) is larger than timeout_seconds ({timeout:g}): "
-                "the monitor would never get a second check"
+                "the monitor would never get a second check",
+                "polling_interval_seconds",
             )
-        if self.job_outcome not in JOB_OUTCOMES:
+        if cap is not None and cap < interval:
             raise InvalidRequestError(
-                f"job_outcome must be one of {', '.join(JOB_OUTCOMES)}, not {self.job_outcome!r}"
+                f"max_interval_seconds ({cap:g}) is smaller than polling_interval_seconds ({interval:g})",
+                "max_interval_seconds",
             )
-        backoff = _at_least_one("backoff_factor", self.backoff_factor)
-        cap = self.max_interval_seconds
-        if cap is not None:
-            cap = _positive_seconds("max_interval_seconds", cap)
-            if cap < interval:
-                raise InvalidRequestError(
-                    f"max_interval_seconds ({cap:g}) is smaller than polling_interval_seconds ({interval:g})"
-                )
-        attempts = _whole_number("retry_max_attempts", self.retry_max_attempts, minimum=1)
-        per_generation = _whole_number("checks_per_generation", self.checks_per_generation, minimum=1)
+        attempts, per_generation = self.retry_max_attempts, self.checks_per_generation
         if per_generation * HISTORY_EVENTS_PER_ATTEMPT * attempts > HISTORY_BUDGET_PER_GENERATION:
             most = HISTORY_BUDGET_PER_GENERATION // (HISTORY_EVENTS_PER_ATTEMPT * attempts)
             raise InvalidRequestError(
-                f"checks_per_generation {per_generation} with {attempts} attempt(s) per check could outgrow "
-                f"the backend's history limit; use at most {most}"
+                f"checks_per_generation {per_generation} with {attempts} attempt(s) per check could "
+                f"outgrow the backend's history limit; use at most {most}",
+                "checks_per_generation",
             )
-        if self.job_source not in job_source_names():
+        first, growth = self.retry_first_interval_seconds, self.retry_backoff_coefficient
+        if (
+            first > 0
+            and attempts > 2
+            and math.log(first / MAX_SECONDS) + (attempts - 2) * math.log(growth) > 0
+        ):
             raise InvalidRequestError(
-                f"job_source must be one of {', '.join(job_source_names())}, not {self.job_source!r}"
+                f"retry_backoff_coefficient {growth:g} over retry_max_attempts {attempts} grows the retry "
+                f"waits from {first:g} s past {MAX_SECONDS} s: use fewer attempts or a smaller coefficient",
+                "retry_backoff_coefficient",
             )
-        fraction = self.job_fail_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-            raise InvalidRequestError(f"job_fail_fraction must be a number from 0 to 1, not {fraction!r}")
-        values = {
-            "polling_interval_seconds": interval,
-            "timeout_seconds": timeout,
-            "job_duration_seconds": duration,
-            "backoff_factor": backoff,
-            "max_interval_seconds": cap,
-            "retry_max_attempts": attempts,
-            "retry_first_interval_seconds": _positive_seconds(
-                "retry_first_interval_seconds", self.retry_first_interval_seconds, allow_zero=True
-            ),
-            "retry_backoff_coefficient": _at_least_one(
-                "retry_backoff_coefficient", self.retry_backoff_coefficient
-            ),
-            "deadline_grace_seconds": _positive_seconds(
-                "deadline_grace_seconds", self.deadline_grace_seconds
-            ),
-            "checks_per_generation": per_generation,
-            "job_fail_first_attempts": _whole_number(
-                "job_fail_first_attempts", self.job_fail_first_attempts, minimum=0
-            ),
-            "job_fail_fraction": float(fraction),
-            "job_hang_seconds": _positive_seconds("job_hang_seconds", self.job_hang_seconds, allow_zero=True),
-            "job_hang_from_check": _whole_number("job_hang_from_check", self.job_hang_from_check, minimum=1),
-        }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
         checks = self.schedule().planned_check_count
         if checks > MAX_CHECKS_PER_MONITOR:
             raise InvalidRequestError(
-                f"{timeout:g} s at one check every {interval:g} s plans {checks} checks; "
-                f"at most {MAX_CHECKS_PER_MONITOR} are allowed per monitor (use a longer interval)"
+                f"polling_interval_seconds {plain(interval)} with timeout_seconds {plain(timeout)} plans "
+                f"{checks} checks; at most {MAX_CHECKS_PER_MONITOR} are allowed per monitor "
+                "(use a longer interval)",
+                "polling_interval_seconds",
             )
+        return self
 
     def to_payload(self) -> dict[str, Any]:
         """The official sample's fields and the simulated job's, plus any optional field not at its default.
@@ -225,21 +248,35 @@ class MonitorRequest:
 
     @classmethod
     def from_payload(cls, payload: Any, *, default_job_id: str) -> MonitorRequest:
-        """Build from a JSON object; missing fields take defaults, unknown ones are an error."""
+        """Build from a JSON object; missing fields take defaults (``job_id``: ``default_job_id``), unknown
+        ones are an error."""
         if payload is None:
             payload = {}
         if not isinstance(payload, dict):
-            raise InvalidRequestError(
-                f"the monitor input must be a JSON object, not {type(payload).__name__}"
-            )
-        unknown = sorted(set(payload) - {f.name for f in fields(cls)})
-        if unknown:
-            allowed = ", ".join(f.name for f in fields(cls))
-            raise InvalidRequestError(f"unknown field(s) {', '.join(unknown)}; allowed: {allowed}")
-        values = dict(payload)
-        if values.get("job_id") is None:
-            values["job_id"] = default_job_id
-        return cls(**values)
+            raise InvalidRequestError(f"the monitor input must be a JSON object, not {shown(payload)}")
+        if payload.get("job_id") is None:
+            payload = {**payload, "job_id": default_job_id}
+        try:
+            return _REQUEST.validate_python(payload)
+        except ValidationError as error:
+            raise invalid_request(error, allowed=REQUEST_FIELDS) from None
+
+
+_REQUEST: TypeAdapter[MonitorRequest] = TypeAdapter(MonitorRequest)
+REQUEST_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(MonitorRequest))
+_validated_init = MonitorRequest.__init__
+
+
+@functools.wraps(_validated_init)
+def _init(self: MonitorRequest, *args: Any, **kwargs: Any) -> None:
+    """Pydantic's own ``__init__``, raising the package's one-line :class:`InvalidRequestError`."""
+    try:
+        _validated_init(self, *args, **kwargs)
+    except ValidationError as error:
+        raise invalid_request(error, allowed=REQUEST_FIELDS) from None
+
+
+MonitorRequest.__init__ = _init  # type: ignore[method-assign]
 
 
 _BASE_FIELDS = (
@@ -255,19 +292,24 @@ _OPTIONAL_DEFAULTS = {field.name: field.default for field in fields(MonitorReque
 
 @dataclass(frozen=True)
 class MonitorStatus(Payload):
-    """The custom status the orchestrator publishes before the first check and after every check."""
+    """The custom status the orchestrator publishes before the first check and after every check.
 
-    job_id: str
-    status: JobStatus
-    check_count: int
-    last_check_time: str | None
-    elapsed_seconds: float
-    next_check_time: str | None
-    started_at: str
-    deadline: str
-    polling_interval_seconds: float
-    timeout_seconds: float
-    final_status: FinalStatus | None = None
+    The orchestrator fills every field; a status read from elsewhere (:meth:`Payload.read`: another
+    worker's ``monitoring_job_orchestrator`` may publish fewer fields, such as the official sample's
+    ``job_id``, ``status``, ``check_count``, ``last_check_time``) leaves the ones it lacks at None.
+    """
+
+    job_id: str | None = None
+    status: str | None = None  # a JobStatus from this package's orchestrator
+    check_count: int | None = None
+    last_check_time: str | None = None
+    elapsed_seconds: float | None = None
+    next_check_time: str | None = None
+    started_at: str | None = None
+    deadline: str | None = None
+    polling_interval_seconds: float | None = None
+    timeout_seconds: float | None = None
+    final_status: str | None = None  # a FinalStatus from this package's orchestrator
     last_error: str | None = None
     reason: str | None = None
     generation: int = 1
@@ -279,13 +321,14 @@ class MonitorResult(Payload):
     """The orchestration's output, in the official sample's shape.
 
     ``reason`` says in words why a monitor ended ``Failed`` by its own checks, ``Cancelled``, or ``Timeout``
-    because a check did not answer; it is left out of the payload when there is nothing to add.
+    because a check did not answer; it is left out of the payload when there is nothing to add. A result
+    read from another worker's output (:meth:`Payload.read`) leaves the fields it lacks at None.
     """
 
-    job_id: str
-    final_status: FinalStatus
-    checks_performed: int
-    monitoring_duration_seconds: float
+    job_id: str | None = None
+    final_status: str | None = None  # a FinalStatus from this package's orchestrator
+    checks_performed: int | None = None
+    monitoring_duration_seconds: float | None = None
     reason: str | None = None
 
     def to_payload(self) -> dict[str, Any]:

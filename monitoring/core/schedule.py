@@ -33,11 +33,19 @@ _EPSILON = 1e-9
 TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"Completed", "Failed"})
 
 
+def _power(factor: float, exponent: int) -> float:
+    """``factor ** exponent``, or infinity where that is past the largest float (instead of OverflowError)."""
+    try:
+        return factor**exponent
+    except OverflowError:
+        return math.inf
+
+
 def backoff_gap(interval: float, factor: float, cap: float | None, gap_number: int) -> float:
     """Wait ``gap_number`` (1-based) between two checks: ``interval * factor ** (gap_number - 1)``, capped."""
     if gap_number < 1:
         raise ValueError(f"gap {gap_number} is outside 1..")
-    gap = interval * factor ** (gap_number - 1) if factor != 1 else interval
+    gap = interval * _power(factor, gap_number - 1) if factor != 1 else interval
     return gap if cap is None else min(gap, cap)
 
 
@@ -51,7 +59,7 @@ def backoff_offset(interval: float, factor: float, cap: float | None, gaps: int)
     if cap is not None:
         below_cap = math.ceil(math.log(cap / interval) / math.log(factor) - _EPSILON) if cap > interval else 0
         growing = min(gaps, below_cap)
-    total = interval * (factor**growing - 1) / (factor - 1)
+    total = interval * (_power(factor, growing) - 1) / (factor - 1)
     return total + (gaps - growing) * (cap if cap is not None else 0.0)
 
 
