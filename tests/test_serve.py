@@ -49,7 +49,7 @@ def test_serve_runs_api_dashboard_and_worker_and_stops_on_ctrl_c() -> None:
             assert server.stderr is not None
             log = server.stderr.read()
             assert "Stopped the HTTP API, the dashboard and the worker" in log
-            assert "monitoring.web.api INFO: POST /api/start_monitoring_job -> 202" in log
+            assert "monitoring.http INFO: POST /api/start_monitoring_job -> 202" in log
             assert "GET /api/instances" not in log  # the dashboard's polling is not logged
         finally:
             if server.poll() is None:

@@ -95,9 +95,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with MonitorClient(connection) as monitors:
         try:
             # Bind both ports before anything starts, so a taken port leaves nothing half-started.
-            api_app = create_app(monitors, log_requests=True)
+            remote = args.allow_remote
+            api_app = create_app(monitors, log_requests=True, allow_remote=remote)
+            dashboard_app = create_dashboard_app(monitors, allow_remote=remote)
             servers.append(BackgroundServer(api_app, args.host, args.port))
-            dashboard_app = create_dashboard_app(monitors, allow_remote=args.allow_remote)
             servers.append(BackgroundServer(dashboard_app, args.host, args.dashboard_port))
             print(ensure_backend(connection), file=sys.stderr, flush=True)
             start_worker(connection)

@@ -66,11 +66,10 @@ def json_depth(value: Any) -> int:
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float written as the string JSON readers show for it (``"NaN"``,
-    ``"Infinity"``, ``"-Infinity"``); everything else unchanged. Strict JSON has no such numbers, but
-    Python's encoder writes them, so custom status published by others may hold them."""
+    """``value`` with every non-finite float (NaN, infinities) as null; everything else unchanged. Strict
+    JSON has no such numbers, but Python's encoder writes them, so data published by others may hold them."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value).replace("inf", "Infinity").replace("nan", "NaN")
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

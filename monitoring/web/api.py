@@ -9,44 +9,37 @@ Routes (as ``func start`` serves them for the official sample, on http://localho
     POST   /runtime/webhooks/durabletask/instances/{instanceId}/terminate?reason=...
     DELETE /runtime/webhooks/durabletask/instances/{instanceId}              purge a finished instance
 
-Errors are JSON ``{"error": "..."}``: 400 bad request, 404 unknown id, 409 purge of an active instance,
-410 event or terminate for a finished one, 503 backend unreachable. The OpenAPI schema is at
-``/openapi.json`` and ``/docs``.
+The start body is :class:`~monitoring.core.models.MonitorRequest` itself: FastAPI validates it and draws
+the OpenAPI schema (``/openapi.json``, ``/docs``) from it. Errors are JSON ``{"error": "...", "field":
+...}``: 400 bad input (naming the field), 403 cross-site, 404 unknown id, 409 purge of an active instance,
+410 event or terminate for a finished one, 413 body over 1 MB, 415 body not JSON, 429 scheduler busy, 503
+backend unreachable (see :mod:`monitoring.web.edge`, which checks every request first).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import uuid
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-import grpc
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitoring.client.errors import (
-    InstanceFinishedError,
-    InstanceNotFinishedError,
-    UnknownInstanceError,
-    UnknownJobError,
-)
-from monitoring.client.monitors import MonitorClient
+from monitoring.client.monitors import MAX_ID_LENGTH, MAX_REASON_LENGTH, MonitorClient
 from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest
-from monitoring.core.payloads import InvalidRequestError
+from monitoring.web.edge import (
+    DEFAULT_MAX_BODY_BYTES,
+    ErrorBody,
+    SafeJSONResponse,
+    edge_app,
+    is_loopback,
+    json_body,
+)
 
-logger = logging.getLogger(__name__)
 INSTANCES_PATH = "/runtime/webhooks/durabletask/instances"
-MAX_BODY_BYTES = 64 * 1024
 
-
-class ErrorBody(BaseModel):
-    error: str
+InstanceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="the instance id")]
 
 
 class ManagementUrls(BaseModel):
@@ -86,42 +79,18 @@ class PurgeBody(BaseModel):
     instancesDeleted: int
 
 
-START_BODY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "job_id": {"type": "string", "maxLength": MAX_JOB_ID_LENGTH, "description": "default job-<uuid>"},
-        "polling_interval_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 5},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
-        "job_duration_seconds": {"type": "number", "minimum": 0, "default": 12},
-        "job_outcome": {"type": "string", "enum": ["Completed", "Failed"], "default": "Completed"},
-    },
-}
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "bad request"},
-    404: {"model": ErrorBody, "description": "no such instance"},
-}
+def _errors(*extra: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """Error answers a route declares beside the app's own (:data:`~monitoring.web.edge.ERROR_RESPONSES`)."""
+    return {code: {"model": ErrorBody, "description": text} for code, text in extra}
 
 
-def _error(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status_code)
-
-
-async def _json_body(request: Request, *, required_object: bool) -> Any:
-    """The request body as JSON (None if empty); a body that is not JSON is a 400."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequestError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    if not raw.strip():
-        return None
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidRequestError(f"the request body is not valid JSON ({error})") from None
-    if required_object and not isinstance(payload, dict):
-        raise InvalidRequestError(f"the request body must be a JSON object, not {type(payload).__name__}")
-    return payload
+def base_url(request: Request) -> str:
+    """Where this server is, for the URLs it hands out: the Host the client used when that is a loopback
+    name, else the address the connection arrived at (a foreign Host is never echoed)."""
+    if is_loopback(request.url.hostname or ""):
+        return str(request.base_url)
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def management_urls(base_url: str, instance_id: str) -> ManagementUrls:
@@ -136,99 +105,50 @@ def management_urls(base_url: str, instance_id: str) -> ManagementUrls:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Turn the package's errors (and FastAPI's own) into JSON ``{"error": ...}`` with the right status."""
-
-    @app.exception_handler(InvalidRequestError)
-    async def invalid_request(request: Request, error: InvalidRequestError) -> JSONResponse:
-        return _error(400, str(error))
-
-    @app.exception_handler(UnknownInstanceError)
-    async def unknown_instance(request: Request, error: UnknownInstanceError) -> JSONResponse:
-        return _error(404, str(error))
-
-    @app.exception_handler(UnknownJobError)
-    async def unknown_job(request: Request, error: UnknownJobError) -> JSONResponse:
-        return _error(404, str(error))
-
-    @app.exception_handler(InstanceFinishedError)
-    async def finished(request: Request, error: InstanceFinishedError) -> JSONResponse:
-        return _error(410, str(error))
-
-    @app.exception_handler(InstanceNotFinishedError)
-    async def not_finished(request: Request, error: InstanceNotFinishedError) -> JSONResponse:
-        return _error(409, str(error))
-
-    @app.exception_handler(grpc.RpcError)
-    async def backend_error(request: Request, error: grpc.RpcError) -> JSONResponse:
-        code = error.code()  # type: ignore[attr-defined]
-        details = error.details()  # type: ignore[attr-defined]
-        if code == grpc.StatusCode.NOT_FOUND:
-            return _error(404, details)
-        return _error(503, f"the scheduler said {code.name}: {details}")
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_parameters(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        return _error(400, problems)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
-        )
-
-
-def create_app(monitors: MonitorClient, *, log_requests: bool = False) -> FastAPI:
+def create_app(
+    monitors: MonitorClient,
+    *,
+    log_requests: bool = False,
+    allow_remote: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
     """The HTTP API app, serving the task hub ``monitors`` talks to.
 
-    With ``log_requests``, each request is logged (method, path, status) on the ``monitoring.http`` logger.
+    With ``log_requests``, each request is logged (method, path, status) on the ``monitoring.http`` logger;
+    ``allow_remote`` accepts any ``Host`` header (the server binds a non-loopback address);
+    ``max_body_bytes`` caps request bodies (413 past it).
     """
-    app = FastAPI(
-        title="Durable monitoring HTTP API",
+    app = edge_app(
+        "Durable monitoring HTTP API",
         description="The Durable Functions monitoring sample's routes, served over the Durable Task SDK.",
-        version="1.0",
+        allow_remote=allow_remote,
+        max_body_bytes=max_body_bytes,
+        log_requests=log_requests,
     )
-    install_error_handlers(app)
-    if log_requests:
-
-        @app.middleware("http")
-        async def log_request(request: Request, call_next: Any) -> Response:
-            response = await call_next(request)
-            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            logger.info("%s %s -> %d", request.method, path, response.status_code)
-            return response
 
     @app.post(
         "/api/start_monitoring_job",
         status_code=202,
         response_model=ManagementUrls,
-        responses=ERRORS,
-        openapi_extra={
-            "requestBody": {
-                "required": False,
-                "content": {"application/json": {"schema": START_BODY_SCHEMA}},
-            }
-        },
-        summary="Start monitoring a job",
+        summary="Start monitoring a job (every field optional; an empty body takes the defaults)",
     )
-    async def start_monitoring_job(request: Request) -> JSONResponse:
-        payload = await _json_body(request, required_object=True)
-        monitor_request = MonitorRequest.from_payload(payload, default_job_id=f"job-{uuid.uuid4()}")
+    async def start_monitoring_job(
+        request: Request, body: Annotated[MonitorRequest | None, Body()] = None
+    ) -> Response:
+        monitor_request = body if body is not None else MonitorRequest()
         instance_id = await run_in_threadpool(monitors.start, monitor_request)
-        urls = management_urls(str(request.base_url), instance_id)
-        return JSONResponse(urls.model_dump(), status_code=202, headers={"Location": urls.statusQueryGetUri})
+        urls = management_urls(base_url(request), instance_id)
+        return SafeJSONResponse(
+            urls.model_dump(), status_code=202, headers={"Location": urls.statusQueryGetUri}
+        )
 
     @app.get(
         "/api/job_status/{jobId}",
         response_model=JobStatusBody,
-        responses=ERRORS,
+        responses=_errors((404, "no monitor of this job")),
         summary="The job's status now, as its newest monitor would check it",
     )
-    def job_status(jobId: str) -> JobStatusBody:
+    def job_status(jobId: Annotated[str, Path(min_length=1, max_length=MAX_JOB_ID_LENGTH)]) -> JobStatusBody:
         report, monitor = monitors.job_status(jobId)
         return JobStatusBody(
             **report.to_payload(), instanceId=monitor.instance_id, monitorRuntimeStatus=monitor.runtime_status
@@ -237,45 +157,53 @@ def create_app(monitors: MonitorClient, *, log_requests: bool = False) -> FastAP
     @app.get(
         f"{INSTANCES_PATH}/{{instanceId}}",
         response_model=InstanceStatusBody,
-        responses={**ERRORS, 202: {"model": InstanceStatusBody, "description": "still active"}},
+        responses={202: {"model": InstanceStatusBody, "description": "still active"}},
         summary="Instance status (202 while active, 200 once finished)",
     )
-    def instance_status(instanceId: str, request: Request) -> JSONResponse:
+    def instance_status(instanceId: InstanceId, request: Request) -> Response:
         instance = monitors.details(instanceId)
         if instance.is_terminal:
-            return JSONResponse(instance.to_payload(), status_code=200)
-        location = management_urls(str(request.base_url), instanceId).statusQueryGetUri
-        return JSONResponse(instance.to_payload(), status_code=202, headers={"Location": location})
+            return SafeJSONResponse(instance.to_payload(), status_code=200)
+        location = management_urls(base_url(request), instanceId).statusQueryGetUri
+        return SafeJSONResponse(instance.to_payload(), status_code=202, headers={"Location": location})
 
     @app.post(
         f"{INSTANCES_PATH}/{{instanceId}}/raiseEvent/{{eventName}}",
         status_code=202,
-        responses={**ERRORS, 410: {"model": ErrorBody, "description": "the instance has finished"}},
+        response_class=Response,
+        responses={**_errors((410, "the instance has finished")), 202: {"description": "accepted"}},
         openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}},
-        summary="Send an event (any JSON body) to an active instance",
+        summary="Send an event (any JSON body, up to 100 levels deep) to an active instance",
     )
-    async def raise_event(instanceId: str, eventName: str, request: Request) -> Response:
-        data = await _json_body(request, required_object=False)
+    async def raise_event(
+        instanceId: InstanceId,
+        eventName: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+        request: Request,
+    ) -> Response:
+        data = await json_body(request)
         await run_in_threadpool(monitors.raise_event, instanceId, eventName, data)
         return Response(status_code=202)
 
     @app.post(
         f"{INSTANCES_PATH}/{{instanceId}}/terminate",
         status_code=202,
-        responses={**ERRORS, 410: {"model": ErrorBody, "description": "the instance has finished"}},
+        response_class=Response,
+        responses={**_errors((410, "the instance has finished")), 202: {"description": "accepted"}},
         summary="Terminate an active instance; the reason becomes its output",
     )
-    def terminate(instanceId: str, reason: str | None = None) -> Response:
+    def terminate(
+        instanceId: InstanceId, reason: Annotated[str | None, Query(max_length=MAX_REASON_LENGTH)] = None
+    ) -> Response:
         monitors.terminate(instanceId, reason)
         return Response(status_code=202)
 
     @app.delete(
         f"{INSTANCES_PATH}/{{instanceId}}",
         response_model=PurgeBody,
-        responses={**ERRORS, 409: {"model": ErrorBody, "description": "the instance is still active"}},
+        responses=_errors((409, "the instance is still active")),
         summary="Purge a finished instance and its history",
     )
-    def purge(instanceId: str) -> PurgeBody:
+    def purge(instanceId: InstanceId) -> PurgeBody:
         return PurgeBody(instancesDeleted=monitors.purge(instanceId))
 
     return app

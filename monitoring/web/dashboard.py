@@ -19,15 +19,13 @@ The ``POST`` routes accept only same-origin JSON
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -43,8 +41,8 @@ from monitoring.core.jobs import job_source_names
 from monitoring.core.models import MonitorRequest
 from monitoring.core.payloads import InvalidRequestError, to_iso
 from monitoring.core.predict import predict
-from monitoring.web.api import _json_body, install_error_handlers
 from monitoring.web.dashboard_controls import ACTIONS, available_actions, mutation_refusal, perform
+from monitoring.web.edge import SafeJSONResponse, edge_app, json_body
 
 STATIC = Path(__file__).resolve().parent / "static"
 RUNTIME_STATUSES = ("Pending", "Running", "Suspended", "Completed", "Failed", "Terminated", "ContinuedAsNew")
@@ -54,29 +52,6 @@ NOT_FOUND_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <p class="problem">There is no page at this address.</p><p><a href="/">All instances</a></p>
 </main></body></html>
 """
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities (which JSON cannot carry) replaced by null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
-class SafeJSONResponse(JSONResponse):
-    """JSON in ASCII: data written by other clients reaches the page even when it is not valid UTF-8 (a lone
-    surrogate in a job id) or holds NaN; either would otherwise fail the whole answer."""
-
-    def render(self, content: Any) -> bytes:
-        try:
-            text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-        except ValueError:
-            text = json.dumps(_finite(content), ensure_ascii=True, separators=(",", ":"))
-        return text.encode("ascii")
 
 
 # --- the backend, named truthfully ------------------------------------------------------------------------
@@ -158,18 +133,23 @@ def start_form_options() -> dict[str, Any]:
 
 
 def create_dashboard_app(
-    monitors: MonitorClient, *, allow_remote: bool = False, state_file: Path | None = None
+    monitors: MonitorClient,
+    *,
+    allow_remote: bool = False,
+    state_file: Path | None = None,
+    log_requests: bool = False,
 ) -> FastAPI:
-    """The dashboard app for the task hub ``monitors`` talks to."""
+    """The dashboard app for the task hub ``monitors`` talks to (behind :mod:`monitoring.web.edge`)."""
     # No /docs page: FastAPI's loads its scripts from a CDN, and the dashboard loads nothing from outside.
-    app = FastAPI(
-        title="Durable monitoring dashboard",
+    app = edge_app(
+        "Durable monitoring dashboard",
         version="2.0",
         docs_url=None,
         redoc_url=None,
-        default_response_class=SafeJSONResponse,
+        allow_remote=allow_remote,
+        log_requests=log_requests,
+        pages=True,
     )
-    install_error_handlers(app)
     api_errors = app.exception_handlers[StarletteHTTPException]
 
     @app.exception_handler(StarletteHTTPException)
@@ -253,7 +233,7 @@ def create_dashboard_app(
         chosen = ACTIONS.get(action)
         if chosen is None:
             return SafeJSONResponse({"error": f"no action {action!r}; use one of {', '.join(ACTIONS)}"}, 404)
-        body = await _json_body(request, required_object=True) or {}
+        body = await json_body(request, required_object=True) or {}
         reason = body.get("reason")
         if reason is not None and not isinstance(reason, str):
             raise InvalidRequestError("reason must be a string")
@@ -272,7 +252,7 @@ def create_dashboard_app(
         refusal = mutation_refusal(request, allow_remote=allow_remote)
         if refusal:
             return SafeJSONResponse({"error": refusal}, status_code=403)
-        monitor_request = _monitor_request(await _json_body(request, required_object=True))
+        monitor_request = _monitor_request(await json_body(request, required_object=True))
         return SafeJSONResponse(_plan_text(monitor_request))
 
     @app.post("/api/monitors", status_code=201, summary="Start a monitor (the API's request model)")
@@ -280,7 +260,7 @@ def create_dashboard_app(
         refusal = mutation_refusal(request, allow_remote=allow_remote)
         if refusal:
             return SafeJSONResponse({"error": refusal}, status_code=403)
-        monitor_request = _monitor_request(await _json_body(request, required_object=True))
+        monitor_request = _monitor_request(await json_body(request, required_object=True))
         instance_id = await run_in_threadpool(monitors.start, monitor_request)
         index.refresh(force=True)
         return SafeJSONResponse(

@@ -7,7 +7,6 @@ serve`` runs two of these; tests run them on free loopback ports.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
@@ -15,21 +14,15 @@ from typing import Any
 
 import uvicorn
 
+from monitoring.web.edge import is_loopback
+
+__all__ = ["BackgroundServer", "PortInUseError", "bind_socket", "is_loopback"]
+
 START_TIMEOUT_SECONDS = 20.0
 
 
 class PortInUseError(OSError):
     """The port cannot be bound; the message says which and what to do."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and any 127.0.0.0/8 or ::1 address."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -1,0 +1,393 @@
+"""What both web apps (the HTTP API, the dashboard) do before and after any route: :func:`install_edge`.
+
+Every request first passes :class:`EdgeGuard`, plain ASGI middleware that checks, in this order:
+
+* the ``Host`` header names a loopback host (``localhost``, ``127.0.0.1``, ``[::1]``, ...) unless the app
+  was made with ``allow_remote`` (else 400): a DNS-rebinding page cannot reach a local server;
+* a request that changes something (not GET, HEAD or OPTIONS) comes from no browser page or a local one
+  (else 403), and says ``Content-Type: application/json`` if it has a body or any content type at all
+  (else 415): a cross-site form cannot start a monitor;
+* the body is at most ``max_body_bytes`` (default 1 MB, else 413): a larger ``Content-Length`` is refused
+  before anything is read, a streamed body is counted as it arrives and refused once it passes the cap,
+  so a large body never sits in memory.
+
+Each request can be logged (method, path, status, time) with control characters escaped. Errors are JSON
+``{"error": "...", "field": ...}`` (``field`` names the input at fault, when one is), or a small HTML page
+for a browser asking one of the dashboard's pages. Responses never carry NaN or lone surrogates (JSON
+written by others may), and the package's errors map to status codes in :func:`install_error_handlers`;
+nothing a client sends gets a 5xx other than 503 for an unreachable backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import ipaddress
+import json
+import logging
+import time
+import typing
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from monitoring.client.errors import (
+    InstanceFinishedError,
+    InstanceNotFinishedError,
+    UnknownInstanceError,
+    UnknownJobError,
+)
+from monitoring.core.payloads import MAX_JSON_DEPTH, InvalidRequestError, json_depth, json_safe
+from monitoring.core.validation import printable, problems
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_BODY_BYTES = 1_000_000
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+logger = logging.getLogger("monitoring.http")
+
+
+def host_name(authority: str) -> str:
+    """The host of a ``Host`` header or an origin's authority, lower case, without port or brackets."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")] if "]" in authority else authority
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` (and names under it), any 127.0.0.0/8 address and ``::1``."""
+    host = host.strip().lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that any client can parse, whatever others wrote: ASCII only (so a lone surrogate is an escape,
+    not an encoding error), and NaN or infinities (which JSON cannot carry) as null."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            json_safe(content), ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode()
+
+
+def error_response(status: int, message: str, field: str | None = None, **headers: str) -> SafeJSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return SafeJSONResponse(body, status_code=status, headers=headers or None)
+
+
+def error_page(status: int, message: str) -> str:
+    """A small self-contained page saying what went wrong, with a way back to the instance list."""
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{status} - durable monitoring</title></head><body><h1>{status}</h1>"
+        f"<p>{html.escape(message)}</p><p><a href='/'>All instances</a></p></body></html>"
+    )
+
+
+def wants_page(scope: Scope | Request, pages: bool) -> bool:
+    """True when a browser asks for one of the dashboard's pages (not its JSON routes)."""
+    request = scope if isinstance(scope, Request) else Request(scope)
+    return (
+        pages
+        and not request.url.path.startswith("/api/")
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+class EdgeGuard:
+    """ASGI middleware: Host, origin, content type and body size checks, and request logging."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allow_remote: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        log_requests: bool = False,
+        pages: bool = False,
+    ) -> None:
+        self.app = app
+        self.allow_remote = allow_remote
+        self.max_body_bytes = max_body_bytes
+        self.log_requests = log_requests
+        self.pages = pages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [0]
+
+        async def noting_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        started = time.monotonic()
+        try:
+            refusal = self._refusal(scope)
+            body = b""
+            if refusal is None:
+                body, refusal = await self._read_body(receive)
+            if refusal is None:
+                await self.app(scope, _replay(body, receive), noting_status)
+            else:
+                await self._refuse(scope, noting_status, *refusal)
+        finally:
+            if self.log_requests:
+                query = scope.get("query_string", b"").decode("latin-1")
+                target = scope.get("path", "") + (f"?{query}" if query else "")
+                logger.info(
+                    "%s %s -> %d (%.0f ms)",
+                    printable(scope.get("method", "")),
+                    printable(target),
+                    status[0],
+                    (time.monotonic() - started) * 1000,
+                )
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        host = headers.get("host", "")
+        if not self.allow_remote and not is_loopback(host_name(host)):
+            return 400, (
+                f"Host {printable(host, 80)!r} is not a loopback name: this server answers only "
+                "localhost, 127.0.0.1 or [::1] (it was not started with --allow-remote)"
+            )
+        method = scope.get("method", "GET")
+        if method in SAFE_METHODS:
+            return None
+        origin = headers.get("origin")
+        if origin is not None and not self._same_site(origin, host):
+            return 403, f"{method} from a page of another site ({printable(origin, 80)}) is refused"
+        length = headers.get("content-length")
+        if length is not None and not length.strip().isdigit():
+            return 400, f"Content-Length {printable(length, 40)!r} is not a number"
+        has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
+        content_type = headers.get("content-type")
+        if (content_type is not None or has_body) and not _is_json(content_type or ""):
+            shown = printable(content_type, 80) if content_type else "none"
+            return 415, f"send the body as JSON, with Content-Type: application/json (not {shown})"
+        if length is not None and int(length) > self.max_body_bytes:
+            return 413, f"the request body is larger than {self.max_body_bytes} bytes"
+        return None
+
+    def _same_site(self, origin: str, host: str) -> bool:
+        authority = origin.split("://", 1)[-1]
+        if authority.strip().lower() == host.strip().lower():
+            return True
+        return not self.allow_remote and is_loopback(host_name(authority))
+
+    async def _read_body(self, receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return b"", (400, "the request ended before its body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return b"", (413, f"the request body is larger than {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), None
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, message: str) -> None:
+        if wants_page(scope, self.pages):
+            response: Response = Response(error_page(status, message), status, media_type="text/html")
+        else:
+            response = error_response(status, message)
+        if status == 413:
+            response.headers["Connection"] = "close"  # the rest of the body is never read
+
+        async def nothing() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, nothing, send)
+
+
+def parse_json(raw: bytes, *, required_object: bool = False) -> Any:
+    """A request body as strict JSON (None if empty): no NaN or Infinity, nested at most
+    :data:`~monitoring.core.payloads.MAX_JSON_DEPTH` levels, an object if ``required_object``; else
+    :class:`~monitoring.core.payloads.InvalidRequestError` (400) naming the body."""
+    if not raw.strip():
+        return None
+
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        data = json.loads(raw, parse_constant=refuse_constant)
+    except (ValueError, RecursionError) as error:
+        reason = "it nests too deeply" if isinstance(error, RecursionError) else str(error)[:120]
+        raise InvalidRequestError(f"the request body is not valid JSON ({reason})", field="body") from None
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise InvalidRequestError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field="body")
+    if required_object and not isinstance(data, dict):
+        raise InvalidRequestError("the request body must be a JSON object", field="body")
+    return data
+
+
+async def json_body(request: Request, *, required_object: bool = False) -> Any:
+    """The request's body through :func:`parse_json` (already read and capped by :class:`EdgeGuard`)."""
+    return parse_json(await request.body(), required_object=required_object)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the body already read, then whatever the client sends next."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def install_error_handlers(app: FastAPI, *, pages: bool = False) -> None:
+    """The package's errors (and FastAPI's own) as JSON ``{"error": ...}`` with the right status; with
+    ``pages``, a browser asking a page gets an HTML page instead."""
+
+    def answer(request: Request, status: int, message: str, field: str | None = None) -> Response:
+        if wants_page(request, pages):
+            return Response(error_page(status, message), status, media_type="text/html")
+        return error_response(status, message, field)
+
+    @app.exception_handler(InvalidRequestError)
+    async def invalid_request(request: Request, error: InvalidRequestError) -> Response:
+        return answer(request, 400, str(error), error.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, error: RequestValidationError) -> Response:
+        found = problems(error.errors(), allowed=_body_fields(request))
+        message = "; ".join(text for _, text in found) or "the request is not valid"
+        return answer(request, 400, message, found[0][0] if found else None)
+
+    statuses: dict[type[Exception], int] = {
+        UnknownInstanceError: 404,
+        UnknownJobError: 404,
+        InstanceNotFinishedError: 409,
+        InstanceFinishedError: 410,
+    }
+    for kind, status in statuses.items():
+
+        async def known(request: Request, error: Exception, status: int = status) -> Response:
+            return answer(request, status, str(error))
+
+        app.add_exception_handler(kind, known)
+
+    @app.exception_handler(grpc.RpcError)
+    async def backend_error(request: Request, error: grpc.RpcError) -> Response:
+        code = error.code()  # type: ignore[attr-defined]
+        details = printable(str(error.details()))  # type: ignore[attr-defined]
+        if code == grpc.StatusCode.NOT_FOUND:
+            return answer(request, 404, details)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return answer(request, 429, f"the scheduler is busy ({details}); try again shortly")
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return answer(request, 400, f"the scheduler refused the request: {details}")
+        return answer(request, 503, f"the scheduler said {code.name}: {details}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        detail = str(error.detail)
+        if detail == "There was an error parsing the body":  # FastAPI's words for what json.loads refused
+            detail = "the request body is not valid JSON (not UTF-8, nested too deeply, or a number too long)"
+        response = answer(request, error.status_code, detail)
+        response.headers.update(error.headers or {})
+        if error.status_code == 405:  # every method of every route at this path, not only the first's
+            response.headers["Allow"] = ", ".join(sorted(_allowed_methods(app, request.scope)))
+        return response
+
+
+def _body_fields(request: Request) -> tuple[str, ...]:
+    """The fields the route's JSON body takes, when it is a dataclass (to list them beside an unknown one)."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    annotation = getattr(getattr(body, "field_info", None), "annotation", None)
+    for kind in (annotation, *typing.get_args(annotation)):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            return tuple(field.name for field in dataclasses.fields(kind))
+    return ()
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> set[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return methods
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong, and the input at fault when one is."""
+
+    error: str
+    field: str | None = Field(default=None, description="the request field, parameter or header at fault")
+
+
+# The error answers every route of both apps may give, for the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "bad input: the message names the field"},
+    "4XX": {
+        "model": ErrorBody,
+        "description": "another client error: 403 cross-site, 404 unknown id, 413 body over the cap, "
+        "415 body not JSON, 429 scheduler busy",
+    },
+    503: {"model": ErrorBody, "description": "the scheduler cannot be reached"},
+}
+
+
+def edge_app(
+    title: str,
+    *,
+    allow_remote: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    log_requests: bool = False,
+    pages: bool = False,
+    **options: Any,
+) -> FastAPI:
+    """A FastAPI app behind :class:`EdgeGuard`, with the error handlers and :class:`SafeJSONResponse`
+    (``pages``: it serves HTML pages to browsers, which then get errors as pages too)."""
+    app = FastAPI(
+        title=title,
+        default_response_class=SafeJSONResponse,
+        responses=ERROR_RESPONSES,
+        **{"version": "1.0", **options},
+    )
+    install_error_handlers(app, pages=pages)
+    app.add_middleware(
+        EdgeGuard,
+        allow_remote=allow_remote,
+        max_body_bytes=max_body_bytes,
+        log_requests=log_requests,
+        pages=pages,
+    )
+    return app
