@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 import threading
-import uuid
 
 from monitoring.backend.connection import (
     BackendError,
     Connection,
+    check_credential,
+    check_taskhub,
     connection_from_env,
     ensure_backend,
     local_connection,
@@ -28,6 +29,7 @@ from monitoring.client.errors import InstanceStateError
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
 from monitoring.core.models import DEFAULT_POLLING_INTERVAL_SECONDS, DEFAULT_TIMEOUT_SECONDS, MonitorRequest
+from monitoring.core.payloads import json_safe
 from monitoring.worker import start_worker, stop_worker
 
 # How long a new monitor may stay Pending before the CLI suggests that no worker is running.
@@ -63,9 +65,9 @@ def _follow_and_report(monitors: MonitorClient, instance_id: str) -> int:
         final = monitors.follow(instance_id, on_change=_print_progress)
     finally:
         hint.cancel()
-    if final.result is not None:
-        print(json.dumps(final.result.to_payload(), indent=2))
-        return EXIT_COMPLETED if final.result.final_status == "Completed" else EXIT_NOT_COMPLETED
+    if final.runtime_status == "Completed":  # its output as published (another worker's may differ)
+        print(json.dumps(json_safe(final.output_json), indent=2))
+        return EXIT_COMPLETED if final.state == "Completed" else EXIT_NOT_COMPLETED
     failed = {"instance_id": instance_id, "runtime_status": final.runtime_status, "failure": final.failure}
     print(json.dumps(failed, indent=2))
     return EXIT_NOT_COMPLETED
@@ -73,7 +75,7 @@ def _follow_and_report(monitors: MonitorClient, instance_id: str) -> int:
 
 def _request_from(args: argparse.Namespace) -> MonitorRequest:
     return MonitorRequest(
-        job_id=args.job_id or f"job-{uuid.uuid4()}",
+        job_id=args.job_id,
         polling_interval_seconds=args.polling_interval,
         timeout_seconds=args.timeout,
         job_duration_seconds=args.job_duration,
@@ -105,9 +107,12 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def _existing_backend() -> Connection:
+    """The backend ENDPOINT/TASKHUB name, if it answers for that task hub; else BackendError (one line)."""
     connection = connection_from_env()
     if connection.kind == "local" and not local_scheduler_running(connection):
         raise BackendError(f"no scheduler answers at {connection.endpoint}: no monitors to control there")
+    token = check_credential(connection)
+    check_taskhub(connection, token)
     return connection
 
 

@@ -34,9 +34,27 @@ from monitoring.client.errors import (
 )
 from monitoring.client.snapshots import InstanceDetails, MonitorSnapshot
 from monitoring.core.jobs import JobStatusReport, check_job
-from monitoring.core.models import MonitorRequest, MonitorStatus
+from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest
 from monitoring.core.orchestration import CANCEL_EVENT, ORCHESTRATOR_NAME
 from monitoring.core.payloads import to_iso
+from monitoring.core.validation import check_text
+
+# Durable Functions' own limits: instance ids and event names up to 256 characters; reasons are free text.
+MAX_ID_LENGTH = 256
+MAX_REASON_LENGTH = 4096
+
+
+def checked_id(instance_id: str, name: str = "instance_id") -> str:
+    """``instance_id`` if a backend can carry it (valid Unicode, up to 256 characters, no control
+    characters); else :class:`~monitoring.core.payloads.InvalidRequestError`, one line."""
+    return check_text(name, instance_id, MAX_ID_LENGTH)
+
+
+def checked_reason(reason: str | None) -> str | None:
+    return (
+        None if reason is None else check_text("reason", reason, MAX_REASON_LENGTH, blank=True, controls=True)
+    )
+
 
 T = TypeVar("T")
 
@@ -53,7 +71,8 @@ def _limits() -> Iterator[None]:
 
 
 class MonitorClient:
-    """Start, inspect and follow monitors on one task hub."""
+    """Start, inspect and follow monitors on one task hub. Ids, event names and reasons are checked first
+    (:func:`checked_id`), so a bad one is an ``InvalidRequestError`` rather than an encoding error."""
 
     def __init__(self, connection: Connection, *, patience: float = 120.0) -> None:
         """``patience``: how long a call keeps retrying while the scheduler is unavailable (restarting)."""
@@ -78,7 +97,7 @@ class MonitorClient:
 
     def start(self, request: MonitorRequest, instance_id: str | None = None) -> str:
         """Schedule a monitor; returns its instance id."""
-        new_id = instance_id or uuid.uuid4().hex
+        new_id = uuid.uuid4().hex if instance_id is None else checked_id(instance_id)
         with _limits():
             return self._call(
                 lambda: self.client.schedule_new_orchestration(
@@ -88,6 +107,7 @@ class MonitorClient:
             )
 
     def snapshot(self, instance_id: str) -> MonitorSnapshot:
+        checked_id(instance_id)
         state = self._call(lambda: self.client.get_orchestration_state(instance_id))
         if state is None:
             raise UnknownInstanceError(instance_id)
@@ -112,10 +132,10 @@ class MonitorClient:
         Raises ``TimeoutError`` if it has not ended within ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_seen: tuple[str, MonitorStatus | None] | None = None
+        last_seen: tuple[str, Any] | None = None
         while True:
             snapshot = self.snapshot(instance_id)
-            seen = (snapshot.runtime_status, snapshot.custom_status)
+            seen = (snapshot.runtime_status, snapshot.custom_status_json)
             if seen != last_seen:
                 last_seen = seen
                 if on_change is not None:
@@ -132,6 +152,7 @@ class MonitorClient:
 
     def details(self, instance_id: str) -> InstanceDetails:
         """Any instance's name, status, input, custom status and output."""
+        checked_id(instance_id)
         state = self._call(lambda: self.client.get_orchestration_state(instance_id, fetch_payloads=True))
         if state is None:
             raise UnknownInstanceError(instance_id)
@@ -159,6 +180,7 @@ class MonitorClient:
 
     def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
         """Send an external event to an active instance."""
+        checked_id(event_name, "event_name")
         self._active(instance_id, "{status}: it takes no more events")
         with _limits():
             self._call(
@@ -168,6 +190,7 @@ class MonitorClient:
 
     def terminate(self, instance_id: str, reason: str | None = None) -> None:
         """End an active instance now; ``reason`` becomes its output."""
+        checked_reason(reason)
         self._active(instance_id, "already {status}: nothing to terminate")
         # The local scheduler cannot terminate recursively (and a monitor has no sub-orchestrations).
         self._call(
@@ -177,15 +200,17 @@ class MonitorClient:
 
     def cancel(self, instance_id: str, reason: str | None = None) -> None:
         """Ask a monitor to stop: it ends at once, ``final_status`` ``Cancelled``, with its check count."""
-        self.raise_event(instance_id, CANCEL_EVENT, {"reason": reason} if reason else None)
+        self.raise_event(instance_id, CANCEL_EVENT, {"reason": checked_reason(reason)} if reason else None)
 
     def suspend(self, instance_id: str, reason: str | None = None) -> None:
         """Pause an active instance: its timers and events wait until :meth:`resume`."""
+        checked_reason(reason)
         self._active(instance_id, "already {status}: nothing to suspend")
         self._call(lambda: self.client.suspend_orchestration(instance_id, reason=reason), idempotent=False)
 
     def resume(self, instance_id: str, reason: str | None = None) -> None:
         """Resume a suspended instance; a monitor then catches up the checks that came due meanwhile."""
+        checked_reason(reason)
         instance = self.details(instance_id)
         if instance.runtime_status != "Suspended":
             raise InstanceStateError(
@@ -233,6 +258,7 @@ class MonitorClient:
 
     def job_status(self, job_id: str) -> tuple[JobStatusReport, InstanceDetails]:
         """Ask the job's status source now, as the newest monitor of that job would; and that monitor."""
+        check_text("job_id", job_id, MAX_JOB_ID_LENGTH)
         monitors = self.monitors_of_job(job_id)
         if not monitors:
             raise UnknownJobError(job_id)

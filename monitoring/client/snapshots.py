@@ -6,6 +6,7 @@ plain JSON.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -14,7 +15,8 @@ from durabletask.client import OrchestrationState, OrchestrationStatus
 
 from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus, parse_monitor_input
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
-from monitoring.core.payloads import InvalidRequestError, decode_payload, from_iso, to_iso
+from monitoring.core.payloads import InvalidRequestError, decode_payload, from_iso, json_safe, to_iso
+from monitoring.core.validation import printable
 
 TERMINAL_RUNTIME_STATUSES = frozenset({"Completed", "Failed", "Terminated"})
 
@@ -32,7 +34,12 @@ def runtime_status_name(status: OrchestrationStatus) -> str:
 
 @dataclass(frozen=True)
 class MonitorSnapshot:
-    """One look at a monitor: its runtime status, its published progress, and its result once done."""
+    """One look at a monitor: its runtime status, its published progress, and its result once done.
+
+    ``custom_status`` and ``result`` are read tolerantly (:meth:`~monitoring.core.payloads.Payload.read`):
+    another worker's orchestrator of the same name may publish other shapes, a plain string or nothing.
+    ``custom_status_json`` and ``output_json`` keep what was published, as JSON, whatever its shape.
+    """
 
     instance_id: str
     runtime_status: str
@@ -40,6 +47,8 @@ class MonitorSnapshot:
     result: MonitorResult | None
     failure: str | None
     observed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    custom_status_json: Any = None
+    output_json: Any = None
 
     @property
     def is_terminal(self) -> bool:
@@ -53,64 +62,87 @@ class MonitorSnapshot:
         ``next_check_time`` may pass): ``Suspended`` comes from the runtime status. A monitor that ended by
         itself says how (``Completed``, ``Failed``, ``Timeout``, ``Cancelled``); a terminated one is
         ``Terminated`` whatever its custom status said last. A running one whose latest attempt failed is
-        ``Retrying``.
+        ``Retrying``. An output without a ``final_status`` leaves the runtime status.
         """
         if self.runtime_status in ("Suspended", "Terminated", "Pending") or (
             self.runtime_status == "Failed" and self.result is None
         ):
             return self.runtime_status
-        if self.result is not None:
-            return self.result.final_status
+        if self.is_terminal:
+            final = self.result.final_status if self.result is not None else None
+            return final or self.runtime_status
         status = self.custom_status
         if status is not None and status.failed_attempts > 0:
             return "Retrying"
         return "Running"
 
+    @property
+    def final_status(self) -> str | None:
+        """The ``final_status`` the monitor's output names, if it names one."""
+        return self.result.final_status if self.result is not None else None
+
     def to_payload(self) -> dict[str, Any]:
-        """JSON-ready: what ``python -m monitoring status`` prints."""
+        """JSON-ready: what ``python -m monitoring status`` prints (custom status and output as published)."""
         return {
             "instance_id": self.instance_id,
             "runtime_status": self.runtime_status,
             "state": self.state,
-            "custom_status": self.custom_status.to_payload() if self.custom_status else None,
-            "result": self.result.to_payload() if self.result else None,
+            "custom_status": json_safe(self.custom_status_json),
+            "result": json_safe(self.output_json),
             "failure": self.failure,
         }
 
     @classmethod
     def from_state(cls, state: OrchestrationState) -> MonitorSnapshot:
-        custom: Any = state.get_custom_status() if state.serialized_custom_status else None
-        output: Any = state.get_output() if state.serialized_output else None
+        custom = decode_payload(state.serialized_custom_status)
+        output = decode_payload(state.serialized_output)
         return cls(
             instance_id=state.instance_id,
             runtime_status=runtime_status_name(state.runtime_status),
-            custom_status=MonitorStatus.from_payload(custom) if isinstance(custom, dict) else None,
-            result=MonitorResult.from_payload(output) if isinstance(output, dict) else None,
+            custom_status=MonitorStatus.read(custom),
+            result=MonitorResult.read(output),
             failure=failure_text(state),
+            custom_status_json=custom,
+            output_json=output,
         )
 
     def describe(self) -> str:
-        """One line for a terminal or a log."""
-        parts = [f"[{self.runtime_status}]"]
-        status = self.custom_status
-        if status is not None:
-            parts.append(f"job {status.job_id}: {status.status}, checks {status.check_count}")
-            parts.append(f"elapsed {status.elapsed_seconds:.1f}s")
-            if status.final_status:
-                parts.append(f"-> {status.final_status}")
-            elif self.runtime_status == "Suspended":
-                parts.append("(suspended: no checks until resumed)")
-            elif self.runtime_status == "Terminated":
-                parts.append("(terminated)")
-            elif status.next_check_time:
-                parts.append(f"next check {status.next_check_time}")
-            if status.reason:
-                parts.append(f"({status.reason})")
-            elif status.last_error and not self.is_terminal:
-                parts.append(f"(last error: {status.last_error})")
+        """One line for a terminal or a log (control characters escaped, whatever was published)."""
+        parts = [f"[{self.runtime_status}]", *self._status_parts()]
         if self.failure:
             parts.append(self.failure)
-        return " ".join(parts)
+        return printable(" ".join(parts), limit=500)
+
+    def _status_parts(self) -> list[str]:
+        status = self.custom_status
+        if status is None or status == MonitorStatus():  # nothing this package knows: show it as it is
+            raw = self.custom_status_json
+            return [] if raw is None else [f"custom status: {_compact(raw)}"]
+        progress = [status.status, None if status.check_count is None else f"checks {status.check_count}"]
+        shown = ", ".join(part for part in progress if part is not None)
+        parts = [
+            f"job {status.job_id if status.job_id is not None else '?'}" + (f": {shown}" if shown else "")
+        ]
+        if status.elapsed_seconds is not None:
+            parts.append(f"elapsed {status.elapsed_seconds:.1f}s")
+        if status.final_status:
+            parts.append(f"-> {status.final_status}")
+        elif self.runtime_status == "Suspended":
+            parts.append("(suspended: no checks until resumed)")
+        elif self.runtime_status == "Terminated":
+            parts.append("(terminated)")
+        elif status.next_check_time:
+            parts.append(f"next check {status.next_check_time}")
+        if status.reason:
+            parts.append(f"({status.reason})")
+        elif status.last_error and not self.is_terminal:
+            parts.append(f"(last error: {status.last_error})")
+        return parts
+
+
+def _compact(value: Any, limit: int = 160) -> str:
+    text = json.dumps(json_safe(value), ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -170,11 +202,16 @@ class InstanceDetails:
             return None
         try:
             return parse_monitor_input(self.input, default_job_id=f"job-{self.instance_id}")[0]
-        except (InvalidRequestError, TypeError, KeyError):
+        except (InvalidRequestError, TypeError, KeyError, AttributeError):
             return None
 
     def monitor_started_at(self) -> datetime:
-        """When the monitor's clock started: its custom status says so once it has run, else its creation."""
-        if isinstance(self.custom_status, dict) and isinstance(self.custom_status.get("started_at"), str):
-            return from_iso(self.custom_status["started_at"])
+        """When the monitor's clock started: its custom status says so once it has run (if it says it in
+        ISO 8601), else its creation."""
+        started = self.custom_status.get("started_at") if isinstance(self.custom_status, dict) else None
+        if isinstance(started, str):
+            try:
+                return from_iso(started)
+            except (ValueError, OverflowError):
+                pass
         return from_iso(to_iso(self.created_at))

@@ -29,9 +29,9 @@ class StatusSample:
 
     observed_after: float  # seconds since the run was scheduled, by this process's clock
     runtime_status: str
-    check_count: int
-    job_status: str
-    elapsed_seconds: float  # the monitor's own elapsed time when it published this status
+    check_count: int | None  # None: the status did not say (another orchestrator's shape)
+    job_status: str | None
+    elapsed_seconds: float | None  # the monitor's own elapsed time when it published this status
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class CheckPoint:
 
     number: int
     elapsed_seconds: float
-    job_status: str
+    job_status: str | None
 
 
 @dataclass
@@ -74,20 +74,22 @@ class RunTrace:
     @property
     def check_count(self) -> int:
         status = self.latest.custom_status if self.latest else None
-        return status.check_count if status else 0
+        return (status.check_count or 0) if status else 0
 
     @property
     def prediction(self) -> Prediction:
         return predict(self.request)
 
     def checks(self) -> list[CheckPoint]:
-        """The checks seen in the samples, in order (one per published check count)."""
+        """The checks seen in the samples, in order (one per published check count). A status that does not
+        say its elapsed time is placed when this process saw it."""
         seen: dict[int, CheckPoint] = {}
         for sample in self.samples:
-            if sample.check_count > 0 and sample.check_count not in seen:
-                seen[sample.check_count] = CheckPoint(
-                    sample.check_count, sample.elapsed_seconds, sample.job_status
-                )
+            number = sample.check_count
+            if number is not None and number > 0 and number not in seen:
+                elapsed = sample.elapsed_seconds
+                when = elapsed if elapsed is not None else sample.observed_after
+                seen[number] = CheckPoint(number, when, sample.job_status)
         return [seen[number] for number in sorted(seen)]
 
     @property
@@ -102,14 +104,16 @@ class RunTrace:
         result = self.result
         if not self.simulated or result is None or result.final_status not in ("Completed", "Failed"):
             return None
+        if result.monitoring_duration_seconds is None:
+            return None
         return result.monitoring_duration_seconds - self.request.job_duration_seconds
 
     def record(self, snapshot: MonitorSnapshot) -> bool:
         """Add ``snapshot`` if it shows something new; True if it did."""
         status = snapshot.custom_status
-        if self.latest is not None and (self.latest.runtime_status, self.latest.custom_status) == (
+        if self.latest is not None and (self.latest.runtime_status, self.latest.custom_status_json) == (
             snapshot.runtime_status,
-            status,
+            snapshot.custom_status_json,
         ):
             return False
         self.latest = snapshot
@@ -131,8 +135,11 @@ class RunTrace:
             f"{request.job_id}: every {request.polling_interval_seconds:g} s, "
             f"timeout {request.timeout_seconds:g} s, job {request.job_duration_seconds:g} s"
         )
-        if self.result is not None:
-            return f"{settings} -> {self.result.final_status} after {self.result.checks_performed} checks"
+        if self.latest is not None and self.latest.is_terminal:
+            result, checks = self.result, self.check_count
+            if result is not None and result.checks_performed is not None:
+                checks = result.checks_performed
+            return f"{settings} -> {self.latest.state} after {checks} checks"
         state = self.latest.runtime_status if self.latest else "Scheduled"
         return f"{settings} -> {state}, {self.check_count} checks so far"
 

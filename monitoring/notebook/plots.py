@@ -105,9 +105,9 @@ def draw_timelines(ax: Axes, traces: Sequence[RunTrace]) -> None:
 def draw_comparison(axes: Sequence[Axes], traces: Sequence[RunTrace]) -> None:
     """Three bar charts across runs: checks performed, monitoring duration, detection delay."""
     names = [trace.request.job_id for trace in traces]
-    checks = [trace.result.checks_performed if trace.result else 0 for trace in traces]
+    checks = [(trace.result.checks_performed or 0) if trace.result else 0 for trace in traces]
     durations = [
-        trace.scenario_seconds(trace.result.monitoring_duration_seconds) if trace.result else 0
+        trace.scenario_seconds(trace.result.monitoring_duration_seconds or 0) if trace.result else 0
         for trace in traces
     ]
     delays = [trace.detection_delay for trace in traces]
@@ -124,7 +124,7 @@ def draw_comparison(axes: Sequence[Axes], traces: Sequence[RunTrace]) -> None:
     for position, (delay, trace) in enumerate(zip(delays, traces, strict=True)):
         if delay is None and trace.result is not None:
             axes[2].annotate(
-                trace.result.final_status, (position, 0), ha="center", va="bottom", fontsize="small"
+                trace.result.final_status or "?", (position, 0), ha="center", va="bottom", fontsize="small"
             )
     axes[2].set_title("Detection delay (s)")
     for ax in axes:
@@ -136,7 +136,7 @@ def draw_tradeoff(ax: Axes, traces: Sequence[RunTrace]) -> None:
     """The interval trade-off: checks performed (cost) and detection delay (latency) per polling interval."""
     ordered = sorted(traces, key=lambda trace: trace.request.polling_interval_seconds)
     intervals = [trace.scenario_seconds(trace.request.polling_interval_seconds) for trace in ordered]
-    checks = [trace.result.checks_performed if trace.result else 0 for trace in ordered]
+    checks = [(trace.result.checks_performed or 0) if trace.result else 0 for trace in ordered]
     delays = [trace.scenario_seconds(trace.detection_delay or 0.0) for trace in ordered]
     ax.plot(intervals, checks, "o-", color="C0", label="checks performed (cost)")
     ax.set_xlabel("polling interval (s)")

@@ -239,7 +239,8 @@ def runs_table_html(traces: list[RunTrace]) -> str:
     for trace in traces:
         interval, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
         result = trace.result
-        duration = f"{trace.scenario_seconds(result.monitoring_duration_seconds):.1f} s" if result else ""
+        seconds = result.monitoring_duration_seconds if result else None
+        duration = f"{trace.scenario_seconds(seconds):.1f} s" if seconds is not None else ""
         delay = trace.detection_delay
         rows.append(
             "<tr>"
