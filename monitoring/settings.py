@@ -14,9 +14,11 @@ Nothing else in the package reads ``os.environ``; everything else receives a :cl
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_TASKHUB = "default"
 TIME_SCALE_ENV = "MONITORING_TIME_SCALE"
@@ -33,6 +35,46 @@ class Settings:
     taskhub: str
     state_dir: Path
     time_scale: float
+
+
+# Task hub names as the Durable Task Scheduler takes them (letters, digits, '-', '_', '.'); the name travels
+# in a gRPC header, which cannot carry spaces, control characters or non-ASCII text.
+TASKHUB_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+HOST_PATTERN = re.compile(r"([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?")
+
+
+def _endpoint(text: str) -> str:
+    """``ENDPOINT`` if it is ``http(s)://host[:port]`` with a port from 1 to 65535; "" (local) if unset."""
+    if not text:
+        return ""
+    usage = "use http://host:port for the emulator or https://<scheduler>.<region>.durabletask.io for Azure"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as error:  # a port out of range, or not a number
+        raise SettingsError(f"ENDPOINT={text!r}: {error} ({usage})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise SettingsError(f"ENDPOINT={text!r} is not a URL of a scheduler: {usage}")
+    if not HOST_PATTERN.fullmatch(parts.netloc):
+        raise SettingsError(f"ENDPOINT={text!r}: the host must be a plain name or address ({usage})")
+    if port == 0:
+        raise SettingsError(f"ENDPOINT={text!r}: port 0 is not a port ({usage})")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise SettingsError(
+            f"ENDPOINT={text!r} has a path; the scheduler is the host and port only ({usage})"
+        )
+    return text.rstrip("/")
+
+
+def _taskhub(text: str) -> str:
+    if not text:
+        return DEFAULT_TASKHUB
+    if not TASKHUB_PATTERN.fullmatch(text):
+        raise SettingsError(
+            f"TASKHUB={text!r} is not a task hub name: use up to 64 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    return text
 
 
 def _time_scale(text: str) -> float:
@@ -54,8 +96,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     state = environ.get(STATE_DIR_ENV, "").strip()
     return Settings(
-        endpoint=environ.get("ENDPOINT", "").strip(),
-        taskhub=environ.get("TASKHUB", "").strip() or DEFAULT_TASKHUB,
+        endpoint=_endpoint(environ.get("ENDPOINT", "").strip()),
+        taskhub=_taskhub(environ.get("TASKHUB", "").strip()),
         state_dir=Path(state) if state else Path.home() / ".local" / "state" / "durable-monitoring",
         time_scale=_time_scale(environ.get(TIME_SCALE_ENV, "").strip()),
     )
@@ -78,5 +120,8 @@ def environ_with(changes: Mapping[str, str]) -> dict[str, str]:
 def state_dir() -> Path:
     """The state directory, created if it does not exist yet."""
     path = load().state_dir
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(f"{STATE_DIR_ENV}={str(path)!r}: cannot create it ({error.strerror})") from None
     return path

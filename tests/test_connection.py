@@ -6,6 +6,7 @@ import pytest
 from test_scheduler import free_port
 
 from monitoring.backend.connection import BackendError, Connection, check_reachable, connection_from_env
+from monitoring.settings import SettingsError
 
 
 def test_unset_endpoint_means_the_local_scheduler() -> None:
@@ -29,7 +30,7 @@ def test_https_endpoint_means_azure_with_default_credential() -> None:
 
 @pytest.mark.parametrize("endpoint", ["localhost:8080", "ftp://host", "https://"])
 def test_endpoint_without_a_scheme_is_explained(endpoint: str) -> None:
-    with pytest.raises(BackendError, match="is not a URL"):
+    with pytest.raises(SettingsError, match="is not a URL"):
         connection_from_env({"ENDPOINT": endpoint})
 
 

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 
 import grpc
+from azure.core.exceptions import ClientAuthenticationError
 
-from monitoring.backend.connection import BackendError
+from monitoring.backend.connection import BackendError, first_line
 from monitoring.backend.scheduler import SchedulerError
 from monitoring.cli import monitor, services
 from monitoring.cli.common import (
@@ -26,6 +27,8 @@ from monitoring.cli.common import (
 )
 from monitoring.client.errors import UnknownInstanceError
 from monitoring.core.payloads import InvalidRequestError
+from monitoring.core.validation import printable
+from monitoring.settings import SettingsError
 from monitoring.web.serving import PortInUseError
 
 
@@ -41,7 +44,11 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
-        args = build_parser().parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:  # said by the command's own parser's words, pointing to the command's own --help
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(unknown)} (see {PROG} {args.command} --help)"
+            )
         if getattr(args, "log", False):
             configure_logging(getattr(args, "verbose", False))
         return args.handler(args)
@@ -52,11 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         SchedulerError,
         PortInUseError,
         UnknownInstanceError,
+        SettingsError,
     ) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error), limit=1000)}", file=sys.stderr)
         return EXIT_USAGE
     except grpc.RpcError as error:
-        print(f"error: the scheduler said {error.code().name}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        details = printable(str(error.details()))  # type: ignore[attr-defined]
+        print(f"error: the scheduler said {error.code().name}: {details}", file=sys.stderr)  # type: ignore[attr-defined]
+        return EXIT_USAGE
+    except ClientAuthenticationError as error:  # a token that expired mid-command, say
+        print(f"error: Azure sign-in failed: {first_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
