@@ -270,11 +270,13 @@ def test_the_dashboard_lists_instances_whose_data_is_not_clean_json(
     odd = {"job_id": "lone \ud800 surrogate", "ratio": float("nan"), "deep": [[[[[[[[[[]]]]]]]]]]}
     monitors.client.schedule_new_orchestration("some_other_orchestrator", input=odd, instance_id=instance_id)
     try:
-        listed = dashboard.get("/api/instances")
+        listed = dashboard.get("/api/instances", params={"limit": 200})
         assert listed.status_code == 200
-        [mine] = [i for i in listed.json()["instances"] if i["instanceId"] == instance_id]
-        assert mine["input"]["job_id"] == "lone \ud800 surrogate" and mine["input"]["ratio"] in (None, "NaN")
-        assert dashboard.get(f"/api/instances/{instance_id}").status_code == 200
+        assert instance_id in [row["instanceId"] for row in listed.json()["instances"]]
+        shown = dashboard.get(f"/api/instances/{instance_id}")
+        assert shown.status_code == 200
+        odd_input = shown.json()["instance"]["input"]
+        assert odd_input["job_id"] == "lone \ud800 surrogate" and odd_input["ratio"] in (None, "NaN")
     finally:
         monitors.client.terminate_orchestration(instance_id, recursive=False)
 

@@ -161,7 +161,9 @@ def problems(
             hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
             found.append((field, f"unknown field {field}{hint}"))
         elif item["type"] in ("dataclass_type", "dict_type", "model_type", "model_attributes_type"):
-            found.append((field, f"must be a JSON object, not {_json_type(item.get('input'))}"))
+            found.append(
+                (field, f"the request body must be a JSON object, not {json_type(item.get('input'))}")
+            )
         else:
             message = str(item.get("msg", "is not valid")).removeprefix("Value error, ")
             found.append((field, f"{field}: {message}" if field else message))
@@ -176,6 +178,7 @@ def invalid_request(error: ValidationError, *, allowed: Sequence[str] = ()) -> I
     )
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """What a JSON value is, in words: ``an array``, ``a string``, ``null``, ..."""
     names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -45,7 +45,7 @@ from monitoring.client.errors import (
     UnknownJobError,
 )
 from monitoring.core.payloads import MAX_JSON_DEPTH, InvalidRequestError, json_depth, json_safe
-from monitoring.core.validation import printable, problems
+from monitoring.core.validation import json_type, printable, problems
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -183,6 +183,8 @@ class EdgeGuard:
         origin = headers.get("origin")
         if origin is not None and not self._same_site(origin, host):
             return 403, f"{method} from a page of another site ({printable(origin, 80)}) is refused"
+        if headers.get("sec-fetch-site") == "cross-site":
+            return 403, f"{method} from a page of another site is refused"
         length = headers.get("content-length")
         if length is not None and not length.strip().isdigit():
             return 400, f"Content-Length {printable(length, 40)!r} is not a number"
@@ -248,7 +250,9 @@ def parse_json(raw: bytes, *, required_object: bool = False) -> Any:
     if json_depth(data) > MAX_JSON_DEPTH:
         raise InvalidRequestError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field="body")
     if required_object and not isinstance(data, dict):
-        raise InvalidRequestError("the request body must be a JSON object", field="body")
+        raise InvalidRequestError(
+            f"the request body must be a JSON object, not {json_type(data)}", field="body"
+        )
     return data
 
 
