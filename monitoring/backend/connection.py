@@ -184,7 +184,8 @@ def check_taskhub(connection: Connection, token: str | None = None, timeout: flo
             ) from None
         if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
             raise BackendError(
-                f"{connection.endpoint} refused access to task hub {connection.taskhub!r}: {details}"
+                f"the scheduler at {connection.endpoint} refused access to task hub {connection.taskhub!r} "
+                f"({code.name}): {details}"
             ) from None
         raise BackendError(f"{connection.endpoint} answered {code.name}: {details}") from None
     finally:
