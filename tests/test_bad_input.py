@@ -259,7 +259,7 @@ def test_the_dashboard_answers_malformed_urls_with_a_page(
     response = dashboard.get(path, headers=headers)
     assert response.status_code == status
     assert response.headers["content-type"].startswith("text/html")
-    assert "<h1>" in response.text and "href='/'" in response.text
+    assert "<html" in response.text and ("href='/'" in response.text or 'href="/"' in response.text)
 
 
 def test_the_dashboard_lists_instances_whose_data_is_not_clean_json(
@@ -276,7 +276,7 @@ def test_the_dashboard_lists_instances_whose_data_is_not_clean_json(
         shown = dashboard.get(f"/api/instances/{instance_id}")
         assert shown.status_code == 200
         odd_input = shown.json()["instance"]["input"]
-        assert odd_input["job_id"] == "lone \ud800 surrogate" and odd_input["ratio"] in (None, "NaN")
+        assert odd_input["job_id"] == "lone \ud800 surrogate" and odd_input["ratio"] is None
     finally:
         monitors.client.terminate_orchestration(instance_id, recursive=False)
 

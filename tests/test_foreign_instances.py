@@ -125,7 +125,7 @@ def test_snapshots_read_any_shape_and_describe_it_in_one_line(foreign: MonitorCl
     instance_id = start_waiting(foreign, shape)
     running = foreign.snapshot(instance_id)
     assert running.state == "Running" and "\n" not in running.describe() and "\x1b" not in running.describe()
-    assert running.to_payload()["custom_status"] == json.loads(json.dumps(status).replace("NaN", '"NaN"'))
+    assert running.to_payload()["custom_status"] == json.loads(json.dumps(status).replace("NaN", "null"))
     finish(foreign, instance_id)
     done = foreign.snapshot(instance_id)
     assert done.runtime_status == "Completed" and done.output_json == output
@@ -189,7 +189,7 @@ def test_cli_status_prints_what_was_published(foreign: MonitorClient, shape: str
         shown = json.loads(done.stdout)
         assert shown["runtime_status"] == "Running" and shown["state"] == "Running"
         published = SHAPES[shape][0]
-        if shape != "odd":  # its NaN is printed as the string "NaN"
+        if shape != "odd":  # its NaN is printed as null
             assert shown["custom_status"] == published
         assert len(done.stderr.strip().splitlines()) == 1
     finally:

@@ -53,6 +53,11 @@ def _seconds(payload: dict[str, Any], key: str) -> float | None:
     return float(value) if value > 0 else None
 
 
+def _input_job_id(input_payload: Any) -> str | None:
+    """The ``job_id`` an input names even when it is not a valid request (written by another client)."""
+    return _text(input_payload, "job_id") if isinstance(input_payload, dict) else None
+
+
 def monitor_request(input_payload: Any) -> MonitorRequest | None:
     """The monitor request in an instance's input (first generation or a continuation), else None."""
     if input_payload is None:
@@ -152,7 +157,7 @@ def read_card(
     planned, prediction = _planned(request, custom)
     return StatusCard(
         state=_state(runtime_status, final_status, output, (_count(custom, "failed_attempts") or 0) > 0),
-        job_id=_text(custom, "job_id") or (request.job_id if request else None),
+        job_id=_text(custom, "job_id") or (request.job_id if request else _input_job_id(input_payload)),
         job_status=job_status,
         check_count=_count(custom, "check_count"),
         planned_checks=planned,
