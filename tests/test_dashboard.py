@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,8 +28,6 @@ WAIT_SECONDS = 60
 
 def wait_until(condition: Callable[[], Any], what: str) -> Any:
     """Poll ``condition`` until it is truthy; the overall limit only guards against a hang."""
-    import time
-
     deadline = time.monotonic() + WAIT_SECONDS
     while not (value := condition()):
         assert time.monotonic() < deadline, f"still waiting for {what}"
@@ -156,25 +155,30 @@ def test_a_mistyped_page_address_gets_a_page_and_the_api_json(dashboard_server: 
 def test_every_control_changes_the_state_the_api_then_reports(
     dashboard_server: BackgroundServer, monitors: MonitorClient
 ) -> None:
+    def control(instance_id: str, action: str, done: Callable[[Any], bool], body: Any = None) -> Any:
+        """Press ``action``; the route answers once the change shows (or after its own short wait, saying
+        so); the state is then checked through the client API, waiting on it however loaded the machine."""
+        answer = post(dashboard_server, f"/api/instances/{instance_id}/{action}", body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["message"].startswith(
+            ("done; the scheduler now reports", "sent; after", "purged")
+        )
+        return wait_until(lambda: done(monitors.details(instance_id)), f"{action} to show")
+
     long = MonitorRequest(new_job_id(), 0.5, 120, job_duration_seconds=600)
     first = monitors.start(long)
     wait_until(lambda: monitors.details(first).runtime_status == "Running", "the monitor to run")
-    base = f"/api/instances/{first}"
-    answer = post(dashboard_server, f"{base}/suspend", {"reason": "lunch"})
-    assert answer.status_code == 200 and answer.json()["runtimeStatus"] == "Suspended"
-    assert monitors.details(first).runtime_status == "Suspended"
-    refused = post(dashboard_server, f"{base}/suspend")
+    control(first, "suspend", lambda d: d.runtime_status == "Suspended", {"reason": "lunch"})
+    refused = post(dashboard_server, f"/api/instances/{first}/suspend")
     assert refused.status_code == 409 and "Suspended" in refused.json()["error"]
-    assert post(dashboard_server, f"{base}/resume").json()["runtimeStatus"] == "Running"
-    cancelled = post(dashboard_server, f"{base}/cancel", {"reason": "not needed"}).json()
-    assert cancelled["state"] == "Cancelled" and monitors.snapshot(first).state == "Cancelled"
+    control(first, "resume", lambda d: d.runtime_status == "Running")
+    control(first, "cancel", lambda d: d.is_terminal, {"reason": "not needed"})
+    assert monitors.snapshot(first).state == "Cancelled"
 
     second = monitors.start(long)
     wait_until(lambda: monitors.details(second).runtime_status == "Running", "the monitor to run")
     assert post(dashboard_server, f"/api/instances/{second}/purge").status_code == 409
-    assert (
-        post(dashboard_server, f"/api/instances/{second}/terminate").json()["runtimeStatus"] == "Terminated"
-    )
+    control(second, "terminate", lambda d: d.runtime_status == "Terminated")
     purged = post(dashboard_server, f"/api/instances/{second}/purge")
     assert purged.status_code == 200 and "purged" in purged.json()["message"]
     gone = httpx.get(f"{dashboard_server.url}/api/instances/{second}", timeout=30)

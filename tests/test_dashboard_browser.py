@@ -4,6 +4,7 @@ filters, the start form, the keyboard, and screenshots at a wide and a narrow wi
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,22 @@ def wait_for_text(page: Any, selector: str, prefix: str) -> None:
 def api_status(api: BackgroundServer, instance_id: str) -> httpx.Response:
     """The instance as the HTTP API (the Durable Functions status route) reports it."""
     return httpx.get(f"{api.url}/runtime/webhooks/durabletask/instances/{instance_id}", timeout=30)
+
+
+def wait_for_api(api: BackgroundServer, instance_id: str, runtime_status: str) -> dict[str, Any]:
+    """Poll the HTTP API until it reports ``runtime_status``; the limit only guards against a hang."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while (body := api_status(api, instance_id).json()).get("runtimeStatus") != runtime_status:
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    return body
+
+
+def shows_result(line: str, label: str, reported: str) -> bool:
+    """The result line of an action: done (and what the scheduler then reports), or sent and still pending."""
+    return line == f"{label}: done; the scheduler now reports {reported}" or line.startswith(
+        f"{label}: sent;"
+    )
 
 
 def open_instance(page: Any, server: BackgroundServer, instance_id: str) -> None:
@@ -150,18 +167,16 @@ def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
     assert enabled == ["Cancel", "Suspend", "Terminate"]
     page.screenshot(path=str(artifacts / "dashboard-instance-live.png"), full_page=True)
 
-    assert "now reports Suspended" in act(page, "suspend", "lunch")
-    assert api_status(api_server, instance_id).json()["runtimeStatus"] == "Suspended"
+    assert shows_result(act(page, "suspend", "lunch"), "Suspend", "Suspended")
+    wait_for_api(api_server, instance_id, "Suspended")
     page.wait_for_selector("#actions button[data-action='resume']:enabled", timeout=WAIT_MS)
     assert page.locator("#actions button:enabled").all_inner_texts() == ["Resume", "Terminate"]
     assert page.inner_text("#card-next .tile-value") == "paused"
-    assert "now reports Running" in act(page, "resume")
-    assert api_status(api_server, instance_id).json()["runtimeStatus"] == "Running"
-    assert "now reports Completed (Cancelled)" in act(page, "cancel", "not needed")
-    ended = api_status(api_server, instance_id)
-    assert ended.status_code == 200 and ended.json()["runtimeStatus"] == "Completed"
-    assert ended.json()["output"]["final_status"] == "Cancelled"
-    assert ended.json()["output"]["reason"].endswith("not needed")
+    assert shows_result(act(page, "resume"), "Resume", "Running")
+    wait_for_api(api_server, instance_id, "Running")
+    assert shows_result(act(page, "cancel", "not needed"), "Cancel", "Completed (Cancelled)")
+    ended = wait_for_api(api_server, instance_id, "Completed")
+    assert ended["output"]["final_status"] == "Cancelled" and ended["output"]["reason"].endswith("not needed")
     page.wait_for_selector("#chart [data-marker='end']", state="attached", timeout=WAIT_MS)
 
 
@@ -179,9 +194,8 @@ def test_terminate_then_purge_from_the_page_and_back_out_of_a_confirmation(
     page.keyboard.press("Escape")  # changing one's mind does nothing
     assert not page.is_visible("dialog#confirm")
     assert monitors.details(instance_id).runtime_status in ("Pending", "Running")
-    assert "now reports Terminated" in act(page, "terminate", "wrong job")
-    terminated = api_status(api_server, instance_id).json()
-    assert terminated["runtimeStatus"] == "Terminated" and terminated["output"] == "wrong job"
+    assert shows_result(act(page, "terminate", "wrong job"), "Terminate", "Terminated")
+    assert wait_for_api(api_server, instance_id, "Terminated")["output"] == "wrong job"
     assert "purged" in act(page, "purge")
     assert api_status(api_server, instance_id).status_code == 404
     assert page.is_visible("#purged")
