@@ -449,3 +449,13 @@ def test_settings_accept_the_values_the_readme_shows(
 ) -> None:
     loaded = settings.load(environ)
     assert (expected[0] is None or loaded.endpoint == expected[0]) and loaded.taskhub == expected[1]
+
+
+def test_a_taken_port_for_the_scheduler_is_one_line() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert_one_line_error(
+            run_cli("scheduler", "--port", str(port)), f"port {port} on 127.0.0.1 is already"
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
@@ -66,6 +67,17 @@ class _TaskHubGuard(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+def _free(host: str, port: int) -> bool:
+    """True if a listening socket could bind ``host:port`` now (as gRPC binds it: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class LocalScheduler:
     """The local scheduler's servicer on a loopback-only gRPC server. ``port=0`` picks a free port.
 
@@ -117,8 +129,8 @@ class LocalScheduler:
         )
         stubs.add_TaskHubSidecarServiceServicer_to_server(self.backend, server)
         target = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        try:
-            bound = server.add_insecure_port(target)
+        try:  # a taken port is found first with a plain socket: gRPC would also log it on stderr
+            bound = server.add_insecure_port(target) if self.port == 0 or _free(self.host, self.port) else 0
         except RuntimeError:
             bound = 0
         if bound == 0:
