@@ -201,9 +201,13 @@ def test_mutating_routes_take_only_same_origin_json(
         httpx.post(url, json={}, headers={"Origin": "null"}, timeout=30),
         httpx.post(url, json={}, headers={"Host": "evil.example"}, timeout=30),
         httpx.post(url, json={}, headers={"Sec-Fetch-Site": "cross-site"}, timeout=30),
+        # The dashboard's own rules beside the shared guard's: its own origin, not merely this machine,
+        # and JSON said even without a body.
+        httpx.post(url, json={}, headers={"Origin": "http://127.0.0.1:1"}, timeout=30),
+        httpx.post(url, timeout=30),
     ]
     # Not JSON: 415; another site: 403; a Host that is not this machine: 400 (monitoring.web.edge).
-    assert [answer.status_code for answer in refusals] == [415, 415, 403, 403, 400, 403]
+    assert [answer.status_code for answer in refusals] == [415, 415, 403, 403, 400, 403, 403, 415]
     assert all("\n" not in answer.json()["error"] for answer in refusals)
     assert monitors.details(instance_id).runtime_status == "Running"
     same_origin = httpx.post(url, json={}, headers={"Origin": dashboard_server.url}, timeout=30)

@@ -42,7 +42,7 @@ from monitoring.core.models import MonitorRequest
 from monitoring.core.payloads import InvalidRequestError, to_iso
 from monitoring.core.predict import predict
 from monitoring.web.dashboard_controls import ACTIONS, available_actions, mutation_refusal, perform
-from monitoring.web.edge import SafeJSONResponse, edge_app, json_body
+from monitoring.web.edge import SafeJSONResponse, edge_app, error_response, json_body
 
 STATIC = Path(__file__).resolve().parent / "static"
 RUNTIME_STATUSES = ("Pending", "Running", "Suspended", "Completed", "Failed", "Terminated", "ContinuedAsNew")
@@ -227,9 +227,9 @@ def create_dashboard_app(
 
     @app.post("/api/instances/{instanceId}/{action}", summary="Cancel, terminate, suspend, resume or purge")
     async def act(instanceId: str, action: str, request: Request) -> SafeJSONResponse:
-        refusal = mutation_refusal(request, allow_remote=allow_remote)
+        refusal = mutation_refusal(request)
         if refusal:
-            return SafeJSONResponse({"error": refusal}, status_code=403)
+            return error_response(*refusal)
         chosen = ACTIONS.get(action)
         if chosen is None:
             return SafeJSONResponse({"error": f"no action {action!r}; use one of {', '.join(ACTIONS)}"}, 404)
@@ -249,17 +249,17 @@ def create_dashboard_app(
 
     @app.post("/api/plan", summary="Check a monitor request with the API's model; its planned checks")
     async def plan(request: Request) -> SafeJSONResponse:
-        refusal = mutation_refusal(request, allow_remote=allow_remote)
+        refusal = mutation_refusal(request)
         if refusal:
-            return SafeJSONResponse({"error": refusal}, status_code=403)
+            return error_response(*refusal)
         monitor_request = _monitor_request(await json_body(request, required_object=True))
         return SafeJSONResponse(_plan_text(monitor_request))
 
     @app.post("/api/monitors", status_code=201, summary="Start a monitor (the API's request model)")
     async def start(request: Request) -> SafeJSONResponse:
-        refusal = mutation_refusal(request, allow_remote=allow_remote)
+        refusal = mutation_refusal(request)
         if refusal:
-            return SafeJSONResponse({"error": refusal}, status_code=403)
+            return error_response(*refusal)
         monitor_request = _monitor_request(await json_body(request, required_object=True))
         instance_id = await run_in_threadpool(monitors.start, monitor_request)
         index.refresh(force=True)

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import Request
 
@@ -22,7 +21,7 @@ from monitoring.client.monitors import MonitorClient
 from monitoring.client.overview import InstanceIndex
 from monitoring.client.snapshots import InstanceDetails
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
-from monitoring.web.serving import is_loopback
+from monitoring.core.validation import printable
 
 ACTION_WAIT_SECONDS = 10.0
 ACTIVE = frozenset({"Pending", "Running", "Suspended"})
@@ -145,24 +144,20 @@ def perform(
     return {"runtimeStatus": details.runtime_status, "state": state, "message": message}
 
 
-def mutation_refusal(request: Request, *, allow_remote: bool) -> str | None:
-    """Why a state-changing request is refused, or None to accept it: only same-origin JSON.
+def mutation_refusal(request: Request) -> tuple[int, str] | None:
+    """Why a state-changing request is refused, as (status, message), or None to accept it.
 
-    A browser sends ``Origin`` with every cross-site ``POST`` and cannot send ``application/json`` to
-    another origin without a preflight this app never approves; ``Host`` must name this machine unless the
-    dashboard serves other machines (``--allow-remote``), which keeps DNS rebinding out. One function, so
-    that the shared web middleware can replace it.
+    The shared guard (:mod:`monitoring.web.edge`) has already refused a foreign ``Host``, a page of another
+    site, a body that is not JSON and an oversized one. The dashboard's own verbs ask two things more: the
+    request comes from the dashboard's own origin (not merely this machine: a page another local server
+    shows cannot press them), and it says ``Content-Type: application/json`` even without a body, which a
+    browser sends to another origin only after a preflight this app never approves.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        return "send the request as JSON (Content-Type: application/json)"
-    host = request.headers.get("host", "")
-    hostname = urlsplit(f"//{host}").hostname or ""
-    if not allow_remote and not is_loopback(hostname):
-        return f"Host {host!r} is not this machine; the dashboard answers only on loopback"
+        return 415, "send the request as JSON (Content-Type: application/json)"
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{host}":
-        return f"cross-origin request from {origin!r} refused"
-    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
-        return "cross-site request refused"
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is not None and origin.lower() != own.lower():
+        return 403, f"only the dashboard's own pages may do this, not one from {printable(origin, 80)}"
     return None
