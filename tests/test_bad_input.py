@@ -397,10 +397,9 @@ def other_scheduler() -> Iterator[LocalScheduler]:
 def test_a_task_hub_the_scheduler_does_not_serve_fails_at_once_naming_it(
     other_scheduler: LocalScheduler, command: list[str]
 ) -> None:
-    started = time.monotonic()
     done = run_cli(*command, env={"ENDPOINT": other_scheduler.address, "TASKHUB": "elsewhere"})
+    # One line, so no "scheduler unavailable ..., retrying" line: it was refused at once, not retried.
     assert_one_line_error(done, "does not serve task hub 'elsewhere'", "set TASKHUB")
-    assert time.monotonic() - started < 30  # not retrying for ever
 
 
 def test_control_commands_refuse_ids_no_backend_can_carry(other_scheduler: LocalScheduler) -> None:
