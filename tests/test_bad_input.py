@@ -19,6 +19,8 @@ from test_scheduler import free_port
 
 from conftest import new_job_id
 from monitoring import settings
+from monitoring.backend.connection import local_connection
+from monitoring.backend.hub import HubOptions
 from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
 from monitoring.web.api import create_app
@@ -458,3 +460,19 @@ def test_a_taken_port_for_the_scheduler_is_one_line() -> None:
         assert_one_line_error(
             run_cli("scheduler", "--port", str(port)), f"port {port} on 127.0.0.1 is already"
         )
+
+
+def test_a_flood_the_scheduler_refuses_is_a_429_not_a_500() -> None:
+    """Events beyond what an instance may have waiting are refused by the scheduler (RESOURCE_EXHAUSTED)."""
+    options = HubOptions(max_pending_events=3)
+    with (
+        LocalScheduler(0, options=options) as scheduler,  # no worker: the events stay waiting
+        MonitorClient(local_connection(scheduler.address)) as monitors,
+        BackgroundServer(create_app(monitors)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        urls = client.post(START, json={"polling_interval_seconds": 60, "timeout_seconds": 600}).json()
+        answers = [client.post(f"{INSTANCES}/{urls['id']}/raiseEvent/poke", json=n) for n in range(8)]
+        assert {answer.status_code for answer in answers} == {202, 429}
+        refused = [answer for answer in answers if answer.status_code == 429]
+        assert "events waiting" in refused[0].json()["error"]

@@ -25,7 +25,7 @@ from monitoring.cli.common import (
     UsageError,
     configure_logging,
 )
-from monitoring.client.errors import UnknownInstanceError
+from monitoring.client.errors import LimitExceededError, UnknownInstanceError
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.core.validation import printable
 from monitoring.settings import SettingsError
@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         PortInUseError,
         UnknownInstanceError,
         SettingsError,
+        LimitExceededError,
     ) as error:
         print(f"error: {printable(str(error), limit=1000)}", file=sys.stderr)
         return EXIT_USAGE

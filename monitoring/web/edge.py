@@ -41,6 +41,7 @@ from starlette.routing import Match
 from monitoring.client.errors import (
     InstanceFinishedError,
     InstanceNotFinishedError,
+    LimitExceededError,
     UnknownInstanceError,
     UnknownJobError,
 )
@@ -299,6 +300,7 @@ def install_error_handlers(app: FastAPI, *, pages: bool = False) -> None:
         UnknownJobError: 404,
         InstanceNotFinishedError: 409,
         InstanceFinishedError: 410,
+        LimitExceededError: 429,
     }
     for kind, status in statuses.items():
 
