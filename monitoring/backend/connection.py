@@ -197,8 +197,9 @@ def local_scheduler_running(connection: Connection) -> bool:
     return connection.kind == "local" and scheduler.probe(f"127.0.0.1:{connection.local_port}")
 
 
-def ensure_backend(connection: Connection) -> str:
-    """Make sure the backend answers; for ``local``, start the scheduler process if none answers.
+def ensure_backend(connection: Connection, owner: str = "") -> str:
+    """Make sure the backend answers; for ``local``, start the scheduler process if none answers
+    (recording ``owner``, e.g. ``"tutorial"``, so that owner can stop it later, even from a new kernel).
 
     Returns a one-line description of what is in use.
     """
@@ -210,5 +211,5 @@ def ensure_backend(connection: Connection) -> str:
     if local_scheduler_running(connection):
         check_taskhub(connection)
         return f"Using the {connection.describe()}: already running"
-    pid = process.spawn_scheduler_process(connection.local_port, connection.taskhub)
+    pid = process.spawn_scheduler_process(connection.local_port, connection.taskhub, owner=owner)
     return f"Using the {connection.describe()}: started it (pid {pid})"

@@ -31,6 +31,7 @@ class SchedulerRecord:
     pid: int
     port: int
     taskhub: str
+    owner: str = ""  # who started it on demand ("tutorial": a notebook stops it when it closes)
 
     @staticmethod
     def path(port: int) -> Path:
@@ -82,6 +83,7 @@ def run_scheduler_foreground(
     *,
     in_memory: bool = False,
     options: HubOptions | None = None,
+    owner: str = "",
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, recording this process so ``stop_scheduler_process`` can find it.
@@ -89,7 +91,7 @@ def run_scheduler_foreground(
     The task hub is kept in :func:`state_file` (unless ``in_memory``), so a restart continues it."""
     state = None if in_memory else state_file(port, taskhub)
     scheduler = LocalScheduler(port, taskhub=taskhub, state=state, options=options).start()
-    record = SchedulerRecord(pid=os.getpid(), port=scheduler.port, taskhub=taskhub)
+    record = SchedulerRecord(pid=os.getpid(), port=scheduler.port, taskhub=taskhub, owner=owner)
     record.save()
     stopping = False
 
@@ -111,13 +113,14 @@ def run_scheduler_foreground(
 
 
 def spawn_scheduler_process(
-    port: int = DEFAULT_PORT, taskhub: str = DEFAULT_TASKHUB, wait: float = 20.0
+    port: int = DEFAULT_PORT, taskhub: str = DEFAULT_TASKHUB, wait: float = 20.0, owner: str = ""
 ) -> int:
     """Start ``python -m monitoring scheduler`` detached, wait until it answers; return its pid."""
     log_path = settings.state_dir() / f"scheduler-{port}.log"
+    command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--taskhub", taskhub]
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--taskhub", taskhub],
+            [*command, "--owner", owner] if owner else command,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -153,6 +156,25 @@ def stop_scheduler_process(port: int = DEFAULT_PORT, wait: float = 10.0) -> bool
         time.sleep(0.05)
     record.remove()
     return True
+
+
+def scheduler_owner(port: int = DEFAULT_PORT) -> str | None:
+    """Who started the scheduler process running on ``port`` ("" for a person); None if none runs."""
+    record = SchedulerRecord.load(port)
+    return record.owner if record is not None and _is_running_scheduler(record.pid) else None
+
+
+def kill_scheduler_process(port: int = DEFAULT_PORT, wait: float = 10.0) -> SchedulerRecord | None:
+    """``kill -9`` the scheduler process recorded for ``port`` (a crash, on purpose); returns its record
+    (start it again with :func:`spawn_scheduler_process`); None if none was running."""
+    record = SchedulerRecord.load(port)
+    if record is None or not _is_running_scheduler(record.pid):
+        return None
+    os.kill(record.pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while _is_running_scheduler(record.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return record
 
 
 def stop_with_parent(parent: int, poll_seconds: float = 0.5) -> None:

@@ -65,7 +65,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    process.run_scheduler_foreground(args.port, args.taskhub, in_memory=args.in_memory, on_ready=ready)
+    process.run_scheduler_foreground(
+        args.port, args.taskhub, in_memory=args.in_memory, owner=args.owner, on_ready=ready
+    )
     print("Local scheduler stopped", file=sys.stderr, flush=True)
     return 0
 
@@ -146,6 +148,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="keep the task hub in memory only (lost when it stops); default: a SQLite file in the state "
         "directory, so a restart continues every monitor",
     )
+    sched.add_argument("--owner", default="", help=argparse.SUPPRESS)  # who started it on demand
     sched.set_defaults(handler=cmd_scheduler)
 
     serve = commands.add_parser(

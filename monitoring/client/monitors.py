@@ -74,17 +74,22 @@ class MonitorClient:
     """Start, inspect and follow monitors on one task hub. Ids, event names and reasons are checked first
     (:func:`checked_id`), so a bad one is an ``InvalidRequestError`` rather than an encoding error."""
 
-    def __init__(self, connection: Connection, *, patience: float = 120.0) -> None:
-        """``patience``: how long a call keeps retrying while the scheduler is unavailable (restarting)."""
+    def __init__(
+        self, connection: Connection, *, patience: float = 120.0, say: Callable[[str], None] | None = None
+    ) -> None:
+        """``patience``: how long a call keeps retrying while the scheduler is unavailable (restarting);
+        ``say``: where the one line about it goes (stderr unless given; notebooks print it)."""
         self.connection = connection
         self.client = create_client(connection)
         self.patience = patience
+        self.say = say
 
     def _call(self, call: Callable[[], T], idempotent: bool = True) -> T:
         """``call()``, retried while the scheduler is unavailable (a write only if it never reached it)."""
-        return retrying(
-            call, endpoint=self.connection.endpoint, idempotent=idempotent, patience=self.patience
-        )
+        endpoint, patience = self.connection.endpoint, self.patience
+        if self.say is None:
+            return retrying(call, endpoint=endpoint, idempotent=idempotent, patience=patience)
+        return retrying(call, endpoint=endpoint, idempotent=idempotent, patience=patience, say=self.say)
 
     def close(self) -> None:
         self.client.close()

@@ -36,6 +36,8 @@ from monitoring.core.models import (
 from monitoring.notebook.plots import png_bytes, progress_figure
 from monitoring.worker import start_worker, stop_worker
 
+TUTORIAL_OWNER = "tutorial"  # recorded with a scheduler a notebook starts, so a notebook stops it
+
 
 @dataclass(frozen=True)
 class MinimalRun:
@@ -56,9 +58,9 @@ class Tutorial:
         self.time_scale = time_scale
         self.closed = False
         self._started_scheduler = connection.kind == "local" and not local_scheduler_running(connection)
-        self.backend = ensure_backend(connection)
+        self.backend = ensure_backend(connection, owner=TUTORIAL_OWNER)
         start_worker(connection)
-        self.monitors = MonitorClient(connection)
+        self.monitors = MonitorClient(connection, say=print)  # stdout: a notebook shows stderr as an error
         self.tracker = RunTracker(self.monitors, prefix=f"tutorial-{uuid.uuid4().hex[:6]}-")
 
     def describe(self) -> str:
@@ -174,8 +176,12 @@ class Tutorial:
         self.tracker.close()
         self.monitors.close()
         stop_worker()
-        if self._started_scheduler:
-            process.stop_scheduler_process(self.connection.local_port)
+        port = self.connection.local_port
+        # Also one a tutorial started before a kernel restart (or restarted after a crash on purpose).
+        if self._started_scheduler or (
+            self.connection.kind == "local" and process.scheduler_owner(port) == TUTORIAL_OWNER
+        ):
+            process.stop_scheduler_process(port)
         if _current is self:
             _current = None
 
