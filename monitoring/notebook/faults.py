@@ -23,7 +23,9 @@ SAVED_INSTANCE = Path(tempfile.gettempdir()) / "monitoring-notebook-03-instance.
 
 
 class WorkerProcess:
-    """``python -m monitoring worker`` in a process of its own, on this process's ENDPOINT and TASKHUB."""
+    """``python -m monitoring worker`` in a process of its own, on this process's ENDPOINT and TASKHUB.
+
+    Every one started is remembered, so :func:`stop_worker_processes` can stop what is left."""
 
     def __init__(self) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="monitoring-worker-", suffix=".log")[1])
@@ -35,6 +37,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
             )
         self.pid = self.process.pid
+        _started.append(self)
 
     def kill(self) -> None:
         """``kill -9``: no goodbye, whatever it was running is left half done."""
@@ -47,6 +50,20 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+_started: list[WorkerProcess] = []
+
+
+def stop_worker_processes() -> int:
+    """Stop every worker process this kernel started that still runs; returns how many there were."""
+    running = [worker for worker in _started if worker.process.poll() is None]
+    process.stop_processes([worker.process for worker in running])
+    return len(running)
+
+
+def worker_processes_running() -> int:
+    return sum(1 for worker in _started if worker.process.poll() is None)
 
 
 def kill_scheduler(connection: Connection) -> process.SchedulerRecord:
