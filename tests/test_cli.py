@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -51,16 +53,23 @@ def spawn(*args: str, endpoint: str | None = None) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_line(process: subprocess.Popen[str], text: str, limit: float = 20) -> str:
+def wait_for_line(process: subprocess.Popen[str], text: str, limit: float = 120) -> str:
+    """The first stderr line containing ``text``; ``limit`` only guards against a hang (a process that prints
+    nothing more cannot block the test: each line is read on a helper thread)."""
     assert process.stderr is not None
+    stderr = process.stderr
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
+    while True:
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda found=lines: found.put(stderr.readline()), daemon=True).start()
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"never printed {text!r} (still running after {limit:g} s)") from None
         if text in line:
             return line
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"never printed {text!r}")
+        if not line:
+            raise AssertionError(f"never printed {text!r} (its stderr ended)")
 
 
 def instance_count(monitors: MonitorClient) -> int:
