@@ -180,6 +180,8 @@ def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
     ended = wait_for_api(api_server, instance_id, "Completed")
     assert ended["output"]["final_status"] == "Cancelled" and ended["output"]["reason"].endswith("not needed")
     page.wait_for_selector("#chart [data-marker='end']", state="attached", timeout=WAIT_MS)
+    assert page.locator("#chart [data-kind='event']").count() == 1  # the cancel event, a diamond
+    assert page.inner_text("#timeline tr.kind-event td:nth-child(3)") == "event cancel"
 
 
 def test_terminate_then_purge_from_the_page_and_back_out_of_a_confirmation(
@@ -198,6 +200,7 @@ def test_terminate_then_purge_from_the_page_and_back_out_of_a_confirmation(
     assert monitors.details(instance_id).runtime_status in ("Pending", "Running")
     assert shows_result(act(page, "terminate", "wrong job"), "Terminate", "Terminated")
     assert wait_for_api(api_server, instance_id, "Terminated")["output"] == "wrong job"
+    page.wait_for_selector("#chart [data-kind='terminated']", state="attached", timeout=WAIT_MS)
     assert "purged" in act(page, "purge")
     assert api_status(api_server, instance_id).status_code == 404
     assert page.is_visible("#purged")
