@@ -285,6 +285,11 @@ class InstanceIndex:
         rows.sort(key=key, reverse=query.descending)
         return ListPage(total, len(rows), rows[query.offset : query.offset + query.limit])
 
+    def checks_per_minute(self, now: datetime, minutes: int = RATE_MINUTES) -> list[dict[str, Any]]:
+        """The last ``minutes`` minutes of :class:`CheckRate`, read under the lock refreshes write under."""
+        with self._lock:
+            return self.rate.series(now, minutes)
+
     def counts(self) -> tuple[int, dict[str, int], dict[str, int]]:
         """(total, by runtime status, by final status of those that ended)."""
         with self._lock:

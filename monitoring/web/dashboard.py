@@ -183,7 +183,7 @@ def create_dashboard_app(
             "total": total,
             "byRuntimeStatus": by_runtime,
             "byFinalStatus": by_final,
-            "checksPerMinute": index.rate.series(datetime.now(timezone.utc)),
+            "checksPerMinute": index.checks_per_minute(datetime.now(timezone.utc)),
         }
 
     @app.get("/api/instances", summary="One page of instances: filtered, searched and sorted on the server")
