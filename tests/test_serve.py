@@ -69,7 +69,7 @@ def test_serve_refuses_a_taken_port_in_one_line_and_starts_nothing() -> None:
             done = cli("serve", *args, endpoint=nowhere)
             assert done.returncode == 2
             assert done.stderr.strip() == (
-                f"error: port {port} on 127.0.0.1 is already in use (Address already in use); "
+                f"error: port {port} on 127.0.0.1 is already in use; "
                 "stop what listens there or choose another port"
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
@@ -47,6 +48,29 @@ def count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
     return int(text)
+
+
+def bounded_count(most: int) -> Callable[[str], int]:
+    """A whole number from 1 to ``most``."""
+
+    def parse(text: str) -> int:
+        if not text.isdigit() or not 1 <= int(text) <= most:
+            raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {most}, not {text[:40]!r}")
+        return int(text)
+
+    return parse
+
+
+def host_address(text: str) -> str:
+    """``localhost`` or an IP address (no other names: they would need a DNS lookup to bind)."""
+    if text != "localhost":
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--host takes localhost or an IP address of this machine, not {text[:80]!r}"
+            ) from None
+    return text
 
 
 def counts(text: str) -> tuple[int, ...]:

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from monitoring.backend import process
 from monitoring.backend.connection import connection_from_env, ensure_backend
 from monitoring.backend.scheduler import DEFAULT_PORT, DEFAULT_TASKHUB
-from monitoring.cli.common import UsageError, count, port, wait_for_signal
+from monitoring.cli.common import UsageError, bounded_count, host_address, port, wait_for_signal
 from monitoring.client.monitors import MonitorClient
 from monitoring.web.serving import BackgroundServer, is_loopback
 from monitoring.worker import create_worker, start_worker, stop_worker
 
 DEFAULT_API_PORT, DEFAULT_DASHBOARD_PORT = 7071, 8082
+MAX_WORKER_PROCESSES = 64  # a typo (10000) must not fork ten thousand workers
 
 
 def _start_extra_workers(count: int, verbose: bool) -> Iterator[subprocess.Popen[bytes]]:
@@ -128,9 +129,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     worker.add_argument("-v", "--verbose", action="store_true", help="also show the SDK's own log lines")
     worker.add_argument(
         "--processes",
-        type=count,
+        type=bounded_count(MAX_WORKER_PROCESSES),
         default=1,
-        help="run this many workers, each in a process of its own, on the same task hub (1)",
+        help=f"run this many workers (up to {MAX_WORKER_PROCESSES}), each in a process of its own, on the "
+        "same task hub (1)",
     )
     worker.add_argument("--of-parent", type=int, default=None, help=argparse.SUPPRESS)  # extra workers
     worker.set_defaults(handler=cmd_worker, log=True)
@@ -154,7 +156,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     serve = commands.add_parser(
         "serve", help="HTTP API, dashboard and worker (the Durable Functions sample's func start)"
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", type=host_address, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
     serve.add_argument(
         "--port", type=port, default=DEFAULT_API_PORT, help=f"HTTP API port (default {DEFAULT_API_PORT})"
     )

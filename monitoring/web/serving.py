@@ -7,6 +7,7 @@ serve`` runs two of these; tests run them on free loopback ports.
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ START_TIMEOUT_SECONDS = 20.0
 
 
 class PortInUseError(OSError):
-    """The port cannot be bound; the message says which and what to do."""
+    """The address cannot be listened on (most often: the port is taken); the message says which and why."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -34,10 +35,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise PortInUseError(
-            f"port {port} on {host} is already in use ({error.strerror}); stop what listens there "
-            "or choose another port"
-        ) from None
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"port {port} on {host} is already in use; stop what listens there or choose another port"
+            ) from None
+        raise PortInUseError(f"cannot listen on {host} port {port}: {error.strerror or error}") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
