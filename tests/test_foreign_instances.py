@@ -65,12 +65,18 @@ SHAPES: dict[str, tuple[Any, Any]] = {
 }
 
 
+# Nested deeper than anything a page or a terminal should walk (MAX_JSON_DEPTH is 100): shown as its text.
+DEEP: Any = 0
+for _ in range(150):
+    DEEP = [DEEP]
+
+
 def monitoring_job_orchestrator(ctx: task.OrchestrationContext, request: Any) -> Any:
     """Another implementation of the pattern, with the same name: it publishes the shapes above.
 
     Job ids starting ``wait-`` hold until the ``finish`` event, so tests can look at them running."""
     job_id = str((request or {}).get("job_id", ""))
-    status, output = SHAPES[job_id.removeprefix("wait-")]
+    status, output = SHAPES.get(job_id.removeprefix("wait-"), (DEEP, DEEP))
     if status is not None:
         ctx.set_custom_status(status)
     if job_id.startswith("wait-"):
@@ -237,3 +243,25 @@ def test_the_dashboard_and_the_http_api_show_foreign_instances(foreign: MonitorC
     finally:
         for instance_id in running.values():
             finish(foreign, instance_id)
+
+
+def test_a_custom_status_nested_too_deeply_is_shown_as_its_text(foreign: MonitorClient) -> None:
+    instance_id = foreign.start(MonitorRequest(job_id="wait-deep", polling_interval_seconds=1))
+    wait_until(lambda: foreign.snapshot(instance_id).custom_status_json is not None)
+    try:
+        snapshot = foreign.snapshot(instance_id)
+        assert snapshot.custom_status_json == json.dumps(DEEP) and snapshot.custom_status is None
+        assert (
+            snapshot.describe().startswith('[Running] custom status: "[[[[')
+            and len(snapshot.describe()) < 200
+        )
+        with (
+            BackgroundServer(create_dashboard_app(foreign)) as dashboard,
+            BackgroundServer(create_app(foreign)) as api,
+            httpx.Client(timeout=30) as http,
+        ):
+            assert http.get(f"{dashboard.url}/api/instances/{instance_id}").status_code == 200
+            status = http.get(f"{api.url}/runtime/webhooks/durabletask/instances/{instance_id}")
+            assert status.status_code == 202 and status.json()["customStatus"] == json.dumps(DEEP)
+    finally:
+        finish(foreign, instance_id)
