@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from conftest import new_job_id
 from monitoring.backend import process, timers
 from monitoring.backend.connection import Connection, ensure_backend, local_connection
 from monitoring.backend.scheduler import LocalScheduler, SchedulerError, probe
+from monitoring.client.errors import UnknownInstanceError
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
 from monitoring.worker import create_worker, start_worker, stop_worker
@@ -215,3 +218,27 @@ def test_waiting_monitors_hold_timers_not_threads(scheduler: LocalScheduler, mon
     finally:
         for instance_id in started:
             monitors.terminate(instance_id, reason="test over")
+
+
+def test_the_scheduler_command_refuses_a_bad_retention_in_one_line() -> None:
+    command = [sys.executable, "-m", "monitoring", "scheduler", "--port", "1", "--retention-days", "-1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: argument --retention-days: retention must be a number of days, 0 or more, not '-1' "
+        "(see python -m monitoring scheduler --help)"
+    ]
+
+
+def test_a_scheduler_keeps_its_task_hub_in_its_state_file_across_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "hub.sqlite3"
+    with LocalScheduler(0, state=state) as first, MonitorClient(local_connection(first.address)) as monitors:
+        instance_id = monitors.start(MonitorRequest(new_job_id()))  # no worker: it stays Pending
+    with LocalScheduler(0, state=state) as again, MonitorClient(local_connection(again.address)) as monitors:
+        assert monitors.snapshot(instance_id).runtime_status == "Pending"
+    with (
+        LocalScheduler(0) as memory,
+        MonitorClient(local_connection(memory.address)) as monitors,
+        pytest.raises(UnknownInstanceError),
+    ):
+        monitors.snapshot(instance_id)  # in memory: a new scheduler starts empty

@@ -20,7 +20,7 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 
 from monitoring.backend.dispatch import Dispatch
 from monitoring.backend.state import HubOptions, Instance, Task
-from monitoring.backend.store import Op, Store
+from monitoring.backend.store import Op, Store, StoreError
 
 logger = logging.getLogger("monitoring.backend.hub")
 
@@ -37,6 +37,12 @@ class NotFound(HubError):
 
 class AlreadyExists(HubError):
     code = "ALREADY_EXISTS"
+
+
+class Unavailable(HubError):
+    """The scheduler cannot keep the change (its state file failed, or it is stopping)."""
+
+    code = "UNAVAILABLE"
 
 
 class LimitReached(HubError):
@@ -98,18 +104,23 @@ class Hub(Dispatch):
 
     def start(self) -> None:
         self.stopping = False
+        self.store.start()
         self.timers.start()
         if self._sweeper is None:
             self._stop_sweeping.clear()
             self._sweeper = threading.Thread(target=self._sweep, name="local-scheduler-sweeper", daemon=True)
             self._sweeper.start()
 
-    def stop(self) -> None:
-        """End every worker stream, stop the timers and the sweeper, and commit what is queued."""
+    def begin_stop(self) -> None:
+        """End every worker stream and wait; calls still in progress may finish and commit."""
         with self._lock:
             self.stopping = True
             self._work.notify_all()
             self._changed.notify_all()
+
+    def stop(self) -> None:
+        """:meth:`begin_stop`, then stop the timers and the sweeper, and commit what is queued."""
+        self.begin_stop()
         self._stop_sweeping.set()
         if self._sweeper is not None:
             self._sweeper.join(5)
@@ -149,8 +160,12 @@ class Hub(Dispatch):
         return count
 
     def commit(self, ticket: int) -> None:
-        """Wait until the step with ``ticket`` is in the store (see :meth:`Store.wait`)."""
-        self.store.wait(ticket)
+        """Wait until the step with ``ticket`` is in the store (see :meth:`Store.wait`); a store that
+        failed or stopped raises :class:`Unavailable`."""
+        try:
+            self.store.wait(ticket)
+        except StoreError as error:
+            raise Unavailable(str(error)) from None
 
     # --- client operations ------------------------------------------------------------------------------
 

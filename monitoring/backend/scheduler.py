@@ -150,11 +150,13 @@ class LocalScheduler:
         if self._server is None:
             return
         if self.hub is not None:
-            self.hub.stop()  # ends the workers' GetWorkItems streams, commits what is queued
+            self.hub.begin_stop()  # ends the workers' GetWorkItems streams
         elif hasattr(self.backend, "stop"):
             self.backend.stop()
-        self._server.stop(grace).wait()
+        self._server.stop(grace).wait()  # calls in progress finish (and commit) within the grace
         self._server = None
+        if self.hub is not None:
+            self.hub.stop()  # timers, sweeper; commits what is queued
 
     def __enter__(self) -> LocalScheduler:
         return self.start()

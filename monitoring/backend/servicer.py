@@ -58,6 +58,10 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
             context.abort(getattr(grpc.StatusCode, error.code), str(error))
             raise  # not reached: abort raises
 
+    def _commit(self, context: grpc.ServicerContext, ticket: int) -> None:
+        """Answer only once the change is in the state file (UNAVAILABLE if it cannot be)."""
+        self._call(context, lambda: self.hub.commit(ticket))
+
     # --- clients ----------------------------------------------------------------------------------------
 
     def Hello(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> empty_pb2.Empty:
@@ -65,7 +69,7 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
 
     def StartInstance(self, request: pb.CreateInstanceRequest, context: grpc.ServicerContext) -> Any:
         instance_id = request.instanceId or uuid.uuid4().hex
-        self.hub.commit(self._call(context, lambda: self.hub.create(request, instance_id)))
+        self._commit(context, self._call(context, lambda: self.hub.create(request, instance_id)))
         return pb.CreateInstanceResponse(instanceId=instance_id)
 
     def GetInstance(self, request: pb.GetInstanceRequest, context: grpc.ServicerContext) -> Any:
@@ -95,23 +99,23 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
     def RaiseEvent(self, request: pb.RaiseEventRequest, context: grpc.ServicerContext) -> Any:
         data = request.input.value if request.HasField("input") else None
         ticket = self._call(context, lambda: self.hub.raise_event(request.instanceId, request.name, data))
-        self.hub.commit(ticket)
+        self._commit(context, ticket)
         return pb.RaiseEventResponse()
 
     def TerminateInstance(self, request: pb.TerminateRequest, context: grpc.ServicerContext) -> Any:
         output = request.output.value if request.HasField("output") else None
-        self.hub.commit(self._call(context, lambda: self.hub.terminate(request.instanceId, output)))
+        self._commit(context, self._call(context, lambda: self.hub.terminate(request.instanceId, output)))
         return pb.TerminateResponse()
 
     def SuspendInstance(self, request: pb.SuspendRequest, context: grpc.ServicerContext) -> Any:
         reason = request.reason.value if request.HasField("reason") else None
-        self.hub.commit(self._call(context, lambda: self.hub.suspend(request.instanceId, reason)))
+        self._commit(context, self._call(context, lambda: self.hub.suspend(request.instanceId, reason)))
         return pb.SuspendResponse()
 
     def ResumeInstance(self, request: pb.ResumeRequest, context: grpc.ServicerContext) -> Any:
         reason = request.reason.value if request.HasField("reason") else None
-        self.hub.commit(
-            self._call(context, lambda: self.hub.suspend(request.instanceId, reason, resume=True))
+        self._commit(
+            context, self._call(context, lambda: self.hub.suspend(request.instanceId, reason, resume=True))
         )
         return pb.ResumeResponse()
 
@@ -124,7 +128,7 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
             query = request.purgeInstanceFilter
             ids = [i.instance_id for i in self.hub.select(self._matcher(query, query.runtimeStatus))]
         deleted, ticket = self.hub.purge(ids)
-        self.hub.commit(ticket)
+        self._commit(context, ticket)
         return pb.PurgeInstancesResponse(
             deletedInstanceCount=deleted, isComplete=wrappers_pb2.BoolValue(value=True)
         )
@@ -208,7 +212,7 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
             instanceId=new_id, name=old.name, input=old.input if old.HasField("input") else None
         )
         create.orchestrationIdReusePolicy.replaceableStatus.extend(TERMINAL)
-        self.hub.commit(self._call(context, lambda: self.hub.create(create, new_id)))
+        self._commit(context, self._call(context, lambda: self.hub.create(create, new_id)))
         return pb.RestartInstanceResponse(instanceId=new_id)
 
     def CreateTaskHub(self, request: Any, context: grpc.ServicerContext) -> Any:

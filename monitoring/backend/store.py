@@ -106,6 +106,9 @@ class Store:
     def load(self) -> Loaded:
         return Loaded()
 
+    def start(self) -> None:
+        return None
+
     def submit(self, ops: Sequence[Op]) -> int:
         return 0
 
@@ -143,8 +146,19 @@ class SqliteStore(Store):
             raise StoreError(f"cannot use {path} as the scheduler's state: {error}") from None
         finally:
             connection.close()
-        self._thread = threading.Thread(target=self._write_loop, name="local-scheduler-store", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the writer thread (again, after :meth:`close`)."""
+        with self._changed:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._closing = False
+            self._thread = threading.Thread(
+                target=self._write_loop, name="local-scheduler-store", daemon=True
+            )
+            self._thread.start()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, timeout=10)
@@ -185,18 +199,25 @@ class SqliteStore(Store):
         """Block until the step with ``ticket`` (and every one before it) is committed."""
         with self._changed:
             if not self._changed.wait_for(
-                lambda: self._committed >= ticket or self._failure is not None, timeout
+                lambda: self._committed >= ticket or self._failure is not None or self._stopped(), timeout
             ):
                 raise StoreError(f"the scheduler's state file did not commit within {timeout} s")
-            if self._failure is not None and self._committed < ticket:
-                raise StoreError(self._failure)
+            if self._committed < ticket:
+                raise StoreError(self._failure or "the scheduler is stopping: the change was not saved")
+
+    def _stopped(self) -> bool:
+        return self._thread is None or not self._thread.is_alive()
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
-        self._thread.join(30)
+            thread = self._thread
+        if thread is not None:
+            thread.join(30)
+        with self._changed:
+            self._changed.notify_all()  # waiters see that the writer stopped
 
     def _write_loop(self) -> None:
         connection = self._connect()
@@ -205,6 +226,7 @@ class SqliteStore(Store):
                 with self._changed:
                     self._changed.wait_for(lambda: self._queue or self._closing)
                     if not self._queue and self._closing:
+                        self._changed.notify_all()
                         return
                     ops, self._queue = self._queue, []
                     ticket = self._submitted

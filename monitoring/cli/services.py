@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from monitoring.backend import process
 from monitoring.backend.connection import connection_from_env, ensure_backend
 from monitoring.backend.scheduler import DEFAULT_PORT, DEFAULT_TASKHUB
+from monitoring.backend.state import HubOptions
 from monitoring.cli.common import UsageError, bounded_count, host_address, port, wait_for_signal
 from monitoring.client.monitors import MonitorClient
 from monitoring.web.serving import BackgroundServer, is_loopback
@@ -55,6 +56,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 100_000:
+        raise argparse.ArgumentTypeError(f"retention must be a number of days, 0 or more, not {text!r}")
+    return value
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     state = "in memory" if args.in_memory else str(process.state_file(args.port, args.taskhub))
 
@@ -66,8 +77,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    options = HubOptions(retention_seconds=args.retention_days * 86_400)
     process.run_scheduler_foreground(
-        args.port, args.taskhub, in_memory=args.in_memory, owner=args.owner, on_ready=ready
+        args.port, args.taskhub, in_memory=args.in_memory, options=options, owner=args.owner, on_ready=ready
     )
     print("Local scheduler stopped", file=sys.stderr, flush=True)
     return 0
@@ -149,6 +161,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         action="store_true",
         help="keep the task hub in memory only (lost when it stops); default: a SQLite file in the state "
         "directory, so a restart continues every monitor",
+    )
+    sched.add_argument(
+        "--retention-days",
+        type=days,
+        default=HubOptions.retention_seconds / 86_400,
+        help="purge finished instances this many days after they end (default 7; 0: at once)",
     )
     sched.add_argument("--owner", default="", help=argparse.SUPPRESS)  # who started it on demand
     sched.set_defaults(handler=cmd_scheduler)
