@@ -160,6 +160,9 @@ def test_requests_are_refused_with_the_right_status_and_a_json_error(
     response = http.request(method, path, headers=headers, content=body)
     assert response.status_code == status, response.text
     assert words in response.json()["error"]
+    if status != 405:  # every refusal names what it is about
+        named = {400: {"Host", "body", "instanceId", "eventName", "reason", "jobId"}, 403: {"Origin"}}
+        assert response.json()["field"] in {**named, 413: {"body"}, 415: {"Content-Type"}}[status]
     assert instance_count(monitors) == before
 
 

@@ -170,32 +170,40 @@ class EdgeGuard:
                     (time.monotonic() - started) * 1000,
                 )
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+    def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         host = headers.get("host", "")
         if not self.allow_remote and not is_loopback(host_name(host)):
-            return 400, (
-                f"Host {printable(host, 80)!r} is not a loopback name: this server answers only "
-                "localhost, 127.0.0.1 or [::1] (it was not started with --allow-remote)"
+            return (
+                400,
+                (
+                    f"Host {printable(host, 80)!r} is not a loopback name: this server answers only "
+                    "localhost, 127.0.0.1 or [::1] (it was not started with --allow-remote)"
+                ),
+                "Host",
             )
         method = scope.get("method", "GET")
         if method in SAFE_METHODS:
             return None
         origin = headers.get("origin")
         if origin is not None and not self._same_site(origin, host):
-            return 403, f"{method} from a page of another site ({printable(origin, 80)}) is refused"
+            return 403, f"{method} from a page of another site ({printable(origin, 80)}) is refused", "Origin"
         if headers.get("sec-fetch-site") == "cross-site":
-            return 403, f"{method} from a page of another site is refused"
+            return 403, f"{method} from a page of another site is refused", "Sec-Fetch-Site"
         length = headers.get("content-length")
         if length is not None and not length.strip().isdigit():
-            return 400, f"Content-Length {printable(length, 40)!r} is not a number"
+            return 400, f"Content-Length {printable(length, 40)!r} is not a number", "Content-Length"
         has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
         content_type = headers.get("content-type")
         if (content_type is not None or has_body) and not _is_json(content_type or ""):
             shown = printable(content_type, 80) if content_type else "none"
-            return 415, f"send the body as JSON, with Content-Type: application/json (not {shown})"
+            return (
+                415,
+                f"send the body as JSON, with Content-Type: application/json (not {shown})",
+                "Content-Type",
+            )
         if length is not None and int(length) > self.max_body_bytes:
-            return 413, f"the request body is larger than {self.max_body_bytes} bytes"
+            return 413, f"the request body is larger than {self.max_body_bytes} bytes", "body"
         return None
 
     def _same_site(self, origin: str, host: str) -> bool:
@@ -204,26 +212,26 @@ class EdgeGuard:
             return True
         return not self.allow_remote and is_loopback(host_name(authority))
 
-    async def _read_body(self, receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
+    async def _read_body(self, receive: Receive) -> tuple[bytes, tuple[int, str, str] | None]:
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
-                return b"", (400, "the request ended before its body")
+                return b"", (400, "the request ended before its body", "body")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                return b"", (413, f"the request body is larger than {self.max_body_bytes} bytes")
+                return b"", (413, f"the request body is larger than {self.max_body_bytes} bytes", "body")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), None
 
-    async def _refuse(self, scope: Scope, send: Send, status: int, message: str) -> None:
+    async def _refuse(self, scope: Scope, send: Send, status: int, message: str, field: str) -> None:
         if wants_page(scope, self.pages):
             response: Response = Response(error_page(status, message), status, media_type="text/html")
         else:
-            response = error_response(status, message)
+            response = error_response(status, message, field)
         if status == 413:
             response.headers["Connection"] = "close"  # the rest of the body is never read
 
