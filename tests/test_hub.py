@@ -192,3 +192,27 @@ def test_finished_instances_past_the_retention_are_purged() -> None:
     assert hub.purge_expired() == 1
     assert hub.get("old") is None and hub.get("new") is not None and hub.get("running") is not None
     hub.stop()
+
+
+def test_with_a_state_file_an_ended_instances_history_leaves_memory_and_is_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite3"
+    hub = new_hub(path)
+    create(hub)
+    stream = hub.open_stream("worker")
+    item = hub.take(stream, wait=0)
+    assert item is not None
+    done_turn = helpers.new_complete_orchestration_action(
+        1, pb.ORCHESTRATION_STATUS_COMPLETED, result='"done"'
+    )
+    assert hub.complete_orchestration(turn(item, done_turn)) == ACCEPTED
+    kept = [e.WhichOneof("eventType") for e in hub.history("m1")]
+    assert kept[-1] == "executionCompleted"
+    hub.commit(hub.store.submit([]))  # everything so far is in the file
+    assert hub.release_ended_histories(now=time.time() + 3600) == 1
+    assert hub.instances["m1"].history == []
+    assert [e.WhichOneof("eventType") for e in hub.history("m1")] == kept
+    hub.stop()
+    again = new_hub(path)
+    assert again.instances["m1"].history == [], "ended histories are not loaded at start"
+    assert [e.WhichOneof("eventType") for e in again.history("m1")] == kept
+    again.stop()

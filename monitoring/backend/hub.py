@@ -72,6 +72,7 @@ class Hub(Dispatch):
         for row in loaded.instances:
             instance = Instance.from_row(row)
             instance.history = loaded.history.get(instance.instance_id, [])
+            instance.history_in_store = instance.terminal
             self.instances[instance.instance_id] = instance
         for row_id, instance_id, execution, visible_at, event in loaded.events:
             top = max(top, row_id)
@@ -136,6 +137,7 @@ class Hub(Dispatch):
                 rounds += 1
                 if rounds % 10 == 0:
                     self.purge_expired()
+                    self.release_ended_histories()
             except Exception:
                 logger.exception("The scheduler's sweeper failed")
 
@@ -158,6 +160,22 @@ class Hub(Dispatch):
         if count:
             logger.info("Purged %d finished instance(s) past the retention", count)
         return count
+
+    def release_ended_histories(self, now: float | None = None) -> int:
+        """With a state file, keep in memory only the histories of active and recently ended instances;
+        returns how many were let go (read from the file when asked)."""
+        if not self.store.durable:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.options.keep_ended_history_seconds
+        with self._lock:
+            ended = [
+                i
+                for i in self.instances.values()
+                if i.terminal and not i.history_in_store and (i.completed or i.updated) <= cutoff
+            ]
+            for instance in ended:
+                instance.history, instance.history_in_store = [], True
+        return len(ended)
 
     def commit(self, ticket: int) -> None:
         """Wait until the step with ``ticket`` is in the store (see :meth:`Store.wait`); a store that
@@ -291,7 +309,10 @@ class Hub(Dispatch):
 
     def history(self, instance_id: str) -> list[pb.HistoryEvent]:
         with self._lock:
-            return list(self._require(instance_id).history)
+            instance = self._require(instance_id)
+            if not instance.history_in_store:
+                return list(instance.history)
+        return self.store.read_history(instance_id)
 
     def wait_for(
         self, instance_id: str, done: Callable[[Instance], bool], timeout: float | None

@@ -28,6 +28,7 @@ class HubOptions:
     retention_seconds: float = 7 * 24 * 3600.0  # finished instances are purged this long after they end
     max_finished_instances: int = 50_000  # and the oldest beyond this many
     sweep_seconds: float = 1.0
+    keep_ended_history_seconds: float = 60.0  # then an ended instance's history lives in the file only
 
     def __post_init__(self) -> None:
         for name in ("lease_seconds", "health_ping_seconds", "sweep_seconds"):
@@ -67,6 +68,7 @@ class Instance:
     dispatched: int = 0
     started_event: pb.HistoryEvent | None = None  # the OrchestratorStarted made for the current dispatch
     lease: str | None = None
+    history_in_store: bool = False  # an ended instance's history is read from the store when asked
 
     @property
     def terminal(self) -> bool:

@@ -76,6 +76,13 @@ _PURGE = (
 )
 
 
+ENDED = (
+    pb.ORCHESTRATION_STATUS_COMPLETED,
+    pb.ORCHESTRATION_STATUS_FAILED,
+    pb.ORCHESTRATION_STATUS_TERMINATED,
+)
+
+
 class StoreError(RuntimeError):
     """The state file cannot be used (another version, unreadable) or a write failed; the message says why."""
 
@@ -109,6 +116,9 @@ class Store:
     def start(self) -> None:
         return None
 
+    def read_history(self, instance_id: str) -> list[pb.HistoryEvent]:
+        return []
+
     def submit(self, ops: Sequence[Op]) -> int:
         return 0
 
@@ -133,6 +143,7 @@ class SqliteStore(Store):
         self._committed = 0
         self._failure: str | None = None
         self._closing = False
+        self._readers = threading.local()
         connection = self._connect()
         try:
             connection.executescript(SCHEMA)
@@ -172,8 +183,10 @@ class SqliteStore(Store):
         try:
             loaded.meta = dict(connection.execute("SELECT key, value FROM meta"))
             loaded.instances = connection.execute("SELECT * FROM instances").fetchall()
+            # Only the histories of active instances: an ended one's is read when asked (read_history).
             for instance_id, blob in connection.execute(
-                "SELECT instance_id, event FROM history ORDER BY instance_id, seq"
+                "SELECT h.instance_id, h.event FROM history h JOIN instances i USING (instance_id) "
+                f"WHERE i.status NOT IN ({', '.join(str(s) for s in ENDED)}) ORDER BY h.instance_id, h.seq"
             ):
                 loaded.history.setdefault(instance_id, []).append(_event(blob))
             loaded.events = [
@@ -186,6 +199,16 @@ class SqliteStore(Store):
         finally:
             connection.close()
         return loaded
+
+    def read_history(self, instance_id: str) -> list[pb.HistoryEvent]:
+        """An instance's history as committed (a connection per reading thread: sqlite3's rule)."""
+        connection = getattr(self._readers, "connection", None)
+        if connection is None:
+            connection = self._readers.connection = sqlite3.connect(self.path, timeout=10)
+        rows = connection.execute(
+            "SELECT event FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,)
+        )
+        return [_event(blob) for (blob,) in rows]
 
     def submit(self, ops: Sequence[Op]) -> int:
         """Queue ``ops`` (one consistent step) for the writer; returns a ticket for :meth:`wait`."""
@@ -224,14 +247,17 @@ class SqliteStore(Store):
         try:
             while True:
                 with self._changed:
-                    self._changed.wait_for(lambda: self._queue or self._closing)
-                    if not self._queue and self._closing:
+                    self._changed.wait_for(
+                        lambda: self._queue or self._submitted > self._committed or self._closing
+                    )
+                    if not self._queue and self._submitted == self._committed and self._closing:
                         self._changed.notify_all()
                         return
                     ops, self._queue = self._queue, []
                     ticket = self._submitted
                 try:
-                    self._apply(connection, ops)
+                    if ops:
+                        self._apply(connection, ops)
                 except sqlite3.Error as error:
                     logger.error("The scheduler could not write its state to %s: %s", self.path, error)
                     with self._changed:
