@@ -3,7 +3,7 @@
 * :class:`OneLineLog` filters the SDK's worker and client loggers: while the scheduler cannot be reached the
   SDK logs a warning with a multi-line gRPC error on every attempt; this says ``scheduler unavailable at X,
   retrying`` once, and ``scheduler reachable again at X`` when it is. A result the scheduler did not take
-  (its work item went to another worker, or the scheduler was down) is one line too, not a traceback.
+  (e.g. its work item's lease had ended) is one line with the scheduler's reason, not a traceback.
 * :func:`retrying` runs a client call again while the scheduler is unavailable, with backoff, saying so once.
 * :data:`WORKER_RECONNECT`: the worker's own reconnect loop, with backoff capped at 5 s instead of 30 s.
 """
@@ -75,18 +75,13 @@ class OneLineLog(logging.Filter):
         if message.startswith("Failed to deliver"):
             what = message.split(" to sidecar", 1)[0].replace("Failed to deliver ", "")
             code = _code(record)
-            if code == grpc.StatusCode.FAILED_PRECONDITION:
-                _rewrite(
-                    record,
-                    f"{what} not used: this worker's lease on it ended, so the scheduler hands it out again",
-                )
-            elif code == grpc.StatusCode.UNAVAILABLE:
+            if code == grpc.StatusCode.UNAVAILABLE:
                 self.undelivered += 1
                 return self._went_down(record)
-            else:
-                _rewrite(
-                    record, f"{what} not delivered: {record.exc_info[1] if record.exc_info else message}"
-                )
+            error = record.exc_info[1] if record.exc_info else None
+            details = error.details() if isinstance(error, grpc.RpcError) else error  # type: ignore[attr-defined]
+            refused = code is not None and code != grpc.StatusCode.UNKNOWN
+            _rewrite(record, f"{what} {'not used' if refused else 'not delivered'}: {details or message}")
             return True
         if any(marker in message for marker in _UNREACHABLE):
             return self._went_down(record)

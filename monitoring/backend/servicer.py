@@ -30,8 +30,7 @@ T = TypeVar("T")
 HISTORY_CHUNK = 200
 DEFAULT_PAGE = 1000
 LEASE_LOST = (
-    "work item lease lost: it was given to another worker after this worker's stream ended or its lease "
-    "expired, so this result is not used"
+    "its lease ended (this worker's stream closed, or the lease expired): another worker gets the item"
 )
 
 

@@ -107,7 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port and --dashboard-port are both {args.port}; give them different ports")
     connection = connection_from_env()
     servers: list[BackgroundServer] = []
-    with MonitorClient(connection) as monitors:
+    # An HTTP request waits at most 15 s for a scheduler that is restarting, then gets its 503.
+    with MonitorClient(connection, patience=15) as monitors:
         try:
             # Bind both ports before anything starts, so a taken port leaves nothing half-started.
             remote = args.allow_remote
