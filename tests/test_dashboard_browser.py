@@ -108,6 +108,10 @@ def test_instance_page_draws_one_mark_per_check_and_the_table_in_time_order(
     page.click("details.raw summary")  # the raw JSON is one click away
     assert '"check_count": 4' in page.inner_text("#custom-status")
     assert page.locator("#actions button:enabled").all_inner_texts() == ["Purge"]
+    assert page.inner_text("#actions-why") == (
+        "Not for this instance now: Cancel (a monitor that is Pending or Running), Suspend (Pending or "
+        "Running), Resume (Suspended), Terminate (Pending, Running or Suspended)."
+    )
     page.screenshot(path=str(artifacts / "dashboard-instance-wide.png"), full_page=True)
     page.set_viewport_size(NARROW)
     page.wait_for_function("() => document.querySelector('#chart svg').getAttribute('width') < 420")

@@ -93,6 +93,13 @@ def _refusal(action: Action, details: InstanceDetails) -> str | None:
     return None
 
 
+def _when(action: Action) -> str:
+    """Where ``action`` applies, in a few words: "Suspended", "Completed, Failed or Terminated"."""
+    statuses = sorted(action.applies_to)
+    words = statuses[0] if len(statuses) == 1 else f"{', '.join(statuses[:-1])} or {statuses[-1]}"
+    return f"a monitor that is {words}" if action.monitors_only else words
+
+
 def available_actions(details: InstanceDetails) -> list[dict[str, Any]]:
     """Every action, enabled only where it applies, with a sentence saying why (not)."""
     shown = []
@@ -104,6 +111,7 @@ def available_actions(details: InstanceDetails) -> list[dict[str, Any]]:
                 "label": action.label,
                 "enabled": refusal is None,
                 "why": refusal or action.confirm,
+                "when": _when(action),
                 "confirm": action.confirm,
                 "takes_reason": action.takes_reason,
             }

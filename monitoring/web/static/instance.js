@@ -110,6 +110,9 @@ const InstancePage = (() => {
     // Keep focus where it was if the same button is still there.
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.action : null;
     bar.replaceChildren(...buttons);
+    // Disabled buttons cannot take focus, so say in plain text why they are off.
+    const off = actions.filter((action) => !action.enabled).map((action) => `${action.label} (${action.when})`);
+    byId("actions-why").textContent = off.length ? `Not for this instance now: ${off.join(", ")}.` : "";
     if (focused) {
       const again = bar.querySelector(`[data-action='${focused}']`);
       if (again && !again.disabled) again.focus();
