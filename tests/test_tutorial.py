@@ -9,6 +9,7 @@ import pytest
 from monitoring import settings
 from monitoring.backend.connection import Connection
 from monitoring.core.payloads import InvalidRequestError
+from monitoring.notebook.job_service import JobService
 from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure, tradeoff_figure
 from monitoring.notebook.tutorial import Tutorial
 from monitoring.notebook.widgets import ControlPanel, checks
@@ -120,6 +121,29 @@ def test_the_panel_says_what_run_would_do_as_the_sliders_move(tutorial: Tutorial
         assert checks(1) == "1 check" and checks(0) == "0 checks"
         # Nothing drawn yet: the plot widgets are hidden, not shown as broken images.
         assert panel.progress_plot.layout.display == panel.comparison_plot.layout.display == "none"
+    finally:
+        panel.close()
+
+
+def test_the_panel_monitors_a_real_job_by_its_status_url(tutorial: Tutorial) -> None:
+    panel = ControlPanel(tutorial)
+    try:
+        assert panel.status_url.layout.display == "none" and panel.job_duration.layout.display == ""
+        panel.set(source="http", interval=1, timeout=30, status_url="ftp://ci/job")
+        assert panel.status_url.layout.display == "" and panel.job_duration.layout.display == "none"
+        assert panel.plan_text.startswith("Cannot run: url must be an http:// or https:// URL")
+        with JobService() as service:
+            job = service.wait(service.start(work=1000, seconds=0))
+            panel.set(status_url=service.url_of(job))
+            assert panel.plan_text == (
+                "At most 31 checks (every 1 s, for 30 s). The job at the URL decides when it ends."
+            )
+            panel.run_button.click()
+            (trace,) = panel.traces
+            tutorial.tracker.wait([trace], timeout=60)
+        assert trace.request.job_source == "http" and trace.result.final_status == "Completed"
+        panel._refresh()
+        assert "Completed after 1 check<" in panel.runs_table.value and ">http<" in panel.runs_table.value
     finally:
         panel.close()
 

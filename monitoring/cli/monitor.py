@@ -80,6 +80,8 @@ def _request_from(args: argparse.Namespace) -> MonitorRequest:
         timeout_seconds=args.timeout,
         job_duration_seconds=args.job_duration,
         job_outcome=args.job_outcome,
+        status_url=getattr(args, "status_url", None),
+        status_field=getattr(args, "status_field", None),
     )
 
 
@@ -202,6 +204,16 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help=f"seconds before the monitor gives up (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
     add_job_options(start)
+    start.add_argument(
+        "--status-url",
+        metavar="URL",
+        help="monitor a real job: GET this http(s) URL at every check, read the job's status from its JSON",
+    )
+    start.add_argument(
+        "--status-field",
+        metavar="FIELD",
+        help="the JSON field holding the status (default status; a dotted path such as job.state)",
+    )
     start.set_defaults(handler=cmd_start)
 
     demo = commands.add_parser("demo", help="scheduler, worker and one monitor in this process")

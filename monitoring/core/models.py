@@ -22,6 +22,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from monitoring.core.jobs import JOB_OUTCOMES, JobCheckRequest, JobOutcome, job_source_names
 from monitoring.core.payloads import InvalidRequestError, Payload, field_dict
 from monitoring.core.schedule import CheckSchedule, JobStatus
+from monitoring.core.sources import resolve_job_source
 from monitoring.core.validation import (
     MAX_SECONDS,
     invalid_request,
@@ -130,7 +131,10 @@ class MonitorRequest:
     waits for a check (a slow or hanging one, or checks caught up after a stall) before it ends ``Timeout``;
     ``checks_per_generation`` is how many checks run before the monitor continues as new with a fresh
     history; ``job_source`` picks the registered job source the check asks
-    (:func:`monitoring.core.jobs.register_job_source`).
+    (:func:`monitoring.core.jobs.register_job_source`) and ``job_source_options`` configure it (the ``http``
+    source's ``url``, ``field``, ...: :mod:`monitoring.core.sources`). ``status_url`` and ``status_field``
+    are shorthand for the ``http`` source: once validated, the request carries them in
+    ``job_source_options`` (so the stored input names the URL once).
     """
 
     job_id: JobId = Field(default_factory=new_job_id)
@@ -152,10 +156,36 @@ class MonitorRequest:
     job_source: Annotated[str, BeforeValidator(_job_source), Field(description="a registered job source")] = (
         "simulated"
     )
+    job_source_options: Annotated[
+        dict[str, Any] | None,
+        Field(description="the job source's options (http: url, field, mapping, headers, timeout_seconds)"),
+    ] = None
+    status_url: Annotated[
+        str | None, Field(description="shorthand for the http job source: the job's status URL")
+    ] = None
+    status_field: Annotated[
+        str | None, Field(description="shorthand for the http job source: the JSON field (default status)")
+    ] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitorRequest:
         """The checks that span several fields (each names the field to change)."""
+        shorthand = self.status_url is not None or self.status_field is not None
+        try:
+            source, options = resolve_job_source(
+                self.job_source, self.job_source_options, self.status_url, self.status_field
+            )
+        except ValueError as error:
+            field = "status_url" if shorthand else "job_source_options"
+            raise InvalidRequestError(str(error), field) from None
+        # The request carries its source once: status_url/status_field become the http source's options.
+        for name, value in (
+            ("job_source", source),
+            ("job_source_options", options),
+            ("status_url", None),
+            ("status_field", None),
+        ):
+            object.__setattr__(self, name, value)
         interval, timeout, cap = (
             self.polling_interval_seconds,
             self.timeout_seconds,
@@ -240,6 +270,7 @@ class MonitorRequest:
             hang_seconds=self.job_hang_seconds if faults else 0.0,
             hang_from_check=self.job_hang_from_check,
             due_at=due_at,
+            source_options=self.job_source_options,
         )
 
     def schedule(self) -> CheckSchedule:

@@ -26,7 +26,7 @@ import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -204,7 +204,8 @@ class HttpJobSource:
         except KeyError:
             raise JobSourceError(f"GET {where} answered JSON with no field {options.field!r}") from None
         status = map_status(value, options.mapping)
-        return JobStatusReport(job_id=request.job_id, status=status, checked_at=to_iso(now))
+        answered = datetime.now(timezone.utc)  # the job's answer is as of now, not of when the GET began
+        return JobStatusReport(job_id=request.job_id, status=status, checked_at=to_iso(answered))
 
 
 def _function_options(given: dict[str, Any]) -> tuple[str, dict[str, JobStatus] | None]:

@@ -24,8 +24,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from monitoring.core.payloads import to_iso
 
 SLICES = 50  # a job publishes its progress this many times
 
@@ -39,12 +42,29 @@ class Job:
     seconds: float
     fail_at: float | None
     started: float = field(default_factory=time.monotonic)
+    started_wall: float = field(
+        default_factory=time.time
+    )  # the same moment, on the clock checks are stamped with
     status: str = "running"
     progress: float = 0.0
     primes: int = 0
     timeline: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])
     ended_at: float | None = None  # seconds after the start
+    ended_wall: float | None = None  # the same moment, on the checks' clock
     _hurry: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def ended_at_iso(self) -> str | None:
+        """When the job ended, in the format the monitor stamps its checks with (``...T12:00:01.234Z``)."""
+        if self.ended_wall is None:
+            return None
+        return to_iso(datetime.fromtimestamp(self.ended_wall, timezone.utc))
+
+    def end(self, status: str) -> None:
+        """Record the end (the caller holds the service's lock, so no answer shows the status without it)."""
+        self.status = status
+        self.ended_at = time.monotonic() - self.started
+        self.ended_wall = time.time()
 
     def hurry(self) -> None:
         """Drop the pacing: the rest of the work runs as fast as the machine allows."""
@@ -152,12 +172,10 @@ class JobService:
                 job.progress = min(start + step, job.work) / job.work
                 job.timeline.append((time.monotonic() - job.started, job.progress))
                 if job.fail_at is not None and job.progress >= job.fail_at:
-                    job.status = "failed"
-                    break
+                    job.end("failed")
+                    return
         with self._lock:
-            if job.status == "running":
-                job.status = "succeeded"
-            job.ended_at = time.monotonic() - job.started
+            job.end("succeeded")
 
     def wait(self, job: Job, timeout: float = 120) -> Job:
         """Block until ``job`` has ended (for notebooks and tests)."""

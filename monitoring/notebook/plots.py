@@ -17,6 +17,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from monitoring.client.tracking import RunTrace
+from monitoring.core.payloads import from_iso
+from monitoring.notebook.job_service import Job
 
 STATUS_COLOURS = {"Pending": "#9e9e9e", "Running": "#1f77b4", "Completed": "#2ca02c", "Failed": "#d62728"}
 
@@ -225,3 +227,49 @@ def scale_figure(runs: Sequence[ScaleRun], saturated_at: int | None) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     return figure
+
+
+def job_progress_figure(trace: RunTrace, job: Job) -> Figure:
+    """A real job's progress over time (from the job service's own timeline) with the monitor's checks on it.
+
+    Times are real seconds since the job started;
+    each check is placed by the time the monitor stamped it (its start plus the check's elapsed seconds).
+    """
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    ax = figure.subplots()
+    times = [moment for moment, _ in job.timeline]
+    ax.plot(times, [progress * 100 for _, progress in job.timeline], color="C0", label="job progress")
+    if job.ended_at is not None:
+        ax.axvline(job.ended_at, color="grey", linestyle=":", label=f"job {job.status}")
+    started = trace.latest.custom_status.started_at if trace.latest and trace.latest.custom_status else None
+    offset = from_iso(started).timestamp() - job.started_wall if started else 0.0
+    for check in trace.checks():
+        at = offset + check.elapsed_seconds
+        colour = STATUS_COLOURS.get(check.job_status, "black")
+        ax.axvline(at, color=colour, alpha=0.5, linewidth=1)
+        ax.plot([at], [_progress_at(job.timeline, at) * 100], "o", color=colour, markersize=8, zorder=3)
+    ax.legend(
+        handles=[
+            Line2D([], [], color="C0", label="job progress (the service's own record)"),
+            Line2D([], [], color="grey", linestyle=":", label=f"job ended ({job.status})"),
+            *[
+                Line2D([], [], marker="o", linestyle="", color=c, label=f"check saw {s}")
+                for s, c in STATUS_COLOURS.items()
+                if s in {check.job_status for check in trace.checks()}
+            ],
+        ],
+        loc="lower right",
+        fontsize="small",
+    )
+    ax.set_xlabel("seconds since the job started")
+    ax.set_ylabel("progress (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"{trace.request.job_id}: the monitor's checks on the job's progress")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def _progress_at(timeline: Sequence[tuple[float, float]], at: float) -> float:
+    """The progress the job had reported by ``at`` seconds (the last point at or before it)."""
+    reached = [progress for moment, progress in timeline if moment <= at]
+    return reached[-1] if reached else 0.0

@@ -28,18 +28,43 @@ class ControlPanel:
     def __init__(self, tutorial: Tutorial) -> None:
         self.tutorial = tutorial
         style = {"description_width": "120px"}
-        layout = widgets.Layout(width="420px")
         self.interval = widgets.IntSlider(
-            5, min=1, max=20, description="interval (s)", style=style, layout=layout
+            5, min=1, max=20, description="interval (s)", style=style, layout=widgets.Layout(width="420px")
         )
         self.timeout = widgets.IntSlider(
-            30, min=5, max=120, step=5, description="timeout (s)", style=style, layout=layout
+            30,
+            min=5,
+            max=120,
+            step=5,
+            description="timeout (s)",
+            style=style,
+            layout=widgets.Layout(width="420px"),
         )
         self.job_duration = widgets.IntSlider(
-            12, min=0, max=120, description="job length (s)", style=style, layout=layout
+            12,
+            min=0,
+            max=120,
+            description="job length (s)",
+            style=style,
+            layout=widgets.Layout(width="420px"),
         )
         self.job_outcome = widgets.ToggleButtons(
             options=list(JOB_OUTCOMES), description="job ends", style=style
+        )
+        self.source = widgets.ToggleButtons(
+            options=[("simulated job", "simulated"), ("status URL", "http")],
+            description="job source",
+            style=style,
+        )
+        # The http source's fields, shown when "status URL" is chosen (the simulated job's sliders then hide).
+        self.status_url = widgets.Text(
+            placeholder="http://127.0.0.1:PORT/jobs/ID",
+            description="status URL",
+            style=style,
+            layout=widgets.Layout(width="420px"),
+        )
+        self.status_field = widgets.Text(
+            value="status", description="JSON field", style=style, layout=widgets.Layout(width="420px")
         )
         self.plan = widgets.HTML(layout=widgets.Layout(width="420px"))  # live: what Run would do
         self.plan_text = ""
@@ -62,16 +87,25 @@ class ControlPanel:
         )
         self._plots_thread.start()
         self.run_button.on_click(lambda _button: self.run())
-        for control in (self.interval, self.timeout, self.job_duration, self.job_outcome):
+        controls_that_change_the_plan = (
+            self.source, self.interval, self.timeout, self.job_duration, self.job_outcome,
+            self.status_url, self.status_field,
+        )  # fmt: skip
+        for control in controls_that_change_the_plan:
             control.observe(lambda _change: self.update_plan(), names="value")
+        self.source.observe(lambda _change: self._show_source_fields(), names="value")
+        self._show_source_fields()
         self.update_plan()
         tutorial.tracker.add_listener(self._on_change)
         controls = widgets.VBox(
             [
+                self.source,
                 self.interval,
                 self.timeout,
                 self.job_duration,
                 self.job_outcome,
+                self.status_url,
+                self.status_field,
                 self.plan,
                 self.run_button,
                 self.message,
@@ -98,9 +132,15 @@ class ControlPanel:
         timeout: int | None = None,
         job_duration: int | None = None,
         job_outcome: str | None = None,
+        source: str | None = None,
+        status_url: str | None = None,
+        status_field: str | None = None,
     ) -> None:
         """Move the controls from code, as a person would with the mouse (unchanged where None)."""
         for control, value in (
+            (self.source, source),
+            (self.status_url, status_url),
+            (self.status_field, status_field),
             (self.interval, interval),
             (self.timeout, timeout),
             (self.job_duration, job_duration),
@@ -109,7 +149,22 @@ class ControlPanel:
             if value is not None:
                 control.value = value
 
+    def _show_source_fields(self) -> None:
+        real = self.source.value == "http"
+        for control in (self.status_url, self.status_field):
+            control.layout.display = "" if real else "none"
+        for control in (self.job_duration, self.job_outcome):
+            control.layout.display = "none" if real else ""
+
     def _request(self):  # type: ignore[no-untyped-def]
+        if self.source.value == "http":
+            return self.tutorial.request(
+                interval=self.interval.value,
+                timeout=self.timeout.value,
+                job_id=f"panel-{len(self.traces) + 1}",
+                status_url=self.status_url.value.strip(),
+                status_field=self.status_field.value.strip() or None,
+            )
         return self.tutorial.request(
             interval=self.interval.value,
             timeout=self.timeout.value,
@@ -126,9 +181,16 @@ class ControlPanel:
             self.plan_text = f"Cannot run: {error}"
             self.plan.value = f"<span style='color:#b00020'>{html.escape(self.plan_text)}</span>"
             return
-        expected = predict(request)
         at_most = request.schedule().planned_check_count
         interval, timeout, job = self.interval.value, self.timeout.value, self.job_duration.value
+        if request.job_source != "simulated":
+            self.plan_text = (
+                f"At most {checks(at_most)} (every {interval} s, for {timeout} s). The job at the URL "
+                "decides when it ends."
+            )
+            self.plan.value = html.escape(self.plan_text)
+            return
+        expected = predict(request)
         ends = f"ends {self.job_outcome.value} at {job} s" if job <= timeout else "outlasts the timeout"
         self.plan_text = (
             f"At most {checks(at_most)} (every {interval} s, for {timeout} s). This job {ends}: expect "
@@ -159,8 +221,13 @@ class ControlPanel:
             return None
         with self._lock:
             self.traces.append(trace)
+            most = (
+                trace.prediction.checks_performed
+                if trace.simulated
+                else request.schedule().planned_check_count
+            )
             bar = widgets.IntProgress(
-                0, min=0, max=trace.prediction.checks_performed, bar_style="info",
+                0, min=0, max=most, bar_style="info",
                 layout=widgets.Layout(width="140px"),
             )  # fmt: skip
             caption = widgets.Label(f"{request.job_id}: scheduled", layout=widgets.Layout(width="auto"))
@@ -250,8 +317,8 @@ def runs_table_html(traces: list[RunTrace]) -> str:
                     trace.request.job_id,
                     f"{interval:g} s",
                     f"{timeout:g} s",
-                    f"{job:g} s",
-                    trace.request.job_outcome,
+                    f"{job:g} s" if trace.simulated else trace.request.job_source,
+                    trace.request.job_outcome if trace.simulated else "",
                     _state(trace),
                     trace.check_count,
                     duration,

@@ -27,7 +27,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from monitoring.client.monitors import MAX_ID_LENGTH, MAX_REASON_LENGTH, MonitorClient
+from monitoring.core.jobs import job_source_is_local_only
 from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest
+from monitoring.core.payloads import InvalidRequestError
 from monitoring.web.edge import (
     DEFAULT_MAX_BODY_BYTES,
     ErrorBody,
@@ -136,6 +138,12 @@ def create_app(
         request: Request, body: Annotated[MonitorRequest | None, Body()] = None
     ) -> Response:
         monitor_request = body if body is not None else MonitorRequest()
+        if job_source_is_local_only(monitor_request.job_source):
+            raise InvalidRequestError(
+                f"job_source {monitor_request.job_source!r} runs code the request names: start it from "
+                "Python or the command line, not over HTTP",
+                "job_source",
+            )
         instance_id = await run_in_threadpool(monitors.start, monitor_request)
         urls = management_urls(base_url(request), instance_id)
         return SafeJSONResponse(
