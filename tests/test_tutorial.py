@@ -79,6 +79,8 @@ def test_control_panel_clicks_schedule_real_runs_and_refuse_bad_ones(tutorial: T
     assert panel.traces == [] and panel.message_text.startswith(
         "Not scheduled: polling_interval_seconds (20)"
     )
+    panel.set(timeout=30)  # the values the refusal was about changed: it goes
+    assert panel.message_text == "" and panel.message.value.endswith("></span>")
 
     panel.set(interval=5, timeout=30, job_duration=15)  # ends exactly at the 4th check (15 s)
     panel.run_button.click()

@@ -174,7 +174,12 @@ class ControlPanel:
         )
 
     def update_plan(self) -> None:
-        """Say, beside the sliders, what Run would do now: the checks it plans and the outcome, or why not."""
+        """Say, beside the sliders, what Run would do now: the checks it plans and the outcome, or why not.
+
+        A refusal under the Run button is about values that have just changed, so it goes.
+        """
+        if self.message_text.startswith("Not scheduled"):
+            self.say("")
         try:
             request = self._request()
         except InvalidRequestError as error:
