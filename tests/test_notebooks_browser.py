@@ -131,7 +131,7 @@ def test_every_notebook_runs_in_jupyterlab(
         check_control_panel(browser_page, artifacts)
     if notebook.startswith("05_"):
         plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
-        assert plots.count() == 4, "three live plots and the checks on the job's progress"
+        assert plots.count() >= 4, "the live plots, the panel's and the checks on the job's progress"
         plots.nth(1).scroll_into_view_if_needed()
         browser_page.screenshot(path=str(artifacts / "notebook-05-progress.png"))
 
