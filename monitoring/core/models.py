@@ -12,6 +12,7 @@ import functools
 import math
 import uuid
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -131,10 +132,8 @@ class MonitorRequest:
     waits for a check (a slow or hanging one, or checks caught up after a stall) before it ends ``Timeout``;
     ``checks_per_generation`` is how many checks run before the monitor continues as new with a fresh
     history; ``job_source`` picks the registered job source the check asks
-    (:func:`monitoring.core.jobs.register_job_source`) and ``job_source_options`` configure it (the ``http``
-    source's ``url``, ``field``, ...: :mod:`monitoring.core.sources`). ``status_url`` and ``status_field``
-    are shorthand for the ``http`` source: once validated, the request carries them in
-    ``job_source_options`` (so the stored input names the URL once).
+    (:func:`monitoring.core.jobs.register_job_source`), ``job_source_options`` configure it
+    (:mod:`monitoring.core.sources`); ``status_url``/``status_field`` are shorthand for the ``http`` source.
     """
 
     job_id: JobId = Field(default_factory=new_job_id)
@@ -156,16 +155,13 @@ class MonitorRequest:
     job_source: Annotated[str, BeforeValidator(_job_source), Field(description="a registered job source")] = (
         "simulated"
     )
-    job_source_options: Annotated[
-        dict[str, Any] | None,
-        Field(description="the job source's options (http: url, field, mapping, headers, timeout_seconds)"),
-    ] = None
-    status_url: Annotated[
-        str | None, Field(description="shorthand for the http job source: the job's status URL")
-    ] = None
-    status_field: Annotated[
-        str | None, Field(description="shorthand for the http job source: the JSON field (default status)")
-    ] = None
+    # Any JSON here: resolve_job_source validates it (and names the field). Not hashed (requests are cache
+    # keys; a dict is not hashable); equality still compares it.
+    job_source_options: Annotated[Any, Field(description="the job source's options, a JSON object")] = (
+        dataclass_field(default=None, hash=False)
+    )
+    status_url: Annotated[str | None, Field(description="shorthand for the http source's url")] = None
+    status_field: Annotated[str | None, Field(description="shorthand for the http source's field")] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitorRequest:
@@ -179,12 +175,8 @@ class MonitorRequest:
             field = "status_url" if shorthand else "job_source_options"
             raise InvalidRequestError(str(error), field) from None
         # The request carries its source once: status_url/status_field become the http source's options.
-        for name, value in (
-            ("job_source", source),
-            ("job_source_options", options),
-            ("status_url", None),
-            ("status_field", None),
-        ):
+        names = ("job_source", "job_source_options", "status_url", "status_field")
+        for name, value in zip(names, (source, options, None, None), strict=True):
             object.__setattr__(self, name, value)
         interval, timeout, cap = (
             self.polling_interval_seconds,
