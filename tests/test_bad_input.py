@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,6 +24,8 @@ from monitoring.backend.connection import local_connection
 from monitoring.backend.hub import HubOptions
 from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
+from monitoring.core import jobs
+from monitoring.core.jobs import JobCheckRequest, JobStatusReport, register_job_source
 from monitoring.web.api import create_app
 from monitoring.web.serving import BackgroundServer
 
@@ -482,3 +485,28 @@ def test_a_flood_the_scheduler_refuses_is_a_429_not_a_500() -> None:
         assert {answer.status_code for answer in answers} == {202, 429}
         refused = [answer for answer in answers if answer.status_code == 429]
         assert "events waiting" in refused[0].json()["error"]
+
+
+class Unreachable:
+    """A job source whose job service is down: every check fails."""
+
+    def check(self, request: JobCheckRequest, now: datetime) -> JobStatusReport:
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+
+def test_a_job_source_that_cannot_answer_is_a_502_naming_it(
+    http: httpx.Client, monitors: MonitorClient
+) -> None:
+    register_job_source("unreachable_for_test", Unreachable())
+    try:
+        job_id = new_job_id()
+        body = {"job_id": job_id, "polling_interval_seconds": 60, "timeout_seconds": 600}
+        urls = http.post(START, json={**body, "job_source": "unreachable_for_test"}).json()
+        answer = http.get(f"/api/job_status/{job_id}")
+        assert answer.status_code == 502 and answer.json()["error"] == (
+            f"the unreachable_for_test job source of monitor {urls['id']} could not say the status of job "
+            f"'{job_id}': ConnectionRefusedError: [Errno 111] Connection refused"
+        )
+        monitors.terminate(urls["id"], "test over")
+    finally:
+        jobs._SOURCES.pop("unreachable_for_test", None)  # the registry has no public removal

@@ -40,3 +40,8 @@ class LimitExceededError(RuntimeError):
     """The scheduler refused the request because a limit was reached (gRPC ``RESOURCE_EXHAUSTED``): too many
     events waiting for the instance, its history is full, or too many instances run. Nothing was changed;
     the message says which limit. The HTTP API answers 429."""
+
+
+class JobStatusUnavailableError(RuntimeError):
+    """The job's status source could not answer now (a real source failing, or one not registered in this
+    process); the message says which monitor asked and why. The HTTP API answers 502."""

@@ -28,6 +28,7 @@ from monitoring.client.errors import (
     InstanceFinishedError,
     InstanceNotFinishedError,
     InstanceStateError,
+    JobStatusUnavailableError,
     LimitExceededError,
     UnknownInstanceError,
     UnknownJobError,
@@ -271,4 +272,10 @@ class MonitorClient:
         request = monitor.monitor_request()
         assert request is not None
         check = request.check_request(to_iso(monitor.monitor_started_at()), 0, with_faults=False)
-        return check_job(check), monitor
+        try:
+            return check_job(check), monitor
+        except Exception as error:  # whatever the source raised: it is the job's answer that failed
+            raise JobStatusUnavailableError(
+                f"the {request.job_source} job source of monitor {monitor.instance_id} could not say the "
+                f"status of job {job_id!r}: {type(error).__name__}: {error}"
+            ) from None

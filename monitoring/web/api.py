@@ -153,7 +153,7 @@ def create_app(
     @app.get(
         "/api/job_status/{jobId}",
         response_model=JobStatusBody,
-        responses=_errors((404, "no monitor of this job")),
+        responses=_errors((404, "no monitor of this job"), (502, "the job's status source could not answer")),
         summary="The job's status now, as its newest monitor would check it",
     )
     def job_status(jobId: Annotated[str, Path(min_length=1, max_length=MAX_JOB_ID_LENGTH)]) -> JobStatusBody:

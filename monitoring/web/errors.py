@@ -23,6 +23,7 @@ from starlette.routing import Match
 from monitoring.client.errors import (
     InstanceFinishedError,
     InstanceNotFinishedError,
+    JobStatusUnavailableError,
     LimitExceededError,
     UnknownInstanceError,
     UnknownJobError,
@@ -94,11 +95,12 @@ def install_error_handlers(app: FastAPI, *, pages: bool = False) -> None:
         InstanceNotFinishedError: 409,
         InstanceFinishedError: 410,
         LimitExceededError: 429,
+        JobStatusUnavailableError: 502,
     }
     for kind, status in statuses.items():
 
         async def known(request: Request, error: Exception, status: int = status) -> Response:
-            return answer(request, status, str(error))
+            return answer(request, status, printable(str(error), limit=1000))
 
         app.add_exception_handler(kind, known)
 
