@@ -216,3 +216,28 @@ def test_with_a_state_file_an_ended_instances_history_leaves_memory_and_is_read_
     assert again.instances["m1"].history == [], "ended histories are not loaded at start"
     assert [e.WhichOneof("eventType") for e in again.history("m1")] == kept
     again.stop()
+
+
+def test_an_activity_of_an_execution_that_continued_as_new_is_dropped_not_redone() -> None:
+    hub = new_hub()
+    create(hub)
+    stream = hub.open_stream("worker")
+    start = hub.take(stream, wait=0)
+    assert start is not None and start.HasField("orchestratorRequest")
+    hub.complete_orchestration(turn(start, schedule_check()))
+    check = hub.take(stream, wait=0)
+    assert check is not None and check.HasField("activityRequest")
+    hub.raise_event("m1", "wake", None)
+    woken = hub.take(stream, wait=0)
+    assert woken is not None and woken.HasField("orchestratorRequest")
+    again = helpers.new_complete_orchestration_action(
+        2, pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW, result='"next"'
+    )
+    assert hub.complete_orchestration(turn(woken, again)) == ACCEPTED
+    assert hub.complete_activity(done(check)) == DROPPED, "its execution is over: nothing runs it again"
+    fresh = hub.take(stream, wait=0)
+    assert fresh is not None and fresh.HasField("orchestratorRequest")
+    kinds = [e.WhichOneof("eventType") for e in fresh.orchestratorRequest.newEvents]
+    assert kinds == ["orchestratorStarted", "executionStarted"] and not fresh.orchestratorRequest.pastEvents
+    assert hub.take(stream, wait=0) is None
+    hub.stop()

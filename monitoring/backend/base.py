@@ -25,6 +25,7 @@ from monitoring.backend.timers import TimerQueue
 logger = logging.getLogger("monitoring.backend.hub")
 
 RESUMING = ("executionResumed", "executionTerminated")
+REVOKED_KEPT = 10_000
 
 
 class HubBase:
@@ -49,6 +50,7 @@ class HubBase:
         self._epoch = uuid.uuid4().hex[:8]  # replaced by the persisted boot number when there is a file
         self.timers = TimerQueue()
         self.stopping = False
+        self._revoked: dict[str, None] = {}  # tokens of leases ended because their work ended, oldest first
 
     # --- ids and tokens ---------------------------------------------------------------------------------
 
@@ -141,22 +143,28 @@ class HubBase:
 
     # --- ending an instance -----------------------------------------------------------------------------
 
-    def _forget_work(self, instance: Instance, ops: list[Op], keep_execution: bool = False) -> None:
+    def _forget_work(self, instance: Instance, ops: list[Op]) -> None:
         """Drop what ``instance`` still had queued or out with workers (its end, or a new execution)."""
         if instance.lease is not None:
-            self._drop_lease(instance.lease)
+            self._revoke(instance.lease)
             instance.lease = None
         for task in [t for t in self.tasks.values() if t.instance_id == instance.instance_id]:
             if task.lease is not None:
-                self._drop_lease(task.lease)
+                self._revoke(task.lease)
             del self.tasks[task.id]
         instance.dispatched = 0
         instance.started_event = None
         instance.timers.clear()  # their callbacks find nothing to fire
         ops.append(("tasks_clear", instance.instance_id))
-        if not keep_execution:
-            instance.inbox.clear()
-            ops.append(("events_clear", instance.instance_id))
+        instance.inbox.clear()
+        ops.append(("events_clear", instance.instance_id))
+
+    def _revoke(self, token: str) -> None:
+        """End a lease whose work is no longer wanted: its late completion is dropped, not refused."""
+        self._drop_lease(token)
+        self._revoked[token] = None
+        while len(self._revoked) > REVOKED_KEPT:
+            del self._revoked[next(iter(self._revoked))]
 
     def _finish(
         self,

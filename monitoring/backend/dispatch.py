@@ -74,6 +74,9 @@ class Dispatch(HubBase):
     def _next_item(self, stream: Stream) -> pb.WorkItem | None:
         if not stream.open or self.stopping:
             return None
+        stream.activity_first = not stream.activity_first  # take turns: neither kind starves the other
+        if stream.activity_first:
+            return self._next_activity(stream) or self._next_orchestration(stream)
         return self._next_orchestration(stream) or self._next_activity(stream)
 
     def _lease(self, stream: Stream, kind: Literal["orchestration", "activity"], key: str | int) -> str:
@@ -143,7 +146,8 @@ class Dispatch(HubBase):
         if lease is not None and lease.kind == kind:
             return ACCEPTED, lease
         instance = self.instances.get(instance_id)
-        return (DROPPED if instance is None or instance.terminal else STALE), None
+        ended = instance is None or instance.terminal or token in self._revoked
+        return (DROPPED if ended else STALE), None
 
     def complete_orchestration(self, response: pb.OrchestratorResponse) -> Outcome:
         with self._lock:

@@ -185,6 +185,7 @@ class Stream:
     activities: dict[str, frozenset[str]] | None = None
     tokens: set[str] = field(default_factory=set)
     open: bool = True
+    activity_first: bool = False
 
 
 def matches(name: str, version: str | None, accepted: dict[str, frozenset[str]] | None) -> bool:
