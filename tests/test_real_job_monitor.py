@@ -145,3 +145,14 @@ def test_the_http_api_takes_the_same_fields_and_refuses_callable(api_server: Bac
         assert refused.status_code == 400 and "not over HTTP" in refused.json()["error"]
         bad = http.post("/api/start_monitoring_job", json={**body, "status_url": "file:///etc/passwd"})
         assert bad.status_code == 400 and "http:// or https://" in bad.json()["error"]
+
+
+def test_a_request_without_the_new_fields_keeps_the_samples_shape() -> None:
+    assert list(MonitorRequest(job_id="j").to_payload()) == [
+        "job_id", "polling_interval_seconds", "timeout_seconds", "job_duration_seconds", "job_outcome",
+    ]  # fmt: skip
+    real = MonitorRequest(job_id="j", status_url="http://127.0.0.1:9/jobs/1").to_payload()
+    assert list(real)[-2:] == ["job_source", "job_source_options"] and "status_url" not in real
+    assert MonitorRequest.from_payload(real, default_job_id="x") == MonitorRequest(
+        job_id="j", status_url="http://127.0.0.1:9/jobs/1"
+    )
