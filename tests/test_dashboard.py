@@ -234,6 +234,7 @@ def test_plan_and_start_use_the_http_apis_model(
         {"timeout_seconds": "soon"},
         {"colour": "blue"},
         [1, 2],
+        {"job_source": "callable", "job_source_options": {"function": "os:getcwd"}},
     ):
         ours = post(dashboard_server, "/api/plan", bad)
         theirs = httpx.post(f"{api_server.url}/api/start_monitoring_job", json=bad, timeout=30)

@@ -13,6 +13,7 @@ import httpx
 from conftest import new_job_id
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
+from monitoring.notebook.job_service import JobService
 from monitoring.web.serving import BackgroundServer
 
 WAIT_MS = 30_000
@@ -314,6 +315,45 @@ def test_start_a_monitor_from_the_page_with_its_prediction(
     final = monitors.follow(instance_id, timeout=30)
     assert final.custom_status is not None and final.custom_status.job_id == job_id
     assert final.result is not None and final.result.checks_performed == 3
+
+
+def test_start_a_monitor_of_a_real_job_by_its_status_url(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
+) -> None:
+    page = browser_page
+    with JobService() as service:
+        job = service.start(work=2000, seconds=600)  # paced to last ten minutes, until it is hurried
+        page.goto(f"{dashboard_server.url}/?refresh=0.3")
+        page.click("details#start summary")
+        wait_for_text(page, "#plan", "Predicted: 4 checks")
+        page.select_option("#job-source", "http")
+        assert page.is_visible("[name=status_url]") and not page.is_visible("[name=job_outcome]")
+        job_id = new_job_id()
+        page.fill("[name=job_id]", job_id)
+        page.fill("[name=polling_interval_seconds]", "0.3")
+        page.fill("[name=timeout_seconds]", "60")
+        page.fill("[name=status_url]", "ftp://example.com/job")
+        page.wait_for_selector("#plan.problem", timeout=WAIT_MS)  # the http source's own validation
+        assert "http:// or https://" in page.inner_text("#plan") and page.is_disabled("#start-go")
+        page.fill("[name=status_url]", service.url_of(job))
+        wait_for_text(page, "#plan", "201 checks at most")  # a real job: no prediction, only the schedule
+        page.click("#start-go")
+        instance_id = page.wait_for_selector("#start-result a", timeout=WAIT_MS).inner_text()
+        page.click("#start-result a")
+        page.wait_for_function(
+            "() => document.querySelectorAll(\"#chart [data-kind='check']\").length >= 2", timeout=WAIT_MS
+        )
+        assert page.inner_text("#card-job .tile-value") == "Running"
+        assert page.inner_text("#card-checks .tile-note") == "201 at most (at the deadline)"
+        job.hurry()
+        final = monitors.follow(instance_id, timeout=120)
+        assert final.result is not None and final.result.final_status == "Completed"
+        page.wait_for_selector("#timeline tr.kind-ended", timeout=WAIT_MS)
+        marks = page.locator("#chart [data-kind='check']")
+        assert marks.count() == final.result.checks_performed
+        assert marks.nth(marks.count() - 1).get_attribute("data-status") == "Completed"
+        assert page.inner_text("#card-job .tile-value") == "Completed"
+        page.screenshot(path=str(artifacts / "dashboard-instance-status-url.png"), full_page=True)
 
 
 def test_keyboard_reaches_every_control_with_a_visible_focus(

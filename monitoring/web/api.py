@@ -107,6 +107,19 @@ def management_urls(base_url: str, instance_id: str) -> ManagementUrls:
     )
 
 
+def startable_over_http(request: MonitorRequest) -> MonitorRequest:
+    """``request``, unless its job source runs code the request names (start those from Python or the CLI).
+
+    The HTTP API's start route and the dashboard's start form both ask this."""
+    if job_source_is_local_only(request.job_source):
+        raise InvalidRequestError(
+            f"job_source {request.job_source!r} runs code the request names: start it from "
+            "Python or the command line, not over HTTP",
+            "job_source",
+        )
+    return request
+
+
 def create_app(
     monitors: MonitorClient,
     *,
@@ -137,13 +150,7 @@ def create_app(
     async def start_monitoring_job(
         request: Request, body: Annotated[MonitorRequest | None, Body()] = None
     ) -> Response:
-        monitor_request = body if body is not None else MonitorRequest()
-        if job_source_is_local_only(monitor_request.job_source):
-            raise InvalidRequestError(
-                f"job_source {monitor_request.job_source!r} runs code the request names: start it from "
-                "Python or the command line, not over HTTP",
-                "job_source",
-            )
+        monitor_request = startable_over_http(body if body is not None else MonitorRequest())
         instance_id = await run_in_threadpool(monitors.start, monitor_request)
         urls = management_urls(base_url(request), instance_id)
         return SafeJSONResponse(

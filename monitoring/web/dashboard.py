@@ -41,6 +41,7 @@ from monitoring.core.jobs import job_source_names
 from monitoring.core.models import MonitorRequest
 from monitoring.core.payloads import InvalidRequestError, to_iso
 from monitoring.core.predict import predict
+from monitoring.web.api import startable_over_http
 from monitoring.web.dashboard_controls import ACTIONS, available_actions, mutation_refusal, perform
 from monitoring.web.edge import SafeJSONResponse, edge_app, error_response, json_body
 
@@ -106,7 +107,7 @@ def _plan_text(request: MonitorRequest) -> dict[str, Any]:
 
 def _monitor_request(payload: Any) -> MonitorRequest:
     """The start form's fields, validated by the model the HTTP API's start route uses."""
-    return MonitorRequest.from_payload(payload, default_job_id=f"job-{uuid.uuid4()}")
+    return startable_over_http(MonitorRequest.from_payload(payload, default_job_id=f"job-{uuid.uuid4()}"))
 
 
 # The job sources the start form offers, with the request fields each one shows ("a.b" is key b of the

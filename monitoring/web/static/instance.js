@@ -34,19 +34,20 @@ const InstancePage = (() => {
 
   function checksTile(card) {
     if (card.check_count === null) return tile("card-checks", "Checks", "—");
-    const total = card.predicted_checks || card.planned_checks;
-    let text = `${card.check_count}`;
-    if (total) text = `check ${card.check_count} of ${total}`;
-    let note = card.planned_checks ? `${card.planned_checks} at most (the deadline)` : null;
-    if (card.predicted_checks) {
-      note = `predicted: ${card.predicted_checks}, ${card.predicted_final_status}` +
-        (card.predicted_checks !== card.planned_checks ? `; ${card.planned_checks} at most` : "");
+    // Of the predicted total when the job is simulated; else the schedule gives only the most there can be.
+    const total = card.predicted_checks;
+    const text = total ? `check ${card.check_count} of ${total}` : `check ${card.check_count}`;
+    let note = card.planned_checks ? `${card.planned_checks} at most (at the deadline)` : null;
+    if (total) {
+      note = `predicted: ${total}, ${card.predicted_final_status}` +
+        (total !== card.planned_checks ? `; ${card.planned_checks} at most` : "");
     }
     const box = tile("card-checks", "Checks", text, note);
-    if (total) {
+    const scale = total || card.planned_checks;
+    if (scale) {
       const bar = el("progress");
-      bar.max = total;
-      bar.value = Math.min(card.check_count, total);
+      bar.max = scale;
+      bar.value = Math.min(card.check_count, scale);
       bar.setAttribute("aria-label", text);
       box.append(bar);
     }
