@@ -88,6 +88,9 @@ def test_missing_fields_take_defaults() -> None:
         ({"job_hang_seconds": -2}, "job_hang_seconds must be from 0 to 31536000"),
         ({"job_hang_from_check": 0}, "job_hang_from_check must be from 1 to 1000000"),
         ({"job_source": "nope"}, "job_source must be one of simulated"),
+        ({"status_url": "http://localhost/" + "x" * 2000}, "status_url is longer than 2000 characters"),
+        ({"status_url": "http://localhost/\udc80"}, "status_url is not valid Unicode text"),
+        ({"status_field": "a\tb"}, "status_field must not contain control characters"),
     ],
 )
 def test_bad_input_is_explained(payload: dict[str, object], message: str) -> None:

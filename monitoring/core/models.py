@@ -57,6 +57,8 @@ DEFAULT_RETRY_FIRST_INTERVAL_SECONDS = 1.0
 DEFAULT_RETRY_BACKOFF_COEFFICIENT = 2.0
 DEFAULT_DEADLINE_GRACE_SECONDS = 10.0
 MAX_JOB_ID_LENGTH = 200
+MAX_STATUS_URL_LENGTH = 2000
+MAX_STATUS_FIELD_LENGTH = 200
 MAX_BACKOFF_FACTOR = 10.0
 MAX_RETRY_ATTEMPTS = 100
 MAX_CHECKS_PER_GENERATION = HISTORY_BUDGET_PER_GENERATION // HISTORY_EVENTS_PER_ATTEMPT
@@ -160,8 +162,12 @@ class MonitorRequest:
     job_source_options: Annotated[Any, Field(description="the job source's options, a JSON object")] = (
         dataclass_field(default=None, hash=False)
     )
-    status_url: Annotated[str | None, Field(description="shorthand for the http source's url")] = None
-    status_field: Annotated[str | None, Field(description="shorthand for the http source's field")] = None
+    status_url: Annotated[
+        text(MAX_STATUS_URL_LENGTH) | None, Field(description="shorthand for the http source's url")
+    ] = None
+    status_field: Annotated[
+        text(MAX_STATUS_FIELD_LENGTH) | None, Field(description="shorthand for the http source's field")
+    ] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitorRequest:
