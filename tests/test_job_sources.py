@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -293,3 +294,10 @@ def test_a_header_names_the_workers_secret_instead_of_carrying_it(service: JobSe
 def test_the_workers_http_source_reads_secrets_through_settings(connection: Connection) -> None:
     create_worker(connection)  # what every worker does before it starts
     assert job_source("http").secrets is settings.secret
+
+
+def test_no_log_line_shows_the_url_query_or_a_header(answers: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    options = {"url": f"{answers}/nested?token=abc", "field": "job.state", "headers": {"X-Key": TOKEN}}
+    assert ask("http", options) == "Completed"
+    assert "token=abc" not in caplog.text and TOKEN not in caplog.text

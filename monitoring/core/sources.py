@@ -23,6 +23,7 @@ It runs code the request names, so it is ``local_only``: the HTTP API does not a
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -182,6 +183,9 @@ class HttpJobSource:
 
     def check(self, request: JobCheckRequest, now: datetime) -> JobStatusReport:
         import httpx  # only workers that check an http source pay for the import
+
+        # httpx logs every request's full URL at INFO; a status URL's query may hold a token.
+        logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
 
         options = HttpOptions.parse(request.source_options or {})
         where = url_for_messages(options.url)
