@@ -5,7 +5,7 @@
 are numbered as the monitor numbers them (the ``check_number`` of each request, so the retries of a failed
 attempt carry the same number and a later generation goes on counting).
 
-Times: the local scheduler (the SDK's in-memory backend) stamps only ``OrchestratorStarted`` events with a
+Times: the local scheduler (as the SDK's in-memory backend) stamps only ``OrchestratorStarted`` events with a
 real time and all others with 1970-01-01, so each entry takes the best time the history offers: a check's
 own ``checked_at`` (from the ``check_job_status`` result), a timer's ``fire_at``, an event's own timestamp
 when it is real (the emulator and Azure stamp every event), else the start of the episode that recorded it.
