@@ -92,3 +92,5 @@ def test_the_kernel_restart_steps_of_notebook_03_work(
         client.stop_channels()
     finally:
         manager.shutdown_kernel(now=True)
+        if process.scheduler_owner(port) == "tutorial":  # the test failed before the clean-up cell
+            process.stop_scheduler_process(port)
