@@ -143,7 +143,7 @@ class LocalScheduler:
             self.hub.start()
         server.start()
         self._server = server
-        logger.info("Local scheduler listening on %s (task hub %r)", self.address, self.taskhub)
+        logger.debug("Local scheduler listening on %s (task hub %r)", self.address, self.taskhub)
         return self
 
     def stop(self, grace: float | None = 1.0) -> None:

@@ -170,7 +170,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="purge finished instances this many days after they end (default 7; 0: at once)",
     )
     sched.add_argument("--owner", default="", help=argparse.SUPPRESS)  # who started it on demand
-    sched.set_defaults(handler=cmd_scheduler)
+    sched.set_defaults(handler=cmd_scheduler, log=True)
 
     serve = commands.add_parser(
         "serve", help="HTTP API, dashboard and worker (the Durable Functions sample's func start)"
