@@ -179,6 +179,13 @@ def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
     page.wait_for_selector("#actions button[data-action='resume']:enabled", timeout=WAIT_MS)
     assert page.locator("#actions button:enabled").all_inner_texts() == ["Resume", "Terminate"]
     assert page.inner_text("#card-next .tile-value") == "paused"
+    page.click("#actions button[data-action='terminate']")  # after a confirmed action, backing out
+    page.keyboard.press("Escape")  # of the next one still does nothing
+    assert not page.is_visible("dialog#confirm")
+    after_close = "() => new Promise(done => setTimeout(() => done(document.querySelector('#action-result')"
+    after_close += ".textContent)))"  # runs after the dialog's close event (a task queued before it)
+    assert page.evaluate(after_close).startswith("Suspend: ")
+    assert api_status(api_server, instance_id).json()["runtimeStatus"] == "Suspended"
     assert shows_result(act(page, "resume"), "Resume", "Running")
     wait_for_api(api_server, instance_id, "Running")
     assert shows_result(act(page, "cancel", "not needed"), "Cancel", "Completed (Cancelled)")

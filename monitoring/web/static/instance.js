@@ -130,6 +130,7 @@ const InstancePage = (() => {
     const go = byId("confirm-go");
     go.textContent = action.label;
     go.className = `action action-${action.name}`;
+    dialog.returnValue = ""; // else Escape would close it with the last confirmation's "go"
     dialog.showModal();
     (action.takes_reason ? byId("confirm-reason") : go).focus();
   }
