@@ -297,14 +297,16 @@ def test_start_a_monitor_from_the_page_with_its_prediction(
     shown = {name for name in fields if page.is_visible(f"[name={name}]")}
     assert shown == {"job_source", "job_duration_seconds", "job_outcome"}  # the simulated job's fields
     sources = page.eval_on_selector_all("#job-source option", "options => options.map(o => o.value)")
-    assert sources[0] == "simulated"
-    if "http" in sources:  # once a status-URL source is registered, its field replaces the simulated ones
-        page.select_option("#job-source", "http")
-        assert page.is_visible("[name=status_url]") and not page.is_visible("[name=job_outcome]")
-        page.select_option("#job-source", "simulated")
+    assert sources == ["simulated", "http"]  # a status URL's field replaces the simulated job's
+    page.select_option("#job-source", "http")
+    assert page.is_visible("[name=status_url]") and not page.is_visible("[name=job_outcome]")
+    page.select_option("#job-source", "simulated")
     page.fill("[name=polling_interval_seconds]", "50")
-    page.wait_for_selector("#plan.problem", timeout=WAIT_MS)
-    assert "larger than timeout_seconds" in page.inner_text("#plan") and page.is_disabled("#start-go")
+    page.wait_for_function(
+        "() => document.querySelector('#plan').textContent.includes('larger than timeout_seconds')",
+        timeout=WAIT_MS,
+    )
+    assert page.is_disabled("#start-go")
     job_id = new_job_id()
     page.fill("[name=job_id]", job_id)
     page.fill("[name=polling_interval_seconds]", "0.5")
@@ -340,8 +342,11 @@ def test_start_a_monitor_of_a_real_job_by_its_status_url(
         page.fill("[name=polling_interval_seconds]", "0.3")
         page.fill("[name=timeout_seconds]", "60")
         page.fill("[name=status_url]", "ftp://example.com/job")
-        page.wait_for_selector("#plan.problem", timeout=WAIT_MS)  # the http source's own validation
-        assert "http:// or https://" in page.inner_text("#plan") and page.is_disabled("#start-go")
+        page.wait_for_function(  # the http source's own validation
+            "() => document.querySelector('#plan').textContent.includes('http:// or https://')",
+            timeout=WAIT_MS,
+        )
+        assert page.get_attribute("#plan", "class") == "plan problem" and page.is_disabled("#start-go")
         page.fill("[name=status_url]", service.url_of(job))
         wait_for_text(page, "#plan", "201 checks at most")  # a real job: no prediction, only the schedule
         page.click("#start-go")

@@ -201,17 +201,21 @@ const ListPage = (() => {
   }
 
   let planTimer = null;
+  let planAsked = 0; // the newest plan asked for: an older answer arriving late is dropped
   async function showPlan() {
     const out = byId("plan");
     const go = byId("start-go");
+    const mine = ++planAsked;
     try {
       const plan = await Common.postJson("/api/plan", formPayload());
+      if (mine !== planAsked) return;
       out.className = "plan ok";
       out.textContent = plan.text;
       out.dataset.plannedChecks = plan.planned_checks;
       out.dataset.predictedChecks = plan.predicted ? plan.predicted.checks_performed : "";
       go.disabled = false;
     } catch (error) {
+      if (mine !== planAsked) return;
       out.className = "plan problem";
       out.textContent = error.message;
       out.dataset.plannedChecks = "";
