@@ -6,6 +6,8 @@
 * ``MONITORING_STATE_DIR``: where local scheduler processes keep their records and logs
   (default ``~/.local/state/durable-monitoring``).
 * ``MONITORING_TIME_SCALE``: a number in (0, 1] that shortens the tutorial's scenarios (0.2 under pytest).
+* ``MONITORING_RETENTION_DAYS``: how long a local scheduler keeps finished instances (default 7; 0: purge
+  them at once); ``python -m monitoring scheduler --retention-days`` overrides it.
 * Any variable an ``http`` job source's header names as ``${NAME}`` (:func:`secret`), read by the worker.
 
 Nothing else in the package reads ``os.environ``; everything else receives a :class:`Settings`.
@@ -23,6 +25,9 @@ from urllib.parse import urlsplit
 DEFAULT_TASKHUB = "default"
 TIME_SCALE_ENV = "MONITORING_TIME_SCALE"
 STATE_DIR_ENV = "MONITORING_STATE_DIR"
+RETENTION_DAYS_ENV = "MONITORING_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 7.0
+MAX_RETENTION_DAYS = 100_000
 
 
 class SettingsError(ValueError):
@@ -35,6 +40,7 @@ class Settings:
     taskhub: str
     state_dir: Path
     time_scale: float
+    retention_days: float = DEFAULT_RETENTION_DAYS
 
 
 # Task hub names as the Durable Task Scheduler takes them (letters, digits, '-', '_', '.'); the name travels
@@ -91,6 +97,21 @@ def _time_scale(text: str) -> float:
     return value
 
 
+def retention_days(text: str, name: str = RETENTION_DAYS_ENV) -> float:
+    """A number of days from 0 up to 100,000 (unset: the default); ``name`` says where it came from."""
+    if not text:
+        return DEFAULT_RETENTION_DAYS
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < MAX_RETENTION_DAYS:
+        raise SettingsError(
+            f"{name}={text!r}: use a number of days from 0 (purge at once) up to {MAX_RETENTION_DAYS}"
+        )
+    return value
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings from ``environ`` (``os.environ`` unless given)."""
     environ = os.environ if environ is None else environ
@@ -100,6 +121,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         taskhub=_taskhub(environ.get("TASKHUB", "").strip()),
         state_dir=Path(state) if state else Path.home() / ".local" / "state" / "durable-monitoring",
         time_scale=_time_scale(environ.get(TIME_SCALE_ENV, "").strip()),
+        retention_days=retention_days(environ.get(RETENTION_DAYS_ENV, "").strip()),
     )
 
 

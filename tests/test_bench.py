@@ -142,7 +142,10 @@ def smoke_run(smoke: tuple[dict, str]) -> dict:
 
 def test_the_readme_block_records_the_command_as_typed(smoke: tuple[dict, str]) -> None:
     typed = "python -m monitoring.bench " + " ".join(TINY) + " --json --update-readme "
-    assert f"with `{typed}" in smoke[1] and "| figure | project | scale-out | reference | floor |" in smoke[1]
+    assert (
+        f"with `{typed}" in smoke[1]
+        and "| figure | project | project-in-memory | scale-out | reference | floor |" in smoke[1]
+    )
 
 
 def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None:
@@ -165,7 +168,7 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         assert result["long"]["cpu_ms_per_check_early"] > 0 and result["long"]["cpu_ms_per_check_late"] > 0
         assert result["peak_worker_mb"] > 0
     # The scheduler runs in a process of its own only in the project's stacks.
-    for name in ("project", "scale-out"):
+    for name in ("project", "project-in-memory", "scale-out"):
         assert smoke_run["stacks"][name]["on_time"][0]["scheduler_cpu_seconds"] > 0
         assert smoke_run["stacks"][name]["peak_scheduler_mb"] > 0
     assert smoke_run["stacks"]["reference"]["peak_scheduler_mb"] is None
@@ -181,7 +184,10 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         "scale-out/reference p99 lateness",
         "project/floor saturated checks/s",
         "project/floor p99 lateness",
+        "project/project-in-memory CPU ms per check",
     }
+    persistence = smoke_run["ratios"]["project/project-in-memory CPU ms per check"]
+    assert math.isfinite(persistence) and persistence > 0
 
 
 def test_the_json_reads_back_into_the_typed_results_unchanged(smoke_run: dict) -> None:
@@ -224,7 +230,7 @@ def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_pa
     )
     text = readme.read_text()
     assert "old" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
-    assert "| figure | project | scale-out | reference | floor |" in text
+    assert "| figure | project | project-in-memory | scale-out | reference | floor |" in text
     assert "| p99 lateness by number of monitors, ms | 3: " in text
     assert "saturated checks/s" in text and smoke_run["date"] in text
     with pytest.raises(RuntimeError, match="no <!-- bench-results:start -->"):

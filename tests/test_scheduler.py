@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import subprocess
 import sys
@@ -225,9 +226,45 @@ def test_the_scheduler_command_refuses_a_bad_retention_in_one_line() -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        "error: argument --retention-days: retention must be a number of days, 0 or more, not '-1' "
-        "(see python -m monitoring scheduler --help)"
+        "error: argument --retention-days: --retention-days='-1': use a number of days from 0 "
+        "(purge at once) up to 100000 (see python -m monitoring scheduler --help)"
     ]
+    environment = {**os.environ, "MONITORING_RETENTION_DAYS": "soon"}
+    done = subprocess.run(command[:-2], capture_output=True, text=True, timeout=60, env=environment)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: MONITORING_RETENTION_DAYS='soon': use a number of days from 0 (purge at once) up to 100000"
+    ]
+
+
+def test_a_scheduler_process_takes_its_retention_from_the_environment() -> None:
+    """MONITORING_RETENTION_DAYS reaches schedulers started on demand too: they run this same command."""
+    port = free_port()
+    environment = {**os.environ, "MONITORING_RETENTION_DAYS": "0"}
+    command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--in-memory"]
+    scheduler = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    connection = local_connection(f"http://127.0.0.1:{port}")
+    worker = create_worker(connection)
+    try:
+        deadline = time.monotonic() + 60  # only guards against a hang
+        while not probe(f"127.0.0.1:{port}", timeout=0.5):
+            assert scheduler.poll() is None and time.monotonic() < deadline, "the scheduler did not start"
+        worker.start()
+        with MonitorClient(connection) as monitors:
+            request = MonitorRequest(new_job_id(), polling_interval_seconds=0.1, timeout_seconds=0.1)
+            instance_id = monitors.start(request)
+            assert monitors.follow(instance_id, timeout=60).result is not None
+            while True:  # retention 0: the next sweep purges it
+                try:
+                    monitors.details(instance_id)
+                except UnknownInstanceError:
+                    break
+                assert time.monotonic() < deadline + 60, "a finished instance outlived a retention of 0 days"
+                time.sleep(0.1)
+    finally:
+        worker.stop()
+        scheduler.terminate()
+        scheduler.wait(30)
 
 
 def test_a_scheduler_keeps_its_task_hub_in_its_state_file_across_a_restart(tmp_path: Path) -> None:

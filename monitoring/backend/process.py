@@ -113,11 +113,19 @@ def run_scheduler_foreground(
 
 
 def spawn_scheduler_process(
-    port: int = DEFAULT_PORT, taskhub: str = DEFAULT_TASKHUB, wait: float = 20.0, owner: str = ""
+    port: int = DEFAULT_PORT,
+    taskhub: str = DEFAULT_TASKHUB,
+    wait: float = 20.0,
+    owner: str = "",
+    *,
+    in_memory: bool = False,
 ) -> int:
-    """Start ``python -m monitoring scheduler`` detached, wait until it answers; return its pid."""
+    """Start ``python -m monitoring scheduler`` detached, wait until it answers; return its pid.
+
+    ``in_memory``: keep the task hub in memory only (``--in-memory``), not in its state file."""
     log_path = settings.state_dir() / f"scheduler-{port}.log"
     command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--taskhub", taskhub]
+    command += ["--in-memory"] if in_memory else []
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
             [*command, "--owner", owner] if owner else command,

@@ -10,6 +10,8 @@ from typing import Any, Literal
 from durabletask.internal import orchestrator_service_pb2 as pb
 from google.protobuf import wrappers_pb2
 
+from monitoring.settings import DEFAULT_RETENTION_DAYS
+
 TERMINAL = frozenset(
     {pb.ORCHESTRATION_STATUS_COMPLETED, pb.ORCHESTRATION_STATUS_FAILED, pb.ORCHESTRATION_STATUS_TERMINATED}
 )
@@ -25,7 +27,7 @@ class HubOptions:
     max_history_events: int = 10_000  # one instance's history (the SDK's own cap)
     history_reserve: int = 1_000  # of which raised events may not take the last ones, except a new name
     max_active_instances: int = 100_000
-    retention_seconds: float = 7 * 24 * 3600.0  # finished instances are purged this long after they end
+    retention_seconds: float = DEFAULT_RETENTION_DAYS * 86_400  # finished instances: purged this long after
     max_finished_instances: int = 50_000  # and the oldest beyond this many
     sweep_seconds: float = 1.0
     keep_ended_history_seconds: float = 60.0  # then an ended instance's history lives in the file only

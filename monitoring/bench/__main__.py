@@ -41,9 +41,7 @@ def build_parser() -> Parser:
         metavar="N,N,...",
         help="also run the on-time phase with these monitor counts (the table lists their p99)",
     )
-    bench.add_argument(
-        "--stacks", default="project,scale-out,reference,floor", help="which stacks, comma-separated"
-    )
+    bench.add_argument("--stacks", default=",".join(STACKS), help="which stacks, comma-separated")
     bench.add_argument("--json", action="store_true", help="print every figure as JSON")
     bench.add_argument(
         "--update-readme",

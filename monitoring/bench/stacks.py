@@ -37,7 +37,7 @@ from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.payloads import to_iso
 from monitoring.worker import create_worker
 
-STACKS = ("project", "scale-out", "reference", "floor")
+STACKS = ("project", "project-in-memory", "scale-out", "reference", "floor")
 # The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
 # better (work items 16-400, threads 3-16; benchmarks/PROFILE.md).
 PROJECT_WORK_ITEMS = 200
@@ -178,11 +178,12 @@ class ProjectStack(_DurableStack):
     """The tutorial's layout: the local scheduler in a process of its own, the worker in this process."""
 
     name = "project"
+    in_memory = False  # the scheduler keeps its task hub in its state file, as the tutorial's does
 
     def __init__(self, settings: BenchSettings) -> None:
         self.checks_per_generation = settings.checks_per_generation
         self.port = free_loopback_port()
-        self.scheduler_pid = process.spawn_scheduler_process(self.port)
+        self.scheduler_pid = process.spawn_scheduler_process(self.port, in_memory=self.in_memory)
         self.connection = local_connection(f"http://127.0.0.1:{self.port}")
         self.client = create_client(self.connection)
         try:
@@ -207,6 +208,13 @@ class ProjectStack(_DurableStack):
             self.stop_workers()
         finally:
             process.stop_scheduler_process(self.port)
+
+
+class InMemoryProjectStack(ProjectStack):
+    """The project's layout with the scheduler's task hub in memory only: what persistence costs."""
+
+    name = "project-in-memory"
+    in_memory = True
 
 
 class ScaleOutStack(ProjectStack):
@@ -327,6 +335,11 @@ class FloorStack(Stack):
 
 
 def open_stack(name: str, settings: BenchSettings) -> Stack:
-    if name in ("project", "scale-out"):
-        return {"project": ProjectStack, "scale-out": ScaleOutStack}[name](settings)
+    projects = {
+        "project": ProjectStack,
+        "project-in-memory": InMemoryProjectStack,
+        "scale-out": ScaleOutStack,
+    }
+    if name in projects:
+        return projects[name](settings)
     return {"reference": ReferenceStack, "floor": FloorStack}[name]()

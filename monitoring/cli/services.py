@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+from monitoring import settings
 from monitoring.backend import process
 from monitoring.backend.connection import connection_from_env, ensure_backend
 from monitoring.backend.scheduler import DEFAULT_PORT, DEFAULT_TASKHUB
@@ -58,12 +59,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def days(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 100_000:
-        raise argparse.ArgumentTypeError(f"retention must be a number of days, 0 or more, not {text!r}")
-    return value
+        return settings.retention_days(text.strip() or "-", "--retention-days")
+    except settings.SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
@@ -77,7 +75,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    options = HubOptions(retention_seconds=args.retention_days * 86_400)
+    retention = settings.load().retention_days if args.retention_days is None else args.retention_days
+    options = HubOptions(retention_seconds=retention * 86_400)
     process.run_scheduler_foreground(
         args.port, args.taskhub, in_memory=args.in_memory, options=options, owner=args.owner, on_ready=ready
     )
@@ -166,8 +165,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     sched.add_argument(
         "--retention-days",
         type=days,
-        default=HubOptions.retention_seconds / 86_400,
-        help="purge finished instances this many days after they end (default 7; 0: at once)",
+        default=None,
+        help="purge finished instances this many days after they end (default: "
+        f"{settings.RETENTION_DAYS_ENV} or {settings.DEFAULT_RETENTION_DAYS:g}; 0: at once)",
     )
     sched.add_argument("--owner", default="", help=argparse.SUPPRESS)  # who started it on demand
     sched.set_defaults(handler=cmd_scheduler, log=True)
