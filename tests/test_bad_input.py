@@ -373,6 +373,7 @@ def test_bad_configuration_is_one_line(env: dict[str, str], words: str) -> None:
         (["serve", "--port", "99999"], "(see python -m monitoring serve --help)"),
         (["worker", "--processes", "0"], "(see python -m monitoring worker --help)"),
         (["worker", "--processes", "100000"], "must be a whole number from 1 to 64, not '100000'"),
+        (["scheduler", "--taskhub", "my hub"], "a task hub name is up to 64 letters"),
         (["serve", "--host", "my-laptop"], "--host takes localhost or an IP address of this machine"),
         (["serve", "--host", "::2", "--allow-remote", "--port", "1"], "cannot listen on ::2 port 1"),
         (["start", "j", "nan", "30"], "polling_interval_seconds must be a finite number"),

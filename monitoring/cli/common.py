@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from monitoring.core.jobs import JOB_OUTCOMES
 from monitoring.core.models import DEFAULT_JOB_DURATION_SECONDS
+from monitoring.settings import TASKHUB_PATTERN
 
 PROG = "python -m monitoring"
 EXIT_COMPLETED, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -59,6 +60,15 @@ def bounded_count(most: int) -> Callable[[str], int]:
         return int(text)
 
     return parse
+
+
+def taskhub_name(text: str) -> str:
+    """A task hub name as ``TASKHUB`` takes it (:data:`monitoring.settings.TASKHUB_PATTERN`)."""
+    if not TASKHUB_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"a task hub name is up to 64 letters, digits, '-', '_' or '.', not {text[:80]!r}"
+        )
+    return text
 
 
 def host_address(text: str) -> str:

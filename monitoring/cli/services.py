@@ -13,7 +13,14 @@ from monitoring.backend import process
 from monitoring.backend.connection import connection_from_env, ensure_backend
 from monitoring.backend.scheduler import DEFAULT_PORT, DEFAULT_TASKHUB
 from monitoring.backend.state import HubOptions
-from monitoring.cli.common import UsageError, bounded_count, host_address, port, wait_for_signal
+from monitoring.cli.common import (
+    UsageError,
+    bounded_count,
+    host_address,
+    port,
+    taskhub_name,
+    wait_for_signal,
+)
 from monitoring.client.monitors import MonitorClient
 from monitoring.web.serving import BackgroundServer, is_loopback
 from monitoring.worker import create_worker, start_worker, stop_worker
@@ -154,7 +161,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "--port", type=port, default=DEFAULT_PORT, help=f"loopback port (default {DEFAULT_PORT})"
     )
     sched.add_argument(
-        "--taskhub", default=DEFAULT_TASKHUB, help=f"task hub name (default {DEFAULT_TASKHUB})"
+        "--taskhub",
+        type=taskhub_name,
+        default=DEFAULT_TASKHUB,
+        help=f"task hub name (default {DEFAULT_TASKHUB})",
     )
     sched.add_argument(
         "--in-memory",
