@@ -102,18 +102,11 @@ def test_a_real_run_shows_every_check_and_every_timer(monitors: MonitorClient) -
 
     timeline = build_timeline(monitors.history(instance_id))
     kinds = [entry.kind for entry in timeline]
-    assert kinds == [
-        "started",
-        "timer",
-        "check",
-        "timer",
-        "check",
-        "timer",
-        "check",
-        "timer",
-        "check",
-        "ended",
-    ]
+    # The guard first, then four checks; a wait comes only before a later check, and only if that check was
+    # not yet due when the previous one answered (how many there are depends on how late checks run).
+    assert kinds[:3] == ["started", "timer", "check"] and kinds[-2:] == ["check", "ended"], kinds
+    waits_and_checks = " ".join(kinds[2:-1])
+    assert waits_and_checks.count("check") == 4 and "timer timer" not in waits_and_checks, kinds
     guard = timeline[1]
     assert guard.label == "deadline guard" and guard.status == "pending", "the run ended before it was due"
     checks = [entry for entry in timeline if entry.kind == "check"]

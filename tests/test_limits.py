@@ -47,16 +47,26 @@ def test_an_event_flood_is_refused_or_absorbed_and_the_monitor_can_still_be_canc
     monitors.wait_for(instance_id, lambda s: checks(s) >= 1, timeout=60)
     outcomes: Counter[str] = Counter()
     refusals: list[str] = []
-    for number in range(11_000):
+    number = 0
+    flood_deadline = time.monotonic() + 600  # only guards against a hang
+    # Raise until the history cap refuses. Which limit refuses first depends on how fast the worker takes
+    # events in (a loaded machine fills the 1,000 waiting ones first): a refusal of waiting events says to
+    # try again once they are processed, and so the flood does, with the same event.
+    while not any("(the limit is 10000" in r for r in refusals):
+        assert time.monotonic() < flood_deadline, outcomes
         try:
             monitors.client.raise_orchestration_event(instance_id, "noise", data=number)
             outcomes["accepted"] += 1
+            number += 1
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error  # type: ignore[attr-defined]
             outcomes["refused"] += 1
             refusals.append(error.details())  # type: ignore[attr-defined]
-    assert outcomes["refused"] > 0 and outcomes["accepted"] >= 1_000, outcomes
-    assert any("(the limit is 10000" in r and "it takes no more 'noise' events" in r for r in refusals)
+            if "events waiting (the limit is 1000)" in refusals[-1]:
+                time.sleep(0.05)
+    assert outcomes["accepted"] >= 8_000, outcomes
+    assert all("(the limit is 1000)" in r or "(the limit is 10000" in r for r in refusals), set(refusals)
+    assert "it takes no more 'noise' events" in refusals[-1]
     with pytest.raises(LimitExceededError, match="limit is 10000"):
         monitors.raise_event(instance_id, "noise", "one more")
     # Every accepted event reaches the monitor's history (carried from generation to generation).

@@ -183,13 +183,15 @@ def test_the_reference_can_run_on_the_sdks_own_servicer() -> None:
         worker.start()
         try:
             with MonitorClient(connection) as monitors:
+                # The job answers for each check's due time, so only the guard (at the deadline plus the
+                # grace) could change the outcome: 5 s of grace keeps a loaded machine's late check in it.
                 request = MonitorRequest(
-                    new_job_id(), 0.1, 0.3, job_duration_seconds=0.1, deadline_grace_seconds=0.1
+                    new_job_id(), 0.1, 0.3, job_duration_seconds=0.1, deadline_grace_seconds=5
                 )
                 final = monitors.follow(monitors.start(request), timeout=60)
         finally:
             worker.stop()
-        # The SDK's servicer sleeps a thread per timer; its last (the guard, at 0.4 s) ends before we go on.
+        # The SDK's servicer sleeps a thread per timer; its last (the guard, at 5.3 s) ends before we go on.
         deadline = time.monotonic() + 60
         while [thread for thread in threading.enumerate() if "fire_timer" in thread.name]:
             assert time.monotonic() < deadline, "the SDK's timer threads never ended"
