@@ -14,6 +14,7 @@ import pytest
 from test_cli import cli
 
 from monitoring.client.monitors import MonitorClient
+from monitoring.client.snapshots import shown_input
 from monitoring.core.models import MonitorRequest
 from monitoring.notebook.job_service import JobService
 from monitoring.web.serving import BackgroundServer
@@ -156,3 +157,36 @@ def test_a_request_without_the_new_fields_keeps_the_samples_shape() -> None:
     assert MonitorRequest.from_payload(real, default_job_id="x") == MonitorRequest(
         job_id="j", status_url="http://127.0.0.1:9/jobs/1"
     )
+
+
+def test_a_header_written_into_the_request_is_never_shown_where_the_input_is(
+    monitors: MonitorClient, api_server: BackgroundServer, dashboard_server: BackgroundServer
+) -> None:
+    """A person may put a token in a header literally (the README says to use ``${NAME}``): the status API and
+    the dashboard show the input with every header value hidden, naming only the variables it refers to."""
+    literal = "Bearer literal-7f3a-never-shown"
+    options = {"url": f"http://127.0.0.1:{closed_port()}/job", "headers": {"Authorization": literal}}
+    options["headers"]["X-Ref"] = f"id ${{{SECRET_VARIABLE}}}"
+    request = MonitorRequest("job-header", 60, 600, job_source="http", job_source_options=options)
+    instance_id = monitors.start(request)
+    try:
+        status = httpx.get(
+            f"{api_server.url}/runtime/webhooks/durabletask/instances/{instance_id}", timeout=30
+        )
+        page = httpx.get(f"{dashboard_server.url}/api/instances/{instance_id}", timeout=30)
+        for answer in (status, page):
+            assert answer.status_code in (200, 202) and "literal-7f3a" not in answer.text
+        shown = status.json()["input"]["job_source_options"]["headers"]
+        assert shown == {"Authorization": "(hidden)", "X-Ref": f"(hidden; uses ${{{SECRET_VARIABLE}}})"}
+        assert page.json()["instance"]["input"]["job_source_options"]["headers"] == shown
+    finally:
+        monitors.terminate(instance_id, reason="test over")
+
+
+def test_shown_input_hides_headers_in_any_shape() -> None:
+    hidden = {"job_source_options": {"headers": {"A": "(hidden)"}, "url": "u"}}
+    given = {"job_source_options": {"headers": {"A": "x"}, "url": "u"}}
+    assert shown_input(given) == hidden and given["job_source_options"]["headers"] == {"A": "x"}
+    assert shown_input({"request": given, "progress": {}}) == {"request": hidden, "progress": {}}
+    for foreign in (None, "text", [1], {"job_source_options": "x"}, {"job_source_options": {"headers": 1}}):
+        assert shown_input(foreign) == foreign

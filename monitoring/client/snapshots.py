@@ -13,9 +13,16 @@ from typing import Any
 
 from durabletask.client import OrchestrationState, OrchestrationStatus
 
-from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus, parse_monitor_input
+from monitoring.core.models import (
+    CONTINUATION_KEYS,
+    MonitorRequest,
+    MonitorResult,
+    MonitorStatus,
+    parse_monitor_input,
+)
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.payloads import InvalidRequestError, decode_payload, from_iso, json_safe, to_iso
+from monitoring.core.sources import hidden_header_value
 from monitoring.core.validation import printable
 
 TERMINAL_RUNTIME_STATUSES = frozenset({"Completed", "Failed", "Terminated"})
@@ -145,6 +152,20 @@ def _compact(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def shown_input(payload: Any) -> Any:
+    """A monitor's stored input as it may be shown (API, dashboard): the values of http headers hidden.
+
+    Any JSON is taken, a continuation's input included; only ``job_source_options.headers`` changes.
+    """
+    if isinstance(payload, dict) and set(payload) == CONTINUATION_KEYS:
+        return {**payload, "request": shown_input(payload["request"])}
+    options = payload.get("job_source_options") if isinstance(payload, dict) else None
+    if not isinstance(options, dict) or not isinstance(options.get("headers"), dict):
+        return payload
+    headers = {name: hidden_header_value(value) for name, value in options["headers"].items()}
+    return {**payload, "job_source_options": {**options, "headers": headers}}
+
+
 @dataclass(frozen=True)
 class InstanceDetails:
     """Any orchestration instance of the task hub, as the Durable Functions status endpoint shows it."""
@@ -186,7 +207,7 @@ class InstanceDetails:
             "name": self.name,
             "instanceId": self.instance_id,
             "runtimeStatus": self.runtime_status,
-            "input": self.input,
+            "input": shown_input(self.input),
             "customStatus": self.custom_status,
             "output": self.output if self.output is not None else self.failure,
             "createdTime": to_iso(self.created_at),

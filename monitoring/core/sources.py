@@ -45,6 +45,14 @@ DEFAULT_HTTP_TIMEOUT_SECONDS = 10.0
 MAX_HTTP_TIMEOUT_SECONDS = 300.0
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def hidden_header_value(value: object) -> str:
+    """What a person may see of an http header's value: nothing of it, only the ``${NAME}`` it refers to."""
+    names = _VARIABLE.findall(value) if isinstance(value, str) else []
+    return "(hidden" + "".join(f"; uses ${{{name}}}" for name in names) + ")"
+
+
 _FUNCTION = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
