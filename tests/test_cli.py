@@ -185,6 +185,15 @@ def command_line(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
 
 
+def command_line_once_started(pid: int, marker: str) -> list[str]:
+    """A child's command line once it shows ``marker``: until its exec is done it shows its parent's, or
+    nothing. The limit only guards against a hang."""
+    deadline = time.monotonic() + 60
+    while marker not in (line := command_line(pid)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return line
+
+
 def wait_until_gone(pid: int, limit: float = 10) -> bool:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -204,7 +213,8 @@ def test_worker_processes_share_the_task_hub_and_stop_together() -> None:
             assert "in 2 processes" in wait_for_line(worker, "Worker running")
             (extra,) = child_pids(worker.pid)
             # The worker that test_cli_processes.py shows serving monitors by itself, on the same ENDPOINT.
-            assert command_line(extra)[1:] == ["-m", "monitoring", "worker", "--of-parent", str(worker.pid)]
+            started_as = command_line_once_started(extra, "--of-parent")
+            assert started_as[1:] == ["-m", "monitoring", "worker", "--of-parent", str(worker.pid)]
             assert f"ENDPOINT={own.address}".encode() in Path(f"/proc/{extra}/environ").read_bytes()
             with MonitorClient(Connection(own.address, "default", "emulator")) as monitors:
                 request = MonitorRequest("job-p", 0.1, 0.3, job_duration_seconds=100)
