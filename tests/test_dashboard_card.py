@@ -105,6 +105,8 @@ def test_backend_is_named_truthfully(kind: str, endpoint: str, words: list[str])
     assert ("emulator" in described["label"]) == (kind == "emulator")
     assert ("state directory" in described["label"]) == (kind == "local")
     assert ("scheduler-8080-hub.sqlite3" in described["detail"]) == (kind == "local")
+    # The dashboard cannot know who started a local scheduler, so it does not claim it was started on demand.
+    assert "started on demand" not in described["detail"]
 
 
 def _row(custom: dict[str, Any], request: MonitorRequest | None = REQUEST) -> InstanceRow:

@@ -63,7 +63,7 @@ def describe_backend(connection: Connection, state_file: Path | None = None) -> 
     directory and the file it keeps the task hub in."""
     endpoint = connection.endpoint
     label, detail = {
-        "local": (f"the local scheduler at {endpoint}", "started on demand in its own process"),
+        "local": (f"the local scheduler at {endpoint}", "in a process of its own (run by you, or on demand)"),
         "embedded": (f"a local scheduler in this process at {endpoint}", "it stops with this process"),
         "emulator": (f"the Durable Task Scheduler emulator at {endpoint}", "no credential"),
         "azure": (f"Durable Task Scheduler in Azure at {endpoint}", "DefaultAzureCredential"),
