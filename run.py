@@ -24,6 +24,9 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".requirements.sha256"
 NOTEBOOKS = ROOT / "notebooks"
 STRIP_OUTPUTS_HOOK = "monitoring.notebook.saving.strip_outputs"
+# Test files run in parallel (pytest-xdist): most of their time is spent waiting on timers and processes, so
+# more workers than a 2-core machine's cores still pay (measured: see the README's tests section).
+WORKERS = 3
 
 
 def say(message: str) -> None:
@@ -95,9 +98,10 @@ def test(args: list[str]) -> None:
     say("ruff check and ruff format --check")
     run(PYTHON, "-m", "ruff", "check", "--no-cache", ".")
     run(PYTHON, "-m", "ruff", "format", "--no-cache", "--check", ".")
-    say("pytest: tests/ and the notebooks (nbval)")
+    say(f"pytest: tests/ and the notebooks (nbval), {WORKERS} worker processes (tests/parallel.py)")
     notebooks = ["notebooks", "--nbval-lax", "--nbval-current-env"] if any(NOTEBOOKS.glob("*.ipynb")) else []
-    run(PYTHON, "-m", "pytest", "tests", *notebooks, *args)
+    # Given before the extra arguments, so that "-n 0" there runs everything in this one process.
+    run(PYTHON, "-m", "pytest", "tests", *notebooks, "-n", str(WORKERS), "--dist", "loadfile", *args)
 
 
 COMMANDS = {"tutorial": tutorial, "demo": demo, "test": test}

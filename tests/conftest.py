@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import parallel
 import pytest
 from gates import GatedJob, gated_job
 from netns import PrivateNetwork, private_network_or_skip
@@ -19,7 +21,8 @@ from monitoring.client.monitors import MonitorClient
 from monitoring.web.serving import BackgroundServer
 from monitoring.worker import start_worker, stop_worker
 
-# Every process the tests start inherits this marker, so the last check can find any left behind.
+# Every process the tests start inherits this marker, so the last check can find any left behind. Under
+# xdist the controller's marker is handed to every worker (pytest_configure_node, pytest_configure).
 RUN_MARKER = f"monitoring-tests-{uuid.uuid4().hex}"
 
 
@@ -37,6 +40,14 @@ def processes_with_marker() -> list[int]:
         except OSError:
             continue
     return found
+
+
+def processes_left_behind(grace: float = 5.0) -> list[int]:
+    """Marked processes still running after ``grace`` seconds (time for the last ones to finish exiting)."""
+    deadline = time.monotonic() + grace
+    while processes_with_marker() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return processes_with_marker()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -169,10 +180,45 @@ def browser_page() -> Iterator[Any]:
             browser.close()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the left-behind-process check after everything else, notebooks included."""
-    last = [item for item in items if item.name == "test_no_process_left_behind"]
-    items[:] = [item for item in items if item not in last] + last
+# --- in parallel: pytest-xdist (tests/parallel.py) ----------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global RUN_MARKER
+    if parallel.is_worker(config):
+        RUN_MARKER = config.workerinput[parallel.MARKER_KEY]  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput[parallel.MARKER_KEY] = RUN_MARKER
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    return parallel.make_scheduler(config, log) if config.getoption("dist") == "loadfile" else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest files first; the left-behind-process check after everything else, notebooks included.
+
+    An xdist worker leaves that check out: the controller runs it once every worker has ended.
+    """
+    parallel.give_each_its_own_nodeid(items)
+    items.sort(key=lambda item: parallel.rank(item.nodeid))
+    if parallel.is_worker(config):
+        last = [item for item in items if item.nodeid == parallel.LEFT_BEHIND_TEST]
+        items[:] = [item for item in items if item not in last]
+        if last:
+            config.hook.pytest_deselected(items=last)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Iterator[object]:
+    finished = yield
+    if parallel.is_controller(session.config):
+        parallel.check_left_behind(session, processes_left_behind)
+    return finished
 
 
 # A skip that CI=true allows: the quick-start test's own nested run of this suite skips that test by design.

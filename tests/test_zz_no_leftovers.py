@@ -1,12 +1,10 @@
-"""Runs last (moved there by conftest.py, after the notebooks too): nothing this run started may still run."""
+"""Runs last (moved there by conftest.py, after the notebooks too): nothing this run started may still run.
 
-import time
+Under xdist the controller runs this check instead, once every worker has ended (``tests/parallel.py``).
+"""
 
-from conftest import processes_with_marker
+from conftest import processes_left_behind
 
 
 def test_no_process_left_behind() -> None:
-    deadline = time.monotonic() + 5
-    while processes_with_marker() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_with_marker() == []
+    assert processes_left_behind() == []
