@@ -209,11 +209,11 @@ def test_with_a_state_file_an_ended_instances_history_leaves_memory_and_is_read_
     assert kept[-1] == "executionCompleted"
     hub.commit(hub.store.submit([]))  # everything so far is in the file
     assert hub.release_ended_histories(now=time.time() + 3600) == 1
-    assert hub.instances["m1"].history == []
+    assert len(hub.instances["m1"].history) == 0
     assert [e.WhichOneof("eventType") for e in hub.history("m1")] == kept
     hub.stop()
     again = new_hub(path)
-    assert again.instances["m1"].history == [], "ended histories are not loaded at start"
+    assert len(again.instances["m1"].history) == 0, "ended histories are not loaded at start"
     assert [e.WhichOneof("eventType") for e in again.history("m1")] == kept
     again.stop()
 

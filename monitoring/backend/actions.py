@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
 
-from monitoring.backend.state import Instance, Task
+from monitoring.backend.state import History, Instance, Task
 from monitoring.backend.store import Op
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def _continue_as_new(
     """A new execution: empty history, the new input, carried-over events, then events that arrived."""
     arrivals = [event for _, event in instance.inbox]
     hub._forget_work(instance, ops)
-    instance.history = []
+    instance.history = History()
     ops.append(("history_clear", instance.instance_id))
     instance.execution += 1
     instance.input = result

@@ -97,7 +97,7 @@ class HubBase:
             self._enqueue(instance)
 
     def _hold_timer(self, instance: Instance, row_id: int, event: pb.HistoryEvent, due: float) -> None:
-        instance.timers[row_id] = event
+        instance.timers[row_id] = event.SerializeToString()  # a fraction of the message's memory
         instance_id, execution = instance.instance_id, instance.execution
         self.timers.call_at(utc(due), lambda: self._fire(instance_id, execution, row_id))
 
@@ -106,10 +106,10 @@ class HubBase:
             instance = self.instances.get(instance_id)
             if instance is None or instance.execution != execution:
                 return
-            event = instance.timers.pop(row_id, None)
-            if event is None or instance.terminal:
+            blob = instance.timers.pop(row_id, None)
+            if blob is None or instance.terminal:
                 return
-            instance.inbox.append((row_id, event))
+            instance.inbox.append((row_id, pb.HistoryEvent.FromString(blob)))
             self._enqueue(instance)
 
     # --- leases -----------------------------------------------------------------------------------------
@@ -184,9 +184,11 @@ class HubBase:
         self._changed.notify_all()
 
     def _append_history(self, instance: Instance, events: list[pb.HistoryEvent], ops: list[Op]) -> None:
-        start = len(instance.history)
-        instance.history.extend(events)
-        ops.extend(("history", instance.instance_id, start + n, event) for n, event in enumerate(events))
+        history = instance.history
+        for event in events:
+            blob = event.SerializeToString()
+            ops.append(("history", instance.instance_id, history.count, blob))
+            history.append(blob)
 
     def _close_stream_locked(self, stream: Stream) -> int:
         stream.open = False

@@ -111,12 +111,9 @@ class Dispatch(HubBase):
             batch.insert(0, found.started_event)
         found.dispatched = len(found.inbox)
         found.lease = self._lease(stream, "orchestration", found.instance_id)
-        return pb.WorkItem(
-            completionToken=found.lease,
-            orchestratorRequest=pb.OrchestratorRequest(
-                instanceId=found.instance_id, pastEvents=found.history, newEvents=batch
-            ),
-        )
+        request = pb.OrchestratorRequest(instanceId=found.instance_id, newEvents=batch)
+        request.MergeFromString(found.history.wire)  # the past events, as kept: no copy of each message
+        return pb.WorkItem(completionToken=found.lease, orchestratorRequest=request)
 
     def _next_activity(self, stream: Stream) -> pb.WorkItem | None:
         for _ in range(len(self._task_queue)):

@@ -19,7 +19,7 @@ from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
 
 from monitoring.backend.dispatch import Dispatch
-from monitoring.backend.state import HubOptions, Instance, Task
+from monitoring.backend.state import History, HubOptions, Instance, Task
 from monitoring.backend.store import Op, Store, StoreError
 
 logger = logging.getLogger("monitoring.backend.hub")
@@ -71,7 +71,8 @@ class Hub(Dispatch):
         top = 0
         for row in loaded.instances:
             instance = Instance.from_row(row)
-            instance.history = loaded.history.get(instance.instance_id, [])
+            for blob in loaded.history.get(instance.instance_id, ()):
+                instance.history.append(blob)
             instance.history_in_store = instance.terminal
             self.instances[instance.instance_id] = instance
         for row_id, instance_id, execution, visible_at, event in loaded.events:
@@ -174,7 +175,7 @@ class Hub(Dispatch):
                 if i.terminal and not i.history_in_store and (i.completed or i.updated) <= cutoff
             ]
             for instance in ended:
-                instance.history, instance.history_in_store = [], True
+                instance.history, instance.history_in_store = History(), True
         return len(ended)
 
     def commit(self, ticket: int) -> None:
@@ -264,7 +265,7 @@ class Hub(Dispatch):
         key = name.casefold()
         holds_name = any(
             event.eventRaised.name.casefold() == key
-            for event in [*instance.history, *(e for _, e in instance.inbox)]
+            for event in [*instance.history.events(), *(e for _, e in instance.inbox)]
             if event.HasField("eventRaised")
         )
         if holds_name or held >= cap - self.options.history_reserve // 10:
@@ -311,7 +312,7 @@ class Hub(Dispatch):
         with self._lock:
             instance = self._require(instance_id)
             if not instance.history_in_store:
-                return list(instance.history)
+                return instance.history.events()
         return self.store.read_history(instance_id)
 
     def wait_for(

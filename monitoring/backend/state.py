@@ -46,10 +46,49 @@ def utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
-@dataclass(eq=False)
+PAST_EVENTS_TAG = b"\x1a"  # OrchestratorRequest.pastEvents: field 3, length-delimited
+
+
+def _length_prefix(size: int) -> bytes:
+    """``size`` as a protobuf varint (what precedes a length-delimited field's bytes)."""
+    out = bytearray()
+    while size > 0x7F:
+        out.append(size & 0x7F | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out)
+
+
+@dataclass(eq=False, slots=True)
+class History:
+    """One execution's history, kept as the worker receives it: serialized events, already framed as
+    ``OrchestratorRequest.pastEvents``, in one bytes object.
+
+    A dispatch merges :attr:`wire` into its request (no message copies), and a waiting monitor's history
+    weighs its serialized size, not a protobuf object per event (about 1 KB each in memory).
+    """
+
+    wire: bytes = b""
+    count: int = 0
+
+    def append(self, blob: bytes) -> None:
+        """Add one serialized ``HistoryEvent``."""
+        self.wire += PAST_EVENTS_TAG + _length_prefix(len(blob)) + blob
+        self.count += 1
+
+    def events(self) -> list[pb.HistoryEvent]:
+        """The events, parsed (for history queries and the rare checks that look inside them)."""
+        return list(pb.OrchestratorRequest.FromString(self.wire).pastEvents)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+@dataclass(eq=False, slots=True)
 class Instance:
     """One orchestration instance. ``inbox`` holds visible events not yet processed, oldest first, as
-    (event row id, event); the first ``dispatched`` of them are out with the worker holding ``lease``."""
+    (event row id, event); the first ``dispatched`` of them are out with the worker holding ``lease``.
+    ``timers`` holds its pending timers' ``TimerFired`` events, serialized, by event row id."""
 
     instance_id: str
     name: str
@@ -64,9 +103,9 @@ class Instance:
     failure: pb.TaskFailureDetails | None = None
     completed: float | None = None
     tags: dict[str, str] | None = None
-    history: list[pb.HistoryEvent] = field(default_factory=list)
+    history: History = field(default_factory=History)
     inbox: list[tuple[int, pb.HistoryEvent]] = field(default_factory=list)
-    timers: dict[int, pb.HistoryEvent] = field(default_factory=dict)  # row id -> TimerFired, not yet due
+    timers: dict[int, bytes] = field(default_factory=dict)
     dispatched: int = 0
     started_event: pb.HistoryEvent | None = None  # the OrchestratorStarted made for the current dispatch
     lease: str | None = None

@@ -51,9 +51,10 @@ CREATE INDEX IF NOT EXISTS tasks_by_instance ON tasks (instance_id);
 """
 
 # One change, in the order the hub made it. ("instance", row) writes a whole instances row; "history"
-# appends (instance_id, seq, event); "event" inserts (id, instance_id, execution, visible_at, event);
-# "task" inserts (id, instance_id, execution, task_id, name, version, input); "event_del"/"task_del" take
-# an id; "history_clear", "events_clear", "tasks_clear" and "purge" take an instance id; "meta" (key, value).
+# appends (instance_id, seq, serialized event); "event" inserts (id, instance_id, execution, visible_at,
+# event); "task" inserts (id, instance_id, execution, task_id, name, version, input); "event_del"/"task_del"
+# take an id; "history_clear", "events_clear", "tasks_clear" and "purge" take an instance id; "meta" (key,
+# value).
 Op = tuple[Any, ...]
 
 _STATEMENTS = {
@@ -93,7 +94,7 @@ class Loaded:
 
     meta: dict[str, str] = field(default_factory=dict)
     instances: list[tuple[Any, ...]] = field(default_factory=list)
-    history: dict[str, list[pb.HistoryEvent]] = field(default_factory=dict)
+    history: dict[str, list[bytes]] = field(default_factory=dict)  # serialized events, in order
     events: list[tuple[int, str, int, float, pb.HistoryEvent]] = field(default_factory=list)
     tasks: list[tuple[Any, ...]] = field(default_factory=list)
 
@@ -188,7 +189,7 @@ class SqliteStore(Store):
                 "SELECT h.instance_id, h.event FROM history h JOIN instances i USING (instance_id) "
                 f"WHERE i.status NOT IN ({', '.join(str(s) for s in ENDED)}) ORDER BY h.instance_id, h.seq"
             ):
-                loaded.history.setdefault(instance_id, []).append(_event(blob))
+                loaded.history.setdefault(instance_id, []).append(blob)
             loaded.events = [
                 (row[0], row[1], row[2], row[3], _event(row[4]))
                 for row in connection.execute("SELECT * FROM events ORDER BY visible_at, id")
@@ -285,7 +286,7 @@ class SqliteStore(Store):
                     for statement in _PURGE:
                         connection.executemany(statement, rows)
                 else:
-                    if kind in ("history", "event"):
+                    if kind == "event":
                         rows = [(*row[:-1], row[-1].SerializeToString()) for row in rows]
                     connection.executemany(_STATEMENTS[kind], rows)
                 start = end
