@@ -37,7 +37,7 @@ def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
     """Run ``command`` in ROOT; exit with its code if it fails.
 
     Ctrl-C reaches the child too (same process group): this process waits for it to finish its own
-    shutdown (JupyterLab asks to confirm, then stops its kernels) instead of killing it.
+    shutdown (JupyterLab in a terminal asks to confirm, then stops its kernels) instead of killing it.
     """
     with subprocess.Popen([str(part) for part in command], cwd=ROOT, env=env) as child:
         while True:
