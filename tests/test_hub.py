@@ -182,6 +182,19 @@ def test_events_beyond_the_caps_are_refused_but_a_new_name_still_gets_in() -> No
     hub.stop()
 
 
+def test_starts_beyond_the_active_instance_cap_are_refused_and_finished_ones_do_not_count() -> None:
+    hub = new_hub(max_active_instances=3)
+    for name in ("a", "b", "c"):
+        create(hub, name)
+    with pytest.raises(LimitReached, match="already runs 3 instances"):
+        create(hub, "d")
+    hub.commit(hub.terminate("a", None))
+    create(hub, "d")  # four instances held, three of them active
+    with pytest.raises(LimitReached, match="already runs 3 instances"):
+        create(hub, "e")
+    hub.stop()
+
+
 def test_finished_instances_past_the_retention_are_purged() -> None:
     hub = new_hub(retention_seconds=60)
     for name in ("old", "new", "running"):

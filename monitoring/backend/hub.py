@@ -199,8 +199,11 @@ class Hub(Dispatch):
                     raise AlreadyExists(f"orchestration instance {instance_id!r} already exists")
                 del self.instances[instance_id]
                 ops.append(("purge", instance_id))
-            active = sum(1 for i in self.instances.values() if not i.terminal)
-            if active >= self.options.max_active_instances:
+            limit = self.options.max_active_instances
+            # Counted only when it could matter: starts stay O(1) however many instances the hub holds.
+            held = self.instances.values()
+            active = 0 if len(held) < limit else sum(not instance.terminal for instance in held)
+            if active >= limit:
                 raise LimitReached(
                     f"the local scheduler already runs {active} instances (its limit); "
                     "wait for some to finish or terminate some"

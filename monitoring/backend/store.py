@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,30 @@ _PURGE = (
     "DELETE FROM events WHERE instance_id = ?",
     "DELETE FROM tasks WHERE instance_id = ?",
 )
+
+
+# Row writes addressed by a key that is never reused, so between two barriers (the clears, purges and meta
+# writes, kept in place) they can run grouped by kind, inserts before deletes, and end in the same state.
+_GROUPED = ("instance", "history", "event", "task", "event_del", "task_del")
+GATHER_SECONDS = 0.01  # how long the writer lets steps gather when nobody waits for the commit
+
+
+def _grouped(ops: Sequence[Op]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """``ops`` as (kind, rows) runs for ``executemany``: few statements for a transaction of many steps."""
+    pending: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _GROUPED}
+    for op in ops:
+        rows = pending.get(op[0])
+        if rows is not None:
+            rows.append(op[1:])
+            continue
+        for kind, held in pending.items():
+            if held:
+                yield kind, held
+                pending[kind] = []
+        yield op[0], [op[1:]]
+    for kind, held in pending.items():
+        if held:
+            yield kind, held
 
 
 ENDED = (
@@ -144,6 +168,8 @@ class SqliteStore(Store):
         self._committed = 0
         self._failure: str | None = None
         self._closing = False
+        self._writer_idle = False  # the writer waits for work: a submit wakes it
+        self._waiters = 0  # callers blocked in wait(): the writer commits at once for them
         self._readers = threading.local()
         connection = self._connect()
         try:
@@ -216,15 +242,22 @@ class SqliteStore(Store):
         with self._changed:
             self._queue.extend(ops)
             self._submitted += 1
-            self._changed.notify_all()
+            if self._writer_idle:
+                self._changed.notify_all()
             return self._submitted
 
     def wait(self, ticket: int, timeout: float | None = 30.0) -> None:
         """Block until the step with ``ticket`` (and every one before it) is committed."""
         with self._changed:
-            if not self._changed.wait_for(
-                lambda: self._committed >= ticket or self._failure is not None or self._stopped(), timeout
-            ):
+            self._waiters += 1
+            self._changed.notify_all()  # the writer stops gathering
+            try:
+                committed = self._changed.wait_for(
+                    lambda: self._committed >= ticket or self._failure is not None or self._stopped(), timeout
+                )
+            finally:
+                self._waiters -= 1
+            if not committed:
                 raise StoreError(f"the scheduler's state file did not commit within {timeout} s")
             if self._committed < ticket:
                 raise StoreError(self._failure or "the scheduler is stopping: the change was not saved")
@@ -248,9 +281,13 @@ class SqliteStore(Store):
         try:
             while True:
                 with self._changed:
+                    self._writer_idle = True
                     self._changed.wait_for(
                         lambda: self._queue or self._submitted > self._committed or self._closing
                     )
+                    self._writer_idle = False
+                    # A busy hub's steps gather into one transaction, unless someone waits for a commit.
+                    self._changed.wait_for(lambda: self._waiters or self._closing, GATHER_SECONDS)
                     if not self._queue and self._submitted == self._committed and self._closing:
                         self._changed.notify_all()
                         return
@@ -275,13 +312,7 @@ class SqliteStore(Store):
     def _apply(connection: sqlite3.Connection, ops: list[Op]) -> None:
         connection.execute("BEGIN")
         try:
-            start = 0
-            while start < len(ops):
-                kind = ops[start][0]
-                end = start + 1
-                while end < len(ops) and ops[end][0] == kind:
-                    end += 1
-                rows = [op[1:] for op in ops[start:end]]
+            for kind, rows in _grouped(ops):
                 if kind == "purge":
                     for statement in _PURGE:
                         connection.executemany(statement, rows)
@@ -289,7 +320,6 @@ class SqliteStore(Store):
                     if kind == "event":
                         rows = [(*row[:-1], row[-1].SerializeToString()) for row in rows]
                     connection.executemany(_STATEMENTS[kind], rows)
-                start = end
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
