@@ -3,7 +3,8 @@
 The scheduler's working set lives in memory (:mod:`monitoring.backend.hub`); every change it makes is also
 described as a list of :data:`Op` and handed to :meth:`Store.submit` in the order it happened. A
 :class:`SqliteStore` applies them on one writer thread (sqlite3 connections belong to the thread that made
-them), as many as have queued up in one transaction, so under load one commit carries many checks.
+them), as many as have queued up in one transaction (it lets them gather for ``GATHER_SECONDS`` unless someone
+waits), so one commit carries many checks and its statements run grouped (see :func:`_grouped`).
 Callers that promise durability to someone (a client's start, raise or terminate) wait for their commit
 with :meth:`Store.wait`; the workers' completions do not wait, because losing the last few of them in a
 crash only means the same work runs again from the state committed before (every transaction is a
