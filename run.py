@@ -100,8 +100,10 @@ def test(args: list[str]) -> None:
     run(PYTHON, "-m", "ruff", "format", "--no-cache", "--check", ".")
     say(f"pytest: tests/ and the notebooks (nbval), {WORKERS} worker processes (tests/parallel.py)")
     notebooks = ["notebooks", "--nbval-lax", "--nbval-current-env"] if any(NOTEBOOKS.glob("*.ipynb")) else []
-    # Given before the extra arguments, so that "-n 0" there runs everything in this one process.
-    run(PYTHON, "-m", "pytest", "tests", *notebooks, "-n", str(WORKERS), "--dist", "loadfile", *args)
+    # Each file whole in one worker, the longest first (tests/parallel.py orders them). Given before the
+    # extra arguments, so that "-n 0" there runs everything in this one process.
+    parallel = ["-n", str(WORKERS), "--dist", "loadfile", "--no-loadscope-reorder"]
+    run(PYTHON, "-m", "pytest", "tests", *notebooks, *parallel, *args)
 
 
 COMMANDS = {"tutorial": tutorial, "demo": demo, "test": test}

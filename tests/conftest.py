@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import netns
 import parallel
 import pytest
 from gates import GatedJob, gated_job
@@ -48,23 +50,6 @@ def processes_left_behind(grace: float = 5.0) -> list[int]:
     while processes_with_marker() and time.monotonic() < deadline:
         time.sleep(0.1)
     return processes_with_marker()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Keep scheduler records in a temporary folder and mark every child process of this run."""
-    state = tmp_path_factory.mktemp("state")
-    previous = {key: os.environ.get(key) for key in ("MONITORING_STATE_DIR", "MONITORING_TEST_RUN")}
-    os.environ["MONITORING_STATE_DIR"] = str(state)
-    os.environ["MONITORING_TEST_RUN"] = RUN_MARKER
-    for key in ("ENDPOINT", "TASKHUB"):
-        os.environ.pop(key, None)
-    yield state
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
@@ -183,20 +168,44 @@ def browser_page() -> Iterator[Any]:
 # --- in parallel: pytest-xdist (tests/parallel.py) ----------------------------------------------------------
 
 
+_ISOLATION_KEYS = ("MONITORING_STATE_DIR", "MONITORING_TEST_RUN", "ENDPOINT", "TASKHUB")
+_before_isolation: dict[str, str | None] = {}
+_state_dir: str | None = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    global RUN_MARKER
+    """In every process that runs tests (not an xdist controller), before the first test or notebook cell:
+    scheduler records in a temporary folder, every child process marked, no ENDPOINT or TASKHUB, and the
+    notebooks' kernels (nbval) in a private network (``tests/netns.py``)."""
+    global RUN_MARKER, _state_dir
     if parallel.is_worker(config):
         RUN_MARKER = config.workerinput[parallel.MARKER_KEY]  # type: ignore[attr-defined]
+    if parallel.is_controller(config):
+        return
+    _before_isolation.update({key: os.environ.get(key) for key in _ISOLATION_KEYS})
+    _state_dir = tempfile.mkdtemp(prefix="monitoring-tests-state-")
+    os.environ["MONITORING_STATE_DIR"] = _state_dir
+    os.environ["MONITORING_TEST_RUN"] = RUN_MARKER
+    for key in ("ENDPOINT", "TASKHUB"):
+        os.environ.pop(key, None)
+    if config.pluginmanager.has_plugin("nbval"):
+        netns.run_nbval_kernels_in_private_networks()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _state_dir is None:
+        return
+    shutil.rmtree(_state_dir, ignore_errors=True)
+    for key, value in _before_isolation.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     node.workerinput[parallel.MARKER_KEY] = RUN_MARKER
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    return parallel.make_scheduler(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,8 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
+from typing import Any
 
 import pytest
+from jupyter_client.manager import KernelManager
 
 # Brings ``lo`` up (SIOCSIFFLAGS: no iproute2 needed), says so, holds the namespace open until stdin closes.
 _HOLDER = """
@@ -69,3 +73,38 @@ def private_network_or_skip() -> PrivateNetwork:
         if os.environ.get("CI"):
             pytest.fail(f"a private network namespace is needed here: {error}")
         pytest.skip(f"no private network namespace on this machine: {error}")
+
+
+class KernelInPrivateNetwork(KernelManager):
+    """A Jupyter kernel in a network namespace: ``network`` if given, else one of its own (closed when the
+    kernel shuts down, kept across restarts). A notebook there starts the local scheduler on the default
+    port 8080 whatever else listens on this machine's; the client reaches the kernel over Unix sockets
+    (``transport="ipc"``, at an absolute path), which do not depend on the network."""
+
+    def __init__(self, network: PrivateNetwork | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("transport", "ipc")
+        kwargs.setdefault("ip", os.path.join(tempfile.gettempdir(), f"monitoring-kernel-{uuid.uuid4().hex}"))
+        super().__init__(**kwargs)
+        self.network = network
+        self._own_network: PrivateNetwork | None = None
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        if self.network is None:
+            self._own_network = self.network = private_network_or_skip()
+        return self.network.command(*super().format_kernel_cmd(extra_arguments))
+
+    def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+        try:
+            super().shutdown_kernel(now=now, restart=restart)
+        finally:
+            if self._own_network is not None and not restart:
+                self._own_network.close()
+                self._own_network = self.network = None
+
+
+def run_nbval_kernels_in_private_networks() -> None:
+    """nbval starts each notebook's kernel with ``nbval.kernel.KernelManager``: make that a kernel in a
+    network of its own, so notebooks can run beside each other (and beside anything on port 8080)."""
+    import nbval.kernel
+
+    nbval.kernel.KernelManager = KernelInPrivateNetwork

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from jupyter_client.manager import KernelManager
-from netns import PrivateNetwork
+from netns import KernelInPrivateNetwork, PrivateNetwork
 
 from monitoring.backend import process
 from monitoring.backend.connection import connection_from_env
@@ -41,25 +40,12 @@ def run(client, source: str) -> str:  # type: ignore[no-untyped-def]
     return "".join(printed)
 
 
-class KernelInPrivateNetwork(KernelManager):
-    """A kernel in a network namespace of its own (``tests/netns.py``), so the notebook starts its own local
-    scheduler on the default port whatever else listens on this machine's 8080; the client reaches the kernel
-    over Unix sockets (``transport="ipc"``), which do not depend on the network."""
-
-    network: PrivateNetwork | None = None
-
-    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        assert self.network is not None
-        return self.network.command(*super().format_kernel_cmd(extra_arguments))
-
-
 @pytest.mark.heavy
 def test_the_kernel_restart_steps_of_notebook_03_work(
     tmp_path: Path, private_network: PrivateNetwork
 ) -> None:
     port = connection_from_env().local_port
-    manager = KernelInPrivateNetwork(kernel_name="python3", transport="ipc", ip=str(tmp_path / "kernel"))
-    manager.network = private_network
+    manager = KernelInPrivateNetwork(private_network, kernel_name="python3", ip=str(tmp_path / "kernel"))
     manager.start_kernel(cwd=str(NOTEBOOK.parent))
     try:
         client = manager.client()

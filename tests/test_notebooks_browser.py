@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netns import PrivateNetwork
 from test_scheduler import free_port
 
 from monitoring.backend import process, scheduler
@@ -34,8 +35,13 @@ USER_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A JupyterLab server on 127.0.0.1 serving a copy of the notebooks; yields its base URL with token."""
+def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, private_network: PrivateNetwork) -> Iterator[str]:
+    """A JupyterLab server on 127.0.0.1 serving a copy of the notebooks; yields its base URL with token.
+
+    Its kernels run in the module's private network (``tests/netns.py``), reached over Unix sockets: each
+    notebook starts its local scheduler on the default port 8080 there, whatever else runs on this machine
+    (the notebooks under nbval, beside it in another worker).
+    """
     root = tmp_path_factory.mktemp("lab")
     for notebook in NOTEBOOKS.glob("*.ipynb"):
         shutil.copy(notebook, root / notebook.name)
@@ -44,16 +50,27 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         target = settings / f"{plugin}.jupyterlab-settings"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(values))
+    data = tmp_path_factory.mktemp("lab-data")  # first on JUPYTER_PATH: its "python3" kernel is the one used
+    kernel = private_network.command(sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}")
+    (data / "kernels" / "python3").mkdir(parents=True)
+    (data / "kernels" / "python3" / "kernel.json").write_text(
+        json.dumps({"argv": kernel, "display_name": "Python 3 (ipykernel)", "language": "python"})
+    )
     port, token = free_port(), secrets.token_hex(16)
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
         f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={settings / 'workspaces'}",
+        "--KernelManager.transport=ipc", f"--KernelManager.ip={data / 'kernel'}",
     ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
+    jupyter_path = os.pathsep.join(filter(None, [str(data), os.environ.get("JUPYTER_PATH")]))
     log = (root / "jupyter.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env={**os.environ, "JUPYTER_PATH": jupyter_path},
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
