@@ -142,10 +142,8 @@ def smoke_run(smoke: tuple[dict, str]) -> dict:
 
 def test_the_readme_block_records_the_command_as_typed(smoke: tuple[dict, str]) -> None:
     typed = "python -m monitoring.bench " + " ".join(TINY) + " --json --update-readme "
-    assert (
-        f"with `{typed}" in smoke[1]
-        and "| figure | project | project-in-memory | scale-out | reference | floor |" in smoke[1]
-    )
+    header = "| figure | project | project-in-memory | scale-out | protocol-floor | reference | floor |"
+    assert f"with `{typed}" in smoke[1] and header in smoke[1]
 
 
 def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None:
@@ -168,14 +166,14 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         assert result["long"]["cpu_ms_per_check_early"] > 0 and result["long"]["cpu_ms_per_check_late"] > 0
         assert result["peak_worker_mb"] > 0
     # The scheduler runs in a process of its own only in the project's stacks.
-    for name in ("project", "project-in-memory", "scale-out"):
+    for name in ("project", "project-in-memory", "scale-out", "protocol-floor"):
         assert smoke_run["stacks"][name]["on_time"][0]["scheduler_cpu_seconds"] > 0
         assert smoke_run["stacks"][name]["peak_scheduler_mb"] > 0
     assert smoke_run["stacks"]["reference"]["peak_scheduler_mb"] is None
     # The scale-out workers are processes of their own: their CPU is counted, the bench's is not.
     assert smoke_run["stacks"]["scale-out"]["on_time"][-1]["worker_cpu_seconds"] > 0
     # A durable check runs after its timer fired, so it is never early: the due time reached the check.
-    for name in ("project", "scale-out", "reference"):
+    for name in ("project", "scale-out", "protocol-floor", "reference"):
         assert smoke_run["stacks"][name]["on_time"][0]["lateness_p50_seconds"] > 0
     assert set(smoke_run["ratios"]) == {
         "project/reference saturated checks/s",
@@ -185,9 +183,10 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         "project/floor saturated checks/s",
         "project/floor p99 lateness",
         "project/project-in-memory CPU ms per check",
+        "project/protocol-floor CPU ms per check",
     }
-    persistence = smoke_run["ratios"]["project/project-in-memory CPU ms per check"]
-    assert math.isfinite(persistence) and persistence > 0
+    for ratio in ("project/project-in-memory CPU ms per check", "project/protocol-floor CPU ms per check"):
+        assert math.isfinite(smoke_run["ratios"][ratio]) and smoke_run["ratios"][ratio] > 0
 
 
 def test_the_json_reads_back_into_the_typed_results_unchanged(smoke_run: dict) -> None:
@@ -230,7 +229,7 @@ def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_pa
     )
     text = readme.read_text()
     assert "old" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
-    assert "| figure | project | project-in-memory | scale-out | reference | floor |" in text
+    assert "| figure | project | project-in-memory | scale-out | protocol-floor | reference | floor |" in text
     assert "| p99 lateness by number of monitors, ms | 3: " in text
     assert "saturated checks/s" in text and smoke_run["date"] in text
     with pytest.raises(RuntimeError, match="no <!-- bench-results:start -->"):

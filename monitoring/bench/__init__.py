@@ -9,6 +9,9 @@ JSON object), so its CPU seconds and peak memory are its own. The stacks:
 * ``scale-out``: the same scheduler with ``scale_out_workers`` worker processes on its task hub
   (``python -m monitoring.bench worker``), the bench process only starting monitors: how the Durable Task
   Scheduler scales too;
+* ``protocol-floor``: the same scheduler process and an SDK-default worker running a loop of a timer and
+  an activity per check and nothing else: what the SDK, gRPC and the scheduler cost before the monitor's
+  own work;
 * ``reference``: the official sample's loop (check, publish, return if done, else a timer at *now +
   interval*), an SDK-default ``TaskHubGrpcWorker``, and the in-memory backend in the same process (the
   project's loopback-only :class:`~monitoring.backend.scheduler.LocalScheduler` around it);

@@ -37,13 +37,14 @@ from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.payloads import to_iso
 from monitoring.worker import create_worker
 
-STACKS = ("project", "project-in-memory", "scale-out", "reference", "floor")
+STACKS = ("project", "project-in-memory", "scale-out", "protocol-floor", "reference", "floor")
 # The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
 # better (work items 16-400, threads 3-16; benchmarks/PROFILE.md).
 PROJECT_WORK_ITEMS = 200
 PROJECT_THREADS = 6
 REFERENCE_ORCHESTRATOR = "reference_sample_orchestrator"
 REFERENCE_ACTIVITY = "reference_check_job"
+PROTOCOL_FLOOR_ORCHESTRATOR = "protocol_floor_orchestrator"
 ACTIVE = (OrchestrationStatus.PENDING, OrchestrationStatus.RUNNING, OrchestrationStatus.SUSPENDED)
 
 
@@ -85,6 +86,30 @@ def reference_sample_orchestrator(
 
 def reference_check_job(ctx: task.ActivityContext, payload: dict[str, Any]) -> dict[str, Any]:
     return check_job(JobCheckRequest.from_payload(payload)).to_payload()
+
+
+# --- the protocol's floor: the least a durable check can cost on this SDK and scheduler ------------------
+
+
+def protocol_floor_orchestrator(
+    ctx: task.OrchestrationContext, payload: dict[str, Any]
+) -> Generator[task.Task[Any], Any, None]:
+    """Timer, activity, timer, ...: a check's three work items and nothing else (no status, guard, cancel)."""
+    started = ctx.current_utc_datetime
+    for number in range(1, payload["checks"] + 1):
+        due = started + timedelta(seconds=payload["interval"] * (number - 1))
+        if ctx.current_utc_datetime < due:
+            yield ctx.create_timer(due)
+        request = JobCheckRequest(
+            job_id=payload["job_id"],
+            monitor_started_at=to_iso(started),
+            job_duration_seconds=10**9,
+            job_outcome="Completed",
+            source="bench",
+            check_number=number,
+            due_at=to_iso(due),
+        )
+        yield ctx.call_activity(REFERENCE_ACTIVITY, input=request.to_payload())
 
 
 # --- the stacks -----------------------------------------------------------------------------------------
@@ -272,6 +297,23 @@ def run_worker_process(port: int, spool: Path, settings: BenchSettings) -> None:
         worker.stop()
 
 
+class ProtocolFloorStack(ProjectStack):
+    """The project's scheduler process and an SDK-default worker running :func:`protocol_floor_orchestrator`:
+    what the SDK, gRPC and this scheduler cost per check before any of the monitor's own work."""
+
+    name = "protocol-floor"
+
+    def start_workers(self, settings: BenchSettings) -> None:
+        self.worker = TaskHubGrpcWorker(host_address=f"127.0.0.1:{self.port}")
+        self.worker.add_orchestrator(protocol_floor_orchestrator)
+        self.worker.add_activity(reference_check_job)
+        self.worker.start()
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        payload = {"job_id": job_id, "interval": interval, "checks": checks}
+        self.client.schedule_new_orchestration(PROTOCOL_FLOOR_ORCHESTRATOR, input=payload, instance_id=job_id)
+
+
 class ReferenceStack(_DurableStack):
     name = "reference"
 
@@ -339,6 +381,7 @@ def open_stack(name: str, settings: BenchSettings) -> Stack:
         "project": ProjectStack,
         "project-in-memory": InMemoryProjectStack,
         "scale-out": ScaleOutStack,
+        "protocol-floor": ProtocolFloorStack,
     }
     if name in projects:
         return projects[name](settings)
