@@ -62,13 +62,13 @@ def _length_prefix(size: int) -> bytes:
 @dataclass(eq=False, slots=True)
 class History:
     """One execution's history, kept as the worker receives it: serialized events, already framed as
-    ``OrchestratorRequest.pastEvents``, in one bytes object.
+    ``OrchestratorRequest.pastEvents``, in one growing buffer.
 
     A dispatch merges :attr:`wire` into its request (no message copies), and a waiting monitor's history
     weighs its serialized size, not a protobuf object per event (about 1 KB each in memory).
     """
 
-    wire: bytes = b""
+    wire: bytearray = field(default_factory=bytearray)  # appends in place: a long history is not recopied
     count: int = 0
 
     def append(self, blob: bytes) -> None:
