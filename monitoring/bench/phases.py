@@ -187,13 +187,14 @@ def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> StackR
 def run_all(
     settings: BenchSettings, stacks: Sequence[str] = STACKS, on_stack: Callable[[str], None] | None = None
 ) -> BenchRun:
+    machine = machine_description()  # the load before the run, as the table says
     results = {}
     for name in stacks:
         if on_stack:
             on_stack(name)
         results[name] = measure(name, settings)
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return BenchRun(date, machine_description(), results, ratios(results))
+    return BenchRun(date, machine, results, ratios(results))
 
 
 def ratios(results: dict[str, StackResult]) -> dict[str, float]:
