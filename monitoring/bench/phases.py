@@ -194,6 +194,7 @@ def run_all(
             on_stack(name)
         results[name] = measure(name, settings)
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine += f", after it {_load_averages()}"  # what else ran meanwhile shows here
     return BenchRun(date, machine, results, ratios(results))
 
 
@@ -226,5 +227,9 @@ def machine_description() -> str:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return f"{os.cpu_count()} cores, {model}, Python {sys.version.split()[0]}, load before run {load}"
+    python = sys.version.split()[0]
+    return f"{os.cpu_count()} cores, {model}, Python {python}, load before run {_load_averages()}"
+
+
+def _load_averages() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
