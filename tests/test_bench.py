@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import grpc
 import pytest
+from durabletask.client import OrchestrationQuery
 
 from monitoring import bench
+from monitoring.backend.connection import create_client, local_connection
 from monitoring.bench.__main__ import main as bench_main
 from monitoring.core.jobs import JobCheckRequest
 from monitoring.core.models import MonitorRequest
@@ -247,3 +253,57 @@ def _plain(tmp_path: Path) -> Path:
     path = tmp_path / "plain.md"
     path.write_text("# no markers\n")
     return path
+
+
+def test_a_stack_process_stopped_with_sigterm_leaves_no_scheduler_behind() -> None:
+    """``timeout`` (or a person) stopping a stack mid-run: its scheduler process stops with it."""
+    settings = json.dumps({"monitors": 3, "interval": 60, "checks": 2})  # long enough to be stopped mid-run
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "monitoring.bench", "stack", "project", "--settings", settings],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120  # only guards a hang
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            children = _children(stack.pid)
+            time.sleep(0.1)
+        assert children, "the stack started its scheduler process"
+        command = (Path("/proc") / str(children[0]) / "cmdline").read_bytes().split(b"\0")
+        port = int(command[command.index(b"--port") + 1])
+        client = create_client(local_connection(f"http://127.0.0.1:{port}"))
+        query = OrchestrationQuery(instance_id_prefix="ontime", fetch_inputs_and_outputs=False)
+        started: list[object] = []
+        while not started and time.monotonic() < deadline:  # mid-run: its monitors are on the scheduler
+            with contextlib.suppress(grpc.RpcError):  # not answering yet
+                started = list(client.get_all_orchestration_states(query))
+            time.sleep(0.1)
+        assert started, "the stack started its monitors"
+        stack.send_signal(signal.SIGTERM)
+        assert stack.wait(timeout=120) == 128 + signal.SIGTERM
+        for pid in children:
+            while _running(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not _running(pid), f"scheduler process {pid} outlived its stack"
+    finally:
+        stack.kill()
+        stack.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(proc.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,6 +103,8 @@ def run_subprocess(argv: Sequence[str]) -> int:
     if args.command == "worker":
         run_worker_process(args.port, args.spool, settings)
     else:
+        # Stopped (by the bench, ``timeout`` or a person), it closes its stack: no scheduler is left behind.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
         print(json.dumps(run_stack(args.stack, settings).to_json()), flush=True)
     return 0
 
