@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from durabletask.client import OrchestrationQuery
+from processes import child_pids, command_line_once_started, wait_until_gone
 
 from monitoring import bench
 from monitoring.backend.connection import create_client, local_connection
@@ -267,11 +268,11 @@ def test_a_stack_process_stopped_with_sigterm_leaves_no_scheduler_behind() -> No
         deadline = time.monotonic() + 120  # only guards a hang
         children: list[int] = []
         while not children and time.monotonic() < deadline:
-            children = _children(stack.pid)
+            children = child_pids(stack.pid)
             time.sleep(0.1)
         assert children, "the stack started its scheduler process"
-        command = (Path("/proc") / str(children[0]) / "cmdline").read_bytes().split(b"\0")
-        port = int(command[command.index(b"--port") + 1])
+        command = command_line_once_started(children[0], "scheduler")
+        port = int(command[command.index("--port") + 1])
         client = create_client(local_connection(f"http://127.0.0.1:{port}"))
         query = OrchestrationQuery(instance_id_prefix="ontime", fetch_inputs_and_outputs=False)
         started: list[object] = []
@@ -283,27 +284,7 @@ def test_a_stack_process_stopped_with_sigterm_leaves_no_scheduler_behind() -> No
         stack.send_signal(signal.SIGTERM)
         assert stack.wait(timeout=120) == 128 + signal.SIGTERM
         for pid in children:
-            while _running(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert not _running(pid), f"scheduler process {pid} outlived its stack"
+            assert wait_until_gone(pid, limit=120), f"scheduler process {pid} outlived its stack"
     finally:
         stack.kill()
         stack.wait()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(proc.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
