@@ -14,6 +14,7 @@ from durabletask.worker import ConcurrencyOptions
 from monitoring import settings
 from monitoring.backend.connection import Connection, credential, sdk_logger
 from monitoring.backend.reconnect import WORKER_RECONNECT
+from monitoring.backend.work_loop import LeanWorker
 from monitoring.core.jobs import register_job_source
 from monitoring.core.minimal import minimal_check, minimal_monitor
 from monitoring.core.orchestration import check_job_status, monitoring_job_orchestrator
@@ -21,15 +22,18 @@ from monitoring.core.sources import HttpJobSource
 
 
 def create_worker(
-    connection: Connection, concurrency: ConcurrencyOptions | None = None
+    connection: Connection, concurrency: ConcurrencyOptions | None = None, *, sdk_loop: bool = False
 ) -> DurableTaskSchedulerWorker:
     """A worker with the monitor's orchestrator and activity registered (not started).
 
     The tutorial's :mod:`~monitoring.core.minimal` monitor is registered beside them, and the ``http`` job
-    source is given the worker's environment for the secrets its headers name.
+    source is given the worker's environment for the secrets its headers name. The worker receives its
+    work items on :class:`~monitoring.backend.work_loop.LeanWorker`'s plain thread; ``sdk_loop`` keeps the
+    SDK's own asyncio loop instead (the benchmark's comparison).
     """
     register_job_source("http", HttpJobSource(secrets=settings.secret))
-    worker = DurableTaskSchedulerWorker(
+    kind = DurableTaskSchedulerWorker if sdk_loop else LeanWorker
+    worker = kind(
         host_address=connection.endpoint,
         taskhub=connection.taskhub,
         token_credential=credential(connection),

@@ -1,0 +1,295 @@
+"""The worker's receiving loop, without the SDK's asyncio hand-offs.
+
+The SDK's worker reads its work-item stream on a thread, passes each item to an asyncio loop through a
+queue read in an executor, puts it on an asyncio queue, takes it off in a consumer task, and runs it in a
+thread pool through another executor future: about 0.2 ms of CPU per work item before the item's own work,
+three work items per check (``benchmarks/PROFILE.md`` section 8). :class:`LeanWorker` keeps everything else
+of the SDK's worker (its channel, interceptors and credentials, the orchestrator and activity executors,
+the completion calls) and replaces that loop with one thread that reads the stream and hands each item to
+the thread pool, within the same per-kind concurrency limits.
+
+Its reconnects follow the SDK's: ``Hello`` and then the stream, backoff with full jitter from the
+resiliency options, the channel recreated after repeated failures (closed once no work item uses it), a
+stream silent for longer than the silent-disconnect timeout given up. Its log lines use the SDK's words,
+so :class:`~monitoring.backend.reconnect.OneLineLog` turns them into the same single lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
+from durabletask.internal import orchestrator_service_pb2 as pb
+from durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from durabletask.internal import shared
+from durabletask.internal.grpc_resiliency import get_full_jitter_delay_seconds
+from google.protobuf import empty_pb2
+
+_CONNECTION_ERRORS = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.ABORTED,
+}
+
+Handler = Callable[..., None]
+
+
+class _Channels:
+    """Which channels work items still complete on, so a replaced one is closed only when none does."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users: dict[int, int] = {}
+        self.retired: dict[int, grpc.Channel] = {}
+
+    def hold(self, channel: grpc.Channel) -> Callable[[], None]:
+        """Count one more work item on ``channel``; the returned function counts it out."""
+        key = id(channel)
+        with self.lock:
+            self.users[key] = self.users.get(key, 0) + 1
+        return lambda: self._release(key)
+
+    def _release(self, key: int) -> None:
+        with self.lock:
+            self.users[key] -= 1
+            if self.users[key] or key not in self.retired:
+                return
+            del self.users[key]
+            channel = self.retired.pop(key)
+        channel.close()
+
+    def retire(self, channel: grpc.Channel) -> None:
+        key = id(channel)
+        with self.lock:
+            if self.users.get(key):
+                self.retired[key] = channel
+                return
+            self.users.pop(key, None)
+        channel.close()
+
+
+_Item = tuple[Handler, Handler, tuple[Any, ...], Callable[[], None]]
+
+
+class _Gate:
+    """At most ``limit`` items of one kind running in the pool; the rest wait here, in order.
+
+    A pool thread that finishes an item takes the next waiting one itself, without a new hand-off.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, limit: int, logger: logging.Logger) -> None:
+        self.pool, self.limit, self.logger = pool, max(1, limit), logger
+        self.running = 0
+        self.waiting: deque[_Item] = deque()
+        self.lock = threading.Lock()
+
+    def submit(self, item: _Item) -> None:
+        with self.lock:
+            if self.running >= self.limit:
+                self.waiting.append(item)
+                return
+            self.running += 1
+        self.pool.submit(self._work, item)
+
+    def _work(self, item: _Item) -> None:
+        while True:
+            run, cancel, args, release = item
+            try:
+                run(*args)
+            except Exception as error:  # the SDK's handlers catch their own; this is what escaped them
+                self.logger.error(f"Uncaught error while processing work item, abandoning it: {error}")
+                try:
+                    cancel(*args)
+                except Exception as cancel_error:
+                    self.logger.error(f"Uncaught error while abandoning work item: {cancel_error}")
+            finally:
+                release()
+            with self.lock:
+                if not self.waiting:
+                    self.running -= 1
+                    return
+                item = self.waiting.popleft()
+
+    def drop_waiting(self) -> int:
+        """Forget the items not started (when the worker stops: its stream has ended, so the scheduler gives
+        them to another worker, as it does with every item a closed stream held); returns how many."""
+        with self.lock:
+            dropped, self.waiting = list(self.waiting), deque()
+        for _, _, _, release in dropped:
+            release()
+        return len(dropped)
+
+
+class LeanWorker(DurableTaskSchedulerWorker):
+    """The SDK's Durable Task Scheduler worker, receiving its work items on one plain thread."""
+
+    async def _async_run_loop(self) -> None:  # the SDK runs this on the worker's own thread (start())
+        _Loop(self).run()
+
+
+class _Loop:
+    def __init__(self, worker: LeanWorker) -> None:
+        self.worker = worker
+        self.log = worker._logger
+        self.options = worker._resiliency_options
+        self.pool = ThreadPoolExecutor(
+            worker.concurrency_options.maximum_thread_pool_workers, thread_name_prefix="DurableTask"
+        )
+        limits = worker.concurrency_options
+        self.orchestrations = _Gate(self.pool, limits.maximum_concurrent_orchestration_work_items, self.log)
+        self.activities = _Gate(self.pool, limits.maximum_concurrent_activity_work_items, self.log)
+        self.entities = _Gate(self.pool, limits.maximum_concurrent_entity_work_items, self.log)
+        self.channels = _Channels()
+        self.owns_channel = worker._channel is None
+        self.channel: grpc.Channel | None = worker._channel
+        self.attempts = 0  # consecutive failed connections, for the backoff
+        self.failures = 0  # consecutive failures, for recreating the channel
+
+    def run(self) -> None:
+        shutdown = self.worker._shutdown
+        try:
+            while not shutdown.is_set():
+                try:
+                    self._connect_and_serve()
+                    continue  # the scheduler closed the stream: connect again at once, as the SDK does
+                except grpc.RpcError as error:
+                    if error.code() == grpc.StatusCode.CANCELLED and shutdown.is_set():  # type: ignore[attr-defined]
+                        break
+                    self._failed(error)
+                except Exception as error:
+                    self.log.warning(f"Unexpected error: {error}")
+                    self._drop_channel()
+                self.attempts += 1
+                delay = get_full_jitter_delay_seconds(
+                    self.attempts,
+                    base_seconds=self.options.reconnect_backoff_base_seconds,
+                    cap_seconds=self.options.reconnect_backoff_cap_seconds,
+                )
+                if shutdown.wait(delay):
+                    break
+        finally:
+            self.worker._response_stream = None
+            gates = (self.orchestrations, self.activities, self.entities)
+            dropped = sum(gate.drop_waiting() for gate in gates)
+            if dropped:
+                self.log.info(f"{dropped} work item(s) not started: the scheduler hands them out again")
+            self.pool.shutdown(wait=True)  # the items already running finish and deliver their results
+            if self.channel is not None and self.owns_channel:
+                self.channels.retire(self.channel)
+            self.log.info("No longer listening for work items")
+
+    def _failed(self, error: grpc.RpcError) -> None:
+        code = error.code()  # type: ignore[attr-defined]
+        if code in _CONNECTION_ERRORS:
+            self.failures += 1
+            threshold = self.options.channel_recreate_failure_threshold
+            if threshold and self.failures >= threshold:
+                self._drop_channel()
+            self.log.warning(
+                f"The sidecar at address {self.worker._host_address} is unavailable: {error.details()}"  # type: ignore[attr-defined]
+            )
+        else:
+            self.log.warning(f"Application-level gRPC error ({code}): {error.details()}")  # type: ignore[attr-defined]
+
+    def _drop_channel(self) -> None:
+        if self.channel is not None and self.owns_channel:
+            self.channels.retire(self.channel)
+            self.channel = None
+        self.failures = 0
+
+    def _request(self) -> pb.GetWorkItemsRequest:
+        worker, limits = self.worker, self.worker.concurrency_options
+        capabilities = [pb.WORKER_CAPABILITY_LARGE_PAYLOADS] if worker._payload_store is not None else []
+        request = pb.GetWorkItemsRequest(
+            maxConcurrentOrchestrationWorkItems=limits.maximum_concurrent_orchestration_work_items,
+            maxConcurrentActivityWorkItems=limits.maximum_concurrent_activity_work_items,
+            capabilities=capabilities + sorted(worker._capabilities),
+        )
+        if worker._work_item_filters is not None:
+            request.workItemFilters.CopyFrom(worker._work_item_filters._to_grpc())
+        return request
+
+    def _connect_and_serve(self) -> None:
+        worker = self.worker
+        if self.channel is None:
+            self.channel = shared.get_grpc_channel(
+                worker._host_address,
+                worker._secure_channel,
+                worker._interceptors,
+                channel_options=worker._channel_options,
+            )
+        channel = self.channel
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        stub.Hello(empty_pb2.Empty(), timeout=self.options.hello_timeout_seconds)
+        stream = stub.GetWorkItems(self._request())
+        worker._response_stream = stream
+        if worker._shutdown.is_set():  # stop() came between the check and the stream: it cancelled nothing
+            stream.cancel()
+        self.log.info(f"Successfully connected to {worker._host_address}. Waiting for work items...")
+        self.attempts = self.failures = 0
+        heard = [time.monotonic()]
+        watch = self._watch(stream, heard)
+        try:
+            for item in stream:
+                heard[0] = time.monotonic()
+                self._dispatch(item, stub, channel)
+        finally:
+            watch.set()
+        if not worker._shutdown.is_set():
+            self.log.info("Work item stream closed after receiving messages")
+            self._drop_channel()
+
+    def _watch(self, stream: Any, heard: list[float]) -> threading.Event:
+        """Cancel ``stream`` if nothing (not even a health ping) arrives for the silent-disconnect timeout."""
+        done = threading.Event()
+        timeout = self.options.silent_disconnect_timeout_seconds
+        if not timeout:
+            return done
+
+        def watch() -> None:
+            while not done.wait(min(timeout, 1.0)):
+                if time.monotonic() - heard[0] > timeout:
+                    self.log.warning(f"Timed out waiting for work items from {self.worker._host_address}")
+                    stream.cancel()
+                    return
+
+        threading.Thread(target=watch, name="DurableTask-watch", daemon=True).start()
+        return done
+
+    def _dispatch(self, item: pb.WorkItem, stub: Any, channel: grpc.Channel) -> None:
+        worker, kind = self.worker, item.WhichOneof("request")
+        if kind == "orchestratorRequest":
+            gate, run, cancel, request = (
+                self.orchestrations,
+                worker._execute_orchestrator,
+                worker._cancel_orchestrator,
+                item.orchestratorRequest,
+            )
+        elif kind == "activityRequest":
+            gate, run, cancel, request = (
+                self.activities,
+                worker._execute_activity,
+                worker._cancel_activity,
+                item.activityRequest,
+            )
+        elif kind in ("entityRequest", "entityRequestV2"):
+            gate, run, cancel, request = (
+                self.entities,
+                worker._execute_entity_batch,
+                worker._cancel_entity_batch,
+                getattr(item, kind),
+            )
+        else:
+            if kind != "healthPing":
+                self.log.warning(f"Unexpected work item type: {kind}")
+            return
+        gate.submit((run, cancel, (request, stub, item.completionToken), self.channels.hold(channel)))

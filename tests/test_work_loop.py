@@ -1,0 +1,179 @@
+"""The worker's receiving loop (``monitoring/backend/work_loop.py``): limits, abandon, silence, stop.
+
+The rest of the suite runs every monitor through this loop (``create_worker`` builds a :class:`LeanWorker`),
+and the fault tests kill and stop its process under load; these tests pin what only the loop decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from durabletask.grpc_options import GrpcWorkerResiliencyOptions
+from gates import WAIT_LIMIT, Deliveries, GatedJob
+from test_durability import checks, deliveries, request  # noqa: F401  (deliveries is a fixture)
+
+import monitoring.worker as worker_module
+from monitoring.backend.scheduler import LocalScheduler
+from monitoring.backend.state import HubOptions
+from monitoring.backend.work_loop import LeanWorker, _Channels, _Gate
+from monitoring.client.monitors import MonitorClient
+from monitoring.worker import start_worker, stop_worker
+
+
+def wait_until(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT_LIMIT
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {WAIT_LIMIT:g} s for {what}"
+        time.sleep(0.01)
+
+
+class Held:
+    """Work items that run until the test lets each one go, recording what ran when."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started: list[int] = []
+        self.running = 0
+        self.most_running = 0
+        self.go: dict[int, threading.Event] = {}
+        self.released: list[int] = []
+
+    def run(self, number: int) -> None:
+        with self.lock:
+            self.started.append(number)
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        self.go.setdefault(number, threading.Event()).wait(WAIT_LIMIT)
+        with self.lock:
+            self.running -= 1
+
+    def item(self, number: int) -> tuple[Any, Any, tuple[int], Any]:
+        self.go[number] = threading.Event()
+        return self.run, self.cancel, (number,), lambda: self.released.append(number)
+
+    def cancel(self, number: int) -> None:
+        raise AssertionError(f"item {number} was abandoned")
+
+
+def test_a_gate_runs_at_most_its_limit_and_the_rest_in_order() -> None:
+    held = Held()
+    with ThreadPoolExecutor(6) as pool:
+        gate = _Gate(pool, 2, logging.getLogger("test"))
+        for number in range(6):
+            gate.submit(held.item(number))
+        for number in range(6):
+            wait_until(lambda n=number: n in held.started, f"item {number} to start")
+            assert held.running <= 2
+            held.go[number].set()
+        wait_until(lambda: len(held.released) == 6, "every item to finish")
+    assert held.started == list(range(6)) and held.most_running == 2
+    assert sorted(held.released) == list(range(6)) and gate.running == 0
+
+
+def test_a_gate_abandons_an_item_whose_handler_raised_and_goes_on() -> None:
+    abandoned: list[str] = []
+    done = threading.Event()
+
+    def fail(name: str) -> None:
+        raise RuntimeError(f"{name} broke")
+
+    with ThreadPoolExecutor(1) as pool:
+        gate = _Gate(pool, 1, logging.getLogger("test"))
+        gate.submit((fail, abandoned.append, ("first",), lambda: None))
+        gate.submit((lambda name: done.set(), abandoned.append, ("second",), lambda: None))
+        assert done.wait(WAIT_LIMIT)
+    assert abandoned == ["first"]
+
+
+class Channel:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_replaced_channel_closes_only_when_its_last_work_item_is_done() -> None:
+    channels = _Channels()
+    busy, idle = Channel(), Channel()
+    first, second = channels.hold(busy), channels.hold(busy)  # type: ignore[arg-type]
+    channels.retire(busy)  # type: ignore[arg-type]
+    channels.retire(idle)  # type: ignore[arg-type]
+    assert idle.closed and not busy.closed
+    first()
+    assert not busy.closed
+    second()
+    assert busy.closed and channels.users == {} and channels.retired == {}
+
+
+def test_a_silent_stream_is_given_up_and_opened_again(caplog: pytest.LogCaptureFixture) -> None:
+    """A stream that brings nothing, not even a health ping, for the silent-disconnect timeout is cancelled
+    and the worker opens a new one (the SDK's own rule, kept by the lean loop)."""
+    quiet = HubOptions(health_ping_seconds=3_600)
+    with LocalScheduler(0, options=quiet) as scheduler:
+        hub = scheduler.hub
+        assert hub is not None
+        worker = LeanWorker(
+            host_address=scheduler.address,
+            taskhub=scheduler.taskhub,
+            token_credential=None,
+            secure_channel=False,
+            logger=logging.getLogger("test.work_loop"),
+            resiliency_options=GrpcWorkerResiliencyOptions(silent_disconnect_timeout_seconds=0.3),
+        )
+        with caplog.at_level(logging.INFO, logger="test.work_loop"):
+            worker.start()
+            try:
+                wait_until(lambda: max(hub.streams, default=0) >= 2, "a second stream")
+            finally:
+                worker.stop()
+        assert any("Timed out waiting for work items" in r.getMessage() for r in caplog.records)
+        wait_until(lambda: not hub.streams, "the worker's streams to close after stop")
+
+
+def test_stop_waits_for_the_check_in_flight_and_nothing_is_lost_or_counted_twice(
+    monitors: MonitorClient,
+    gate: GatedJob,
+    deliveries: Deliveries,  # noqa: F811
+) -> None:
+    """Stop returns only after the running check has finished and its result was sent. Its stream closed
+    first, so the scheduler may already have handed the check out again: then the result is refused and
+    the next worker runs the check again. Either way the monitor counts the check once."""
+    plan = request(polling_interval_seconds=0.3, timeout_seconds=30, job_source=gate.name)
+    instance_id = monitors.start(plan)
+    gate.wait_asked(1)  # the first check is running in the worker
+    running = worker_module._worker
+    assert running is not None
+    stopper = threading.Thread(target=stop_worker)
+    stopper.start()
+    try:
+        wait_until(running[1]._shutdown.is_set, "stop to begin")
+        assert stopper.is_alive(), "stop returned while a check was still running"
+        gate.release("Completed")  # the check in flight answers
+        gate.release("Completed")  # and so does its second run, if the first result came too late
+        stopper.join(WAIT_LIMIT)
+        assert not stopper.is_alive()
+        deliveries.wait_for(instance_id)  # its result was sent before stop returned
+    finally:
+        start_worker(monitors.connection)
+    final = monitors.wait_for(instance_id, lambda s: s.is_terminal, timeout=WAIT_LIMIT)
+    assert final.custom_status is not None and checks(final) == 1 and final.state == "Completed"
+
+
+def test_a_stopping_worker_drops_the_items_it_has_not_started() -> None:
+    held = Held()
+    with ThreadPoolExecutor(2) as pool:
+        gate = _Gate(pool, 1, logging.getLogger("test"))
+        for number in range(3):
+            gate.submit(held.item(number))
+        wait_until(lambda: held.started == [0], "the first item to start")
+        assert gate.drop_waiting() == 2
+        assert sorted(held.released) == [1, 2]  # their channel is no longer counted as in use
+        held.go[0].set()
+        wait_until(lambda: gate.running == 0, "the running item to finish")
+    assert held.started == [0] and sorted(held.released) == [0, 1, 2]
