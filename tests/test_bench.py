@@ -124,6 +124,9 @@ def test_bad_bench_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[s
     assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
 
 
+HEADER = "| figure | " + " | ".join(bench.STACKS) + " |"
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     """``python -m monitoring.bench`` at a tiny size: every stack, each in its own process; its JSON, and
@@ -149,7 +152,7 @@ def smoke_run(smoke: tuple[dict, str]) -> dict:
 
 def test_the_readme_block_records_the_command_as_typed(smoke: tuple[dict, str]) -> None:
     typed = "python -m monitoring.bench " + " ".join(TINY) + " --json --update-readme "
-    header = "| figure | project | project-in-memory | scale-out | protocol-floor | reference | floor |"
+    header = HEADER
     assert f"with `{typed}" in smoke[1] and header in smoke[1]
 
 
@@ -173,14 +176,14 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         assert result["long"]["cpu_ms_per_check_early"] > 0 and result["long"]["cpu_ms_per_check_late"] > 0
         assert result["peak_worker_mb"] > 0
     # The scheduler runs in a process of its own only in the project's stacks.
-    for name in ("project", "project-in-memory", "scale-out", "protocol-floor"):
+    for name in ("project", "project-in-memory", "project-sdk-loop", "scale-out", "protocol-floor"):
         assert smoke_run["stacks"][name]["on_time"][0]["scheduler_cpu_seconds"] > 0
         assert smoke_run["stacks"][name]["peak_scheduler_mb"] > 0
     assert smoke_run["stacks"]["reference"]["peak_scheduler_mb"] is None
     # The scale-out workers are processes of their own: their CPU is counted, the bench's is not.
     assert smoke_run["stacks"]["scale-out"]["on_time"][-1]["worker_cpu_seconds"] > 0
     # A durable check runs after its timer fired, so it is never early: the due time reached the check.
-    for name in ("project", "scale-out", "protocol-floor", "reference"):
+    for name in ("project", "project-sdk-loop", "scale-out", "protocol-floor", "reference"):
         assert smoke_run["stacks"][name]["on_time"][0]["lateness_p50_seconds"] > 0
     assert set(smoke_run["ratios"]) == {
         "project/reference saturated checks/s",
@@ -191,8 +194,10 @@ def test_smoke_run_reports_every_figure_for_every_stack(smoke_run: dict) -> None
         "project/floor p99 lateness",
         "project/project-in-memory CPU ms per check",
         "project/protocol-floor CPU ms per check",
+        "project-sdk-loop/project CPU ms per check",
     }
-    for ratio in ("project/project-in-memory CPU ms per check", "project/protocol-floor CPU ms per check"):
+    cpu_ratios = [name for name in smoke_run["ratios"] if name.endswith("CPU ms per check")]
+    for ratio in cpu_ratios:
         assert math.isfinite(smoke_run["ratios"][ratio]) and smoke_run["ratios"][ratio] > 0
 
 
@@ -236,7 +241,7 @@ def test_readme_table_is_regenerated_between_its_markers(smoke_run: dict, tmp_pa
     )
     text = readme.read_text()
     assert "old" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
-    assert "| figure | project | project-in-memory | scale-out | protocol-floor | reference | floor |" in text
+    assert HEADER in text
     assert "| p99 lateness by number of monitors, ms | 3: " in text
     assert "saturated checks/s" in text and smoke_run["date"] in text
     with pytest.raises(RuntimeError, match="no <!-- bench-results:start -->"):

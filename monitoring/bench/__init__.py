@@ -6,12 +6,16 @@ JSON object), so its CPU seconds and peak memory are its own. The stacks:
 * ``project``: this project's default layout, as the tutorial runs it: the local scheduler in its own
   process, the worker in the bench process (:data:`PROJECT_WORK_ITEMS`, :data:`PROJECT_THREADS`), the real
   orchestrator;
+* ``project-in-memory``: the same with the scheduler keeping its task hub in memory only (what the state
+  file costs);
+* ``project-sdk-loop``: the project with its worker receiving work items through the SDK's own asyncio
+  loop instead of :class:`~monitoring.backend.work_loop.LeanWorker`'s plain thread (what that saves);
 * ``scale-out``: the same scheduler with ``scale_out_workers`` worker processes on its task hub
   (``python -m monitoring.bench worker``), the bench process only starting monitors: how the Durable Task
   Scheduler scales too;
-* ``protocol-floor``: the same scheduler process and an SDK-default worker running a loop of a timer and
-  an activity per check and nothing else: what the SDK, gRPC and the scheduler cost before the monitor's
-  own work;
+* ``protocol-floor``: the same scheduler process and worker running a loop of a timer and an activity per
+  check and nothing else: what the SDK's executors, gRPC and the scheduler cost before the monitor's own
+  work;
 * ``reference``: the official sample's loop (check, publish, return if done, else a timer at *now +
   interval*), an SDK-default ``TaskHubGrpcWorker``, and the in-memory backend in the same process (the
   project's loopback-only :class:`~monitoring.backend.scheduler.LocalScheduler` around it);

@@ -218,6 +218,12 @@ def ratios(results: dict[str, StackResult]) -> dict[str, float]:
         monitor = results["project"].main_on_time.cpu_ms_per_check
         least = results["protocol-floor"].main_on_time.cpu_ms_per_check
         found["project/protocol-floor CPU ms per check"] = monitor / least
+    if "project" in results and "project-sdk-loop" in results:
+        # What the worker's lean receiving loop saves: the same project, the SDK's asyncio loop instead.
+        sdk_loop = results["project-sdk-loop"].main_on_time.cpu_ms_per_check
+        found["project-sdk-loop/project CPU ms per check"] = (
+            sdk_loop / results["project"].main_on_time.cpu_ms_per_check
+        )
     return found
 
 

@@ -37,7 +37,15 @@ from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.payloads import to_iso
 from monitoring.worker import create_worker
 
-STACKS = ("project", "project-in-memory", "scale-out", "protocol-floor", "reference", "floor")
+STACKS = (
+    "project",
+    "project-in-memory",
+    "project-sdk-loop",
+    "scale-out",
+    "protocol-floor",
+    "reference",
+    "floor",
+)
 # The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
 # better (work items 16-400, threads 3-16; benchmarks/PROFILE.md).
 PROJECT_WORK_ITEMS = 200
@@ -297,14 +305,25 @@ def run_worker_process(port: int, spool: Path, settings: BenchSettings) -> None:
         worker.stop()
 
 
+class SdkLoopProjectStack(ProjectStack):
+    """The project, its worker receiving work items with the SDK's own asyncio loop: what the lean loop
+    (:mod:`monitoring.backend.work_loop`) saves."""
+
+    name = "project-sdk-loop"
+
+    def start_workers(self, settings: BenchSettings) -> None:
+        self.worker = create_worker(self.connection, _concurrency(settings), sdk_loop=True)
+        self.worker.start()
+
+
 class ProtocolFloorStack(ProjectStack):
-    """The project's scheduler process and an SDK-default worker running :func:`protocol_floor_orchestrator`:
-    what the SDK, gRPC and this scheduler cost per check before any of the monitor's own work."""
+    """The project's scheduler process and worker running :func:`protocol_floor_orchestrator`: what the
+    SDK's executors, gRPC and this scheduler cost per check before any of the monitor's own work."""
 
     name = "protocol-floor"
 
     def start_workers(self, settings: BenchSettings) -> None:
-        self.worker = TaskHubGrpcWorker(host_address=f"127.0.0.1:{self.port}")
+        self.worker = create_worker(self.connection, _concurrency(settings))
         self.worker.add_orchestrator(protocol_floor_orchestrator)
         self.worker.add_activity(reference_check_job)
         self.worker.start()
@@ -380,6 +399,7 @@ def open_stack(name: str, settings: BenchSettings) -> Stack:
     projects = {
         "project": ProjectStack,
         "project-in-memory": InMemoryProjectStack,
+        "project-sdk-loop": SdkLoopProjectStack,
         "scale-out": ScaleOutStack,
         "protocol-floor": ProtocolFloorStack,
     }
