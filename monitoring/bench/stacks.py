@@ -13,25 +13,30 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Generator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from durabletask import task
 from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
 from durabletask.testing import InMemoryOrchestrationBackend
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
 from monitoring.backend import process, scheduler
 from monitoring.backend.connection import create_client, local_connection
+from monitoring.bench.baselines import (
+    PROTOCOL_FLOOR_ORCHESTRATOR,
+    REFERENCE_ORCHESTRATOR,
+    protocol_floor_orchestrator,
+    reference_check_job,
+    reference_sample_orchestrator,
+)
 from monitoring.bench.records import (
     RECORDER,
     free_loopback_port,
     process_memory_mb,
 )
-from monitoring.core.jobs import JobCheckRequest, check_job
+from monitoring.core.jobs import check_job
 from monitoring.core.models import DEFAULT_CHECKS_PER_GENERATION, MonitorRequest
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.payloads import to_iso
@@ -50,74 +55,7 @@ STACKS = (
 # better (work items 16-400, threads 3-16; benchmarks/PROFILE.md).
 PROJECT_WORK_ITEMS = 200
 PROJECT_THREADS = 6
-REFERENCE_ORCHESTRATOR = "reference_sample_orchestrator"
-REFERENCE_ACTIVITY = "reference_check_job"
-PROTOCOL_FLOOR_ORCHESTRATOR = "protocol_floor_orchestrator"
 ACTIVE = (OrchestrationStatus.PENDING, OrchestrationStatus.RUNNING, OrchestrationStatus.SUSPENDED)
-
-
-# --- reference (a): the official sample's loop ----------------------------------------------------------
-
-
-def reference_sample_orchestrator(
-    ctx: task.OrchestrationContext, payload: dict[str, Any]
-) -> Generator[task.Task[Any], Any, dict[str, Any]]:
-    """The sample's monitor: check, publish, stop if done, else sleep *interval* from now; until timeout."""
-    interval = timedelta(seconds=payload["polling_interval_seconds"])
-    timeout = payload["timeout_seconds"]
-    started = ctx.current_utc_datetime
-    due = started
-    checks = 0
-    limit = payload.get("max_checks")
-    while (ctx.current_utc_datetime - started).total_seconds() < timeout and checks != limit:
-        # The sample builds its own request (this is its code, not ours), asking the same recording source.
-        request = JobCheckRequest(
-            job_id=payload["job_id"],
-            monitor_started_at=to_iso(started),
-            job_duration_seconds=payload["job_duration_seconds"],
-            job_outcome=payload["job_outcome"],
-            source="bench",
-            check_number=checks + 1,
-            due_at=to_iso(due),
-        )
-        report = yield ctx.call_activity(REFERENCE_ACTIVITY, input=request.to_payload())
-        checks += 1
-        ctx.set_custom_status(
-            {"job_id": payload["job_id"], "status": report["status"], "check_count": checks}
-        )
-        if report["status"] in ("Completed", "Failed"):
-            return {"job_id": payload["job_id"], "final_status": report["status"], "checks_performed": checks}
-        due = ctx.current_utc_datetime + interval
-        yield ctx.create_timer(due)
-    return {"job_id": payload["job_id"], "final_status": "Timeout", "checks_performed": checks}
-
-
-def reference_check_job(ctx: task.ActivityContext, payload: dict[str, Any]) -> dict[str, Any]:
-    return check_job(JobCheckRequest.from_payload(payload)).to_payload()
-
-
-# --- the protocol's floor: the least a durable check can cost on this SDK and scheduler ------------------
-
-
-def protocol_floor_orchestrator(
-    ctx: task.OrchestrationContext, payload: dict[str, Any]
-) -> Generator[task.Task[Any], Any, None]:
-    """Timer, activity, timer, ...: a check's three work items and nothing else (no status, guard, cancel)."""
-    started = ctx.current_utc_datetime
-    for number in range(1, payload["checks"] + 1):
-        due = started + timedelta(seconds=payload["interval"] * (number - 1))
-        if ctx.current_utc_datetime < due:
-            yield ctx.create_timer(due)
-        request = JobCheckRequest(
-            job_id=payload["job_id"],
-            monitor_started_at=to_iso(started),
-            job_duration_seconds=10**9,
-            job_outcome="Completed",
-            source="bench",
-            check_number=number,
-            due_at=to_iso(due),
-        )
-        yield ctx.call_activity(REFERENCE_ACTIVITY, input=request.to_payload())
 
 
 # --- the stacks -----------------------------------------------------------------------------------------
