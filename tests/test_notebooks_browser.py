@@ -27,6 +27,7 @@ from monitoring.backend import process, scheduler
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RUN_ALL_SECONDS = 240  # generous: a loaded CI machine runs the kernels slowly
+QUEUED_SECONDS = 30  # Run All marks every cell queued at once; nothing marked by then means a lost click
 USER_SETTINGS = {
     # Render every cell (JupyterLab 4 otherwise skips cells scrolled out of view), and no news pop-up.
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
@@ -101,8 +102,7 @@ def run_all(page: Any, base_and_token: str, notebook: str) -> None:
     page.goto(f"{base}/lab/workspaces/browser-check/tree/{notebook}?reset&token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.get_by_text("Idle", exact=False).last.wait_for(timeout=60_000)
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    start_run_all(page, notebook)
     # Every code cell gets a number once it has run; "[*]" marks one running or queued.
     deadline = time.monotonic() + RUN_ALL_SECONDS
     while True:
@@ -115,6 +115,26 @@ def run_all(page: Any, base_and_token: str, notebook: str) -> None:
             f"{notebook}: cells still running after {RUN_ALL_SECONDS} s: {prompts}"
         )
         time.sleep(0.5)
+
+
+def start_run_all(page: Any, notebook: str, attempts: int = 3) -> None:
+    """Run > Run All Cells, until a cell shows it was queued ("[*]" or a number).
+
+    On a loaded machine a click can land while the menu is still being drawn and do nothing (seen once: every
+    prompt still "[ ]" four minutes later). Run All queues every cell at once, so if no prompt has changed
+    after a while the click was lost, and clicking again cannot run anything twice.
+    """
+    for _ in range(attempts):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        deadline = time.monotonic() + QUEUED_SECONDS
+        while time.monotonic() < deadline:
+            prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+            if any(text.strip() not in ("[ ]:", "") for text in prompts):
+                return
+            time.sleep(0.5)
+        page.keyboard.press("Escape")  # close the menu if it is still open
+    raise AssertionError(f"{notebook}: Run All Cells queued nothing in {attempts} attempts")
 
 
 def error_outputs(page: Any) -> list[str]:
