@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitoring.backend.connection import local_connection
+from monitoring.backend.process import state_file
 from monitoring.backend.scheduler import probe
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
@@ -52,7 +53,7 @@ def run(
     address = f"http://127.0.0.1:{port}"
     state_dir = tempfile.mkdtemp(prefix="cost-")
     if prefill is not None:
-        prefill(Path(state_dir) / f"scheduler-{port}-default.sqlite3")  # as process.state_file names it
+        prefill(state_file(port, "default", Path(state_dir)))  # the file the scheduler will use
     env = {**os.environ, "ENDPOINT": address, "MONITORING_STATE_DIR": state_dir}
     command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port)]
     quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}

@@ -72,9 +72,10 @@ def _is_running_scheduler(pid: int) -> bool:
     return False
 
 
-def state_file(port: int, taskhub: str) -> Path:
-    """The SQLite file a scheduler process on ``port`` keeps task hub ``taskhub`` in."""
-    return settings.state_dir() / f"scheduler-{port}-{taskhub}.sqlite3"
+def state_file(port: int, taskhub: str, folder: Path | None = None) -> Path:
+    """The SQLite file a scheduler process on ``port`` keeps task hub ``taskhub`` in, in ``folder`` (by
+    default this process's state folder, ``MONITORING_STATE_DIR``)."""
+    return (folder or settings.state_dir()) / f"scheduler-{port}-{taskhub}.sqlite3"
 
 
 def run_scheduler_foreground(
