@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -33,18 +34,26 @@ def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+def run(*command: str | Path, env: dict[str, str] | None = None, own_session: bool = False) -> None:
     """Run ``command`` in ROOT; exit with its code if it fails.
 
     Ctrl-C reaches the child too (same process group): this process waits for it to finish its own
     shutdown (JupyterLab in a terminal asks to confirm, then stops its kernels) instead of killing it.
+    With ``own_session`` the child runs in a session of its own, out of the terminal's reach, and a Ctrl-C
+    (or a SIGTERM) here asks it to stop with SIGTERM.
     """
-    with subprocess.Popen([str(part) for part in command], cwd=ROOT, env=env) as child:
+    with subprocess.Popen(
+        [str(part) for part in command], cwd=ROOT, env=env, start_new_session=own_session
+    ) as child:
+        if own_session:  # a SIGTERM for this process is meant for the child too: it is out of reach otherwise
+            signal.signal(signal.SIGTERM, lambda signum, frame: child.terminate())
         while True:
             try:
                 returncode = child.wait()
                 break
             except KeyboardInterrupt:
+                if own_session:
+                    child.terminate()
                 continue
     if returncode != 0:
         sys.exit(returncode)
@@ -74,7 +83,12 @@ def tutorial(args: list[str]) -> None:
         say("no notebooks yet: running the demo instead")
         demo(args)
         return
-    say(f"opening JupyterLab on 127.0.0.1 at {first[0].name} (Ctrl-C twice stops it)")
+    # JupyterLab handles Ctrl-C itself (asks to confirm, then stops its kernels) only when its input is a
+    # terminal; with other input (a pipe, /dev/null) a Ctrl-C would stop it half-way, kernels left running.
+    # Then it runs out of the terminal's reach and a Ctrl-C here stops it with SIGTERM, which it handles.
+    in_terminal = sys.stdin is not None and sys.stdin.isatty()
+    stop_with = "Ctrl-C twice" if in_terminal else "Ctrl-C"
+    say(f"opening JupyterLab on 127.0.0.1 at {first[0].name} ({stop_with} stops it)")
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     run(
         BIN / "jupyter",
@@ -87,6 +101,7 @@ def tutorial(args: list[str]) -> None:
         f"--ContentsManager.pre_save_hook={STRIP_OUTPUTS_HOOK}",
         *as_root,
         *args,
+        own_session=not in_terminal,
     )
 
 

@@ -75,6 +75,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def kernel_started(processes: set[int]) -> set[int] | None:
+    """``processes`` if one of them is a Jupyter kernel, else None."""
+    for pid in processes:
+        try:
+            if b"ipykernel" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
+                return processes
+        except OSError:
+            continue
+    return None
+
+
 def wait_until(condition: Any, limit: float, what: str) -> Any:
     deadline = time.monotonic() + limit
     while True:
@@ -119,23 +130,32 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
 
 class Tutorial:
     """``python3 run.py tutorial`` running in the clone as in a person's terminal: a process group of its own,
-    and a terminal (a pseudo-terminal) as its input.
+    and a terminal (a pseudo-terminal) as its input; or, with ``terminal=False``, /dev/null as its input (a
+    pipe, a script, an IDE's run button).
 
-    JupyterLab asks to confirm a Ctrl-C only when its input is a terminal. With any other input the first
-    Ctrl-C interrupts its event loop at once, without stopping its kernels, and a file request still in
-    flight then (a save, the page's polling) leaves a worker thread that keeps the process from exiting
-    (found when this test ran with /dev/null as input: no exit within 30 s, a Traceback at the next Ctrl-C).
+    JupyterLab asks to confirm a Ctrl-C only when its input is a terminal. With any other input it does not
+    handle Ctrl-C at all: the first one interrupted its event loop at once, without stopping its kernels, and
+    a file request still in flight then left a worker thread that kept the process from exiting (found when
+    this test ran with /dev/null as input: no exit within 30 s, a Traceback at the next Ctrl-C). So
+    ``run.py`` then runs it in a session of its own and turns the Ctrl-C into a SIGTERM, which it handles.
     """
 
-    def __init__(self, clone: Path, env: dict[str, str], command: str) -> None:
-        self.log_path = clone.parent / "tutorial.log"
+    def __init__(self, clone: Path, env: dict[str, str], command: str, terminal: bool = True) -> None:
+        self.log_path = clone.parent / ("tutorial.log" if terminal else "tutorial-no-terminal.log")
         self.log = self.log_path.open("w")
-        self.terminal, terminal_input = pty.openpty()
+        self.terminal: int | None = None
+        stdin: Any = subprocess.DEVNULL
+        if terminal:
+            self.terminal, stdin = pty.openpty()
+        # bash, as in a person's terminal: it runs the one command in its own place (dash would stay in
+        # between and die at once of the Ctrl-C, hiding the command's own exit status).
         self.process = subprocess.Popen(
-            command, shell=True, cwd=clone, env=env, stdin=terminal_input,
+            command, shell=True, executable=shutil.which("bash"), cwd=clone, env=env, stdin=stdin,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        os.close(terminal_input)
+        if terminal:
+            os.close(stdin)
+        self.seen: set[int] = set()  # every process seen below it, to clean up whatever session it is in
 
     def output(self) -> str:
         return self.log_path.read_text()
@@ -148,16 +168,26 @@ class Tutorial:
         found = re.search(r"http://127\.0\.0\.1:\d+/\S*\?token=\w+", self.output())
         return found.group(0) if found else None
 
+    def below(self) -> set[int]:
+        found = descendants(self.process.pid)
+        self.seen |= found
+        return found
+
     def ctrl_c(self) -> None:
         """What a terminal sends on Ctrl-C: SIGINT to the foreground process group."""
         os.killpg(self.process.pid, signal.SIGINT)
 
     def kill(self) -> None:
+        self.below()
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        for pid in self.seen:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
         self.log.close()
-        os.close(self.terminal)
+        if self.terminal is not None:
+            os.close(self.terminal)
 
 
 def api(url: str, path: str, *, method: str = "GET", body: Any = None) -> tuple[int, Any]:
@@ -203,17 +233,32 @@ def test_quick_start_commands_work_as_written(
 
         # Ctrl-C twice stops it, as the README says: JupyterLab asks to confirm the first (it waits 5 s for
         # the second), then stops its kernels and exits, with nothing left running.
-        below = descendants(tutorial.process.pid)
+        below = tutorial.below()
         assert below, "JupyterLab and its kernel run below the tutorial command"
         tutorial.ctrl_c()
         wait_until(lambda: CONFIRM in tutorial.output(), 60, "JupyterLab to ask to confirm the Ctrl-C")
         tutorial.ctrl_c()
-        tutorial.process.wait(timeout=120)  # only guards a hang
+        assert tutorial.process.wait(timeout=120) == 0, tutorial.output()[-3000:]  # the timeout guards a hang
         assert "Shutting down 1 kernel" in tutorial.output(), tutorial.output()[-3000:]
         wait_until(lambda: not any(alive(pid) for pid in below), 30, "JupyterLab's processes to end")
         assert "Traceback" not in tutorial.output(), tutorial.output()[-3000:]
     finally:
         tutorial.kill()
+
+    # With no terminal as its input, one Ctrl-C stops it as cleanly: its kernels shut down, nothing left.
+    piped = Tutorial(target, env, tutorial_line, terminal=False)
+    try:
+        url = wait_until(piped.url, SETUP_SECONDS, "the tutorial to print JupyterLab's link")
+        assert "(Ctrl-C stops it)" in piped.output(), piped.output()[-3000:]
+        api(url, "/api/kernels", method="POST", body={"name": "python3"})
+        below = wait_until(lambda: kernel_started(piped.below()), 60, "JupyterLab's kernel to start")
+        piped.ctrl_c()
+        assert piped.process.wait(timeout=120) == 0, piped.output()[-3000:]  # the timeout only guards a hang
+        assert "Shutting down 1 kernel" in piped.output(), piped.output()[-3000:]
+        wait_until(lambda: not any(alive(pid) for pid in below), 30, "JupyterLab's processes to end")
+        assert "Traceback" not in piped.output(), piped.output()[-3000:]
+    finally:
+        piped.kill()
 
     # The test command, verbatim, in the clone the tutorial just used.
     nested = {
