@@ -250,6 +250,7 @@ def test_quick_start_commands_work_as_written(
     try:
         url = wait_until(piped.url, SETUP_SECONDS, "the tutorial to print JupyterLab's link")
         assert "(Ctrl-C stops it)" in piped.output(), piped.output()[-3000:]
+        wait_until(lambda: _answers(url, "/api/contents"), 60, "JupyterLab to answer")
         api(url, "/api/kernels", method="POST", body={"name": "python3"})
         below = wait_until(lambda: kernel_started(piped.below()), 60, "JupyterLab's kernel to start")
         piped.ctrl_c()
