@@ -12,17 +12,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import grpc
 import pytest
 from durabletask.grpc_options import GrpcWorkerResiliencyOptions
+from durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from durabletask.worker import ConcurrencyOptions
 from gates import WAIT_LIMIT, Deliveries, GatedJob
+from google.protobuf import empty_pb2
 from test_durability import checks, deliveries, request  # noqa: F401  (deliveries is a fixture)
 
 import monitoring.worker as worker_module
+from monitoring.backend.connection import local_connection
 from monitoring.backend.scheduler import LocalScheduler
 from monitoring.backend.state import HubOptions
 from monitoring.backend.work_loop import LeanWorker, _Channels, _Gate
 from monitoring.client.monitors import MonitorClient
-from monitoring.worker import start_worker, stop_worker
+from monitoring.worker import create_worker, start_worker, stop_worker
 
 
 def wait_until(condition: Any, what: str) -> None:
@@ -87,6 +92,22 @@ def test_a_gate_abandons_an_item_whose_handler_raised_and_goes_on() -> None:
         gate.submit((fail, abandoned.append, ("first",), lambda: None))
         gate.submit((lambda name: done.set(), abandoned.append, ("second",), lambda: None))
         assert done.wait(WAIT_LIMIT)
+    assert abandoned == ["first"]
+
+
+def test_a_handler_that_raises_even_system_exit_frees_its_slot() -> None:
+    abandoned: list[str] = []
+    done = threading.Event()
+
+    def leave(name: str) -> None:
+        raise SystemExit(f"{name} called sys.exit")
+
+    with ThreadPoolExecutor(1) as pool:
+        gate = _Gate(pool, 1, logging.getLogger("test"))
+        gate.submit((leave, abandoned.append, ("first",), lambda: None))
+        gate.submit((lambda name: done.set(), abandoned.append, ("second",), lambda: None))
+        assert done.wait(WAIT_LIMIT), "the second item never ran: the first one's slot was lost"
+        wait_until(lambda: gate.running == 0, "the gate to be idle")
     assert abandoned == ["first"]
 
 
@@ -165,15 +186,96 @@ def test_stop_waits_for_the_check_in_flight_and_nothing_is_lost_or_counted_twice
     assert final.custom_status is not None and checks(final) == 1 and final.state == "Completed"
 
 
-def test_a_stopping_worker_drops_the_items_it_has_not_started() -> None:
+def test_a_stopping_worker_takes_out_the_items_it_has_not_started() -> None:
     held = Held()
     with ThreadPoolExecutor(2) as pool:
         gate = _Gate(pool, 1, logging.getLogger("test"))
         for number in range(3):
             gate.submit(held.item(number))
         wait_until(lambda: held.started == [0], "the first item to start")
-        assert gate.drop_waiting() == 2
+        assert [args for _, _, args, _ in gate.drop_waiting()] == [(1,), (2,)]
         assert sorted(held.released) == [1, 2]  # their channel is no longer counted as in use
         held.go[0].set()
         wait_until(lambda: gate.running == 0, "the running item to finish")
     assert held.started == [0] and sorted(held.released) == [0, 1, 2]
+
+
+class RefusesStreams(stubs.TaskHubSidecarServiceServicer):
+    """Answers Hello, refuses every work-item stream: a connection that works and a stream that does not."""
+
+    def Hello(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return empty_pb2.Empty()
+
+    def GetWorkItems(self, request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "no streams here")
+
+
+def test_a_stream_refused_after_a_good_hello_backs_off_more_each_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Opening the stream proves nothing (the call is lazy): only a message resets the backoff, so a
+    scheduler that answers Hello and refuses the stream is retried ever more slowly, not in a tight loop."""
+    fast = GrpcWorkerResiliencyOptions(
+        reconnect_backoff_base_seconds=0.01, reconnect_backoff_cap_seconds=0.05
+    )
+    with LocalScheduler(0, servicer=RefusesStreams()) as scheduler:
+        worker = LeanWorker(
+            host_address=scheduler.address,
+            taskhub=scheduler.taskhub,
+            token_credential=None,
+            logger=logging.getLogger("test.work_loop.refused"),
+            resiliency_options=fast,
+        )
+        with caplog.at_level(logging.INFO, logger="test.work_loop.refused"):
+            worker.start()
+            try:
+                wait_until(lambda: any("(attempt 4)" in r.getMessage() for r in caplog.records), "4 attempts")
+            finally:
+                worker.stop()
+    refused = [r.getMessage() for r in caplog.records if "RESOURCE_EXHAUSTED" in r.getMessage()]
+    assert refused[:4] == [
+        f"Application-level gRPC error (StatusCode.RESOURCE_EXHAUSTED) (attempt {n}): no streams here"
+        for n in range(1, 5)
+    ]
+
+
+def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
+    monkeypatch: pytest.MonkeyPatch, gate: GatedJob
+) -> None:
+    """Its stream has ended, so this scheduler already hands them out again; another scheduler may wait
+    for their leases to run out, so the worker abandons them explicitly."""
+    one_at_a_time = ConcurrencyOptions(maximum_concurrent_activity_work_items=1)
+    with LocalScheduler(0) as scheduler:
+        hub = scheduler.hub
+        assert hub is not None
+        given_back: list[str] = []
+        original = hub.abandon
+
+        def abandon(token: str, kind: Any) -> bool:
+            given_back.append(kind)
+            return original(token, kind)
+
+        monkeypatch.setattr(hub, "abandon", abandon)
+        connection = local_connection(scheduler.address)
+        worker = create_worker(connection, one_at_a_time)
+        worker.start()
+        stopper = threading.Thread(target=worker.stop)
+        try:
+            client = MonitorClient(connection)
+            for _ in range(3):
+                client.start(request(polling_interval_seconds=1, timeout_seconds=60, job_source=gate.name))
+            gate.wait_asked(1)  # one check runs; the other two were sent and wait in the worker
+            wait_until(
+                lambda: sum(lease.kind == "activity" for lease in hub.leases.values()) == 3, "3 leases"
+            )
+            stopper.start()
+            wait_until(lambda: worker._shutdown.is_set(), "stop to begin")
+            gate.release()
+            stopper.join(WAIT_LIMIT)
+            assert not stopper.is_alive()
+        finally:
+            gate.close()
+            if not stopper.is_alive():
+                worker.stop()
+    assert given_back == ["activity", "activity"]
+    assert len(gate.asked) == 1, "the two checks it had not started did not run"

@@ -98,35 +98,60 @@ class _Gate:
                 self.waiting.append(item)
                 return
             self.running += 1
-        self.pool.submit(self._work, item)
+        try:
+            self.pool.submit(self._work, item)
+        except BaseException:  # the pool is shut down (the interpreter is exiting): give the slot back
+            with self.lock:
+                self.running -= 1
+            item[3]()
+            raise
 
-    def _work(self, item: _Item) -> None:
-        while True:
+    def _work(self, item: _Item | None) -> None:
+        while item is not None:
             run, cancel, args, release = item
             try:
                 run(*args)
-            except Exception as error:  # the SDK's handlers catch their own; this is what escaped them
-                self.logger.error(f"Uncaught error while processing work item, abandoning it: {error}")
+            # The SDK's handlers catch their own errors; this is what escaped them (even a SystemExit from
+            # an activity): the item is given back and the gate goes on, its slot never lost.
+            except BaseException as error:
+                self.logger.error(f"Uncaught error while processing work item, abandoning it: {error!r}")
                 try:
                     cancel(*args)
                 except Exception as cancel_error:
                     self.logger.error(f"Uncaught error while abandoning work item: {cancel_error}")
             finally:
                 release()
-            with self.lock:
-                if not self.waiting:
-                    self.running -= 1
-                    return
-                item = self.waiting.popleft()
+            item = self._next()
 
-    def drop_waiting(self) -> int:
-        """Forget the items not started (when the worker stops: its stream has ended, so the scheduler gives
-        them to another worker, as it does with every item a closed stream held); returns how many."""
+    def _next(self) -> _Item | None:
+        """The next waiting item for a thread that is done with one, or None (its slot is freed)."""
+        with self.lock:
+            if self.waiting:
+                return self.waiting.popleft()
+            self.running -= 1
+            return None
+
+    def drop_waiting(self) -> list[_Item]:
+        """Take out the items not started (the worker is stopping); the caller gives them back."""
         with self.lock:
             dropped, self.waiting = list(self.waiting), deque()
         for _, _, _, release in dropped:
             release()
-        return len(dropped)
+        return dropped
+
+
+ABANDON_SECONDS = 5.0  # a stopping worker waits no longer than this for each give-back
+
+
+def abandon(stub: Any, request: Any, token: str) -> None:
+    """Give one work item back to the scheduler (the SDK's ``_cancel_*`` calls, with a deadline)."""
+    if isinstance(request, pb.OrchestratorRequest):
+        call, give = stub.AbandonTaskOrchestratorWorkItem, pb.AbandonOrchestrationTaskRequest
+    elif isinstance(request, pb.ActivityRequest):
+        call, give = stub.AbandonTaskActivityWorkItem, pb.AbandonActivityTaskRequest
+    else:
+        call, give = stub.AbandonTaskEntityWorkItem, pb.AbandonEntityTaskRequest
+    call(give(completionToken=token), timeout=ABANDON_SECONDS)
 
 
 class LeanWorker(DurableTaskSchedulerWorker):
@@ -148,6 +173,7 @@ class _Loop:
         self.orchestrations = _Gate(self.pool, limits.maximum_concurrent_orchestration_work_items, self.log)
         self.activities = _Gate(self.pool, limits.maximum_concurrent_activity_work_items, self.log)
         self.entities = _Gate(self.pool, limits.maximum_concurrent_entity_work_items, self.log)
+        self.gates = (self.orchestrations, self.activities, self.entities)
         self.channels = _Channels()
         self.owns_channel = worker._channel is None
         self.channel: grpc.Channel | None = worker._channel
@@ -178,27 +204,38 @@ class _Loop:
                     break
         finally:
             self.worker._response_stream = None
-            gates = (self.orchestrations, self.activities, self.entities)
-            dropped = sum(gate.drop_waiting() for gate in gates)
-            if dropped:
-                self.log.info(f"{dropped} work item(s) not started: the scheduler hands them out again")
+            self._give_back([item for gate in self.gates for item in gate.drop_waiting()])
             self.pool.shutdown(wait=True)  # the items already running finish and deliver their results
             if self.channel is not None and self.owns_channel:
                 self.channels.retire(self.channel)
             self.log.info("No longer listening for work items")
 
+    def _give_back(self, dropped: list[_Item]) -> None:
+        """Abandon the items taken but not started, so the scheduler hands them out again at once (the local
+        scheduler already has: their stream has ended; another may wait for their lease to run out)."""
+        if not dropped:
+            return
+        self.log.info(f"{len(dropped)} work item(s) not started: giving them back to the scheduler")
+        for _, _, (request, stub, token), _ in dropped:
+            try:
+                abandon(stub, request, token)
+            except grpc.RpcError as error:  # the scheduler is gone: the leases run out there instead
+                self.log.info(f"could not give the work items back ({error.code()}): their leases will end")  # type: ignore[attr-defined]
+                return
+
     def _failed(self, error: grpc.RpcError) -> None:
         code = error.code()  # type: ignore[attr-defined]
-        if code in _CONNECTION_ERRORS:
+        if self.worker._should_count_worker_failure(code):  # the SDK's rule: transport failures only
             self.failures += 1
             threshold = self.options.channel_recreate_failure_threshold
             if threshold and self.failures >= threshold:
                 self._drop_channel()
-            self.log.warning(
-                f"The sidecar at address {self.worker._host_address} is unavailable: {error.details()}"  # type: ignore[attr-defined]
-            )
+        attempt = f"(attempt {self.attempts + 1})"
+        if code in _CONNECTION_ERRORS:
+            address = self.worker._host_address
+            self.log.warning(f"The sidecar at address {address} is unavailable {attempt}: {error.details()}")  # type: ignore[attr-defined]
         else:
-            self.log.warning(f"Application-level gRPC error ({code}): {error.details()}")  # type: ignore[attr-defined]
+            self.log.warning(f"Application-level gRPC error ({code}) {attempt}: {error.details()}")  # type: ignore[attr-defined]
 
     def _drop_channel(self) -> None:
         if self.channel is not None and self.owns_channel:
@@ -235,12 +272,13 @@ class _Loop:
         if worker._shutdown.is_set():  # stop() came between the check and the stream: it cancelled nothing
             stream.cancel()
         self.log.info(f"Successfully connected to {worker._host_address}. Waiting for work items...")
-        self.attempts = self.failures = 0
         heard = [time.monotonic()]
         watch = self._watch(stream, heard)
         try:
             for item in stream:
                 heard[0] = time.monotonic()
+                # A message proves the stream works (opening it proves nothing: the call is lazy).
+                self.attempts = self.failures = 0
                 self._dispatch(item, stub, channel)
         finally:
             watch.set()
