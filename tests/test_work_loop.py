@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -245,7 +246,8 @@ def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
     """Its stream has ended, so this scheduler already hands them out again; another scheduler may wait
     for their leases to run out, so the worker abandons them explicitly."""
     one_at_a_time = ConcurrencyOptions(maximum_concurrent_activity_work_items=1)
-    with LocalScheduler(0) as scheduler:
+    # A task hub of its own: no other worker of this process (a test's, on a port reused) can connect to it.
+    with LocalScheduler(0, taskhub=f"give-back-{uuid.uuid4().hex[:8]}") as scheduler:
         hub = scheduler.hub
         assert hub is not None
         given_back: list[str] = []
@@ -256,7 +258,7 @@ def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
             return original(token, kind)
 
         monkeypatch.setattr(hub, "abandon", abandon)
-        connection = local_connection(scheduler.address)
+        connection = local_connection(scheduler.address, scheduler.taskhub)
         worker = create_worker(connection, one_at_a_time)
         worker.start()
         stopper = threading.Thread(target=worker.stop)
@@ -265,14 +267,15 @@ def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
             for _ in range(3):
                 client.start(request(polling_interval_seconds=1, timeout_seconds=60, job_source=gate.name))
             gate.wait_asked(1)  # one check runs; the other two were sent and wait in the worker
-            wait_until(
-                lambda: sum(lease.kind == "activity" for lease in hub.leases.values()) == 3, "3 leases"
-            )
+            (stream,) = hub.streams.values()  # this worker's, the only one
+            leased = lambda: sum(lease.kind == "activity" for lease in hub.leases.values())  # noqa: E731
+            wait_until(lambda: leased() == 3, "the three checks to be out with the worker")
+            assert all(lease.stream == stream.id for lease in hub.leases.values())
             stopper.start()
             wait_until(lambda: worker._shutdown.is_set(), "stop to begin")
             gate.release()
             stopper.join(WAIT_LIMIT)
-            assert not stopper.is_alive()
+            assert not stopper.is_alive(), f"stop still waiting; checks asked: {len(gate.asked)}"
         finally:
             gate.close()
             if not stopper.is_alive():
