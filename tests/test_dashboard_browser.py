@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from conftest import new_job_id
 from monitoring.client.monitors import MonitorClient
@@ -64,9 +65,15 @@ def act(page: Any, action: str, reason: str | None = None) -> str:
         timeout=WAIT_MS,
     )
     label = button.inner_text()
-    button.click()
     dialog = page.locator("dialog#confirm")
-    assert dialog.is_visible()
+    for _ in range(3):  # the page redraws its buttons while it polls; a click landing then is lost
+        button.click()
+        try:
+            dialog.wait_for(state="visible", timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    assert dialog.is_visible(), f"the {action} button opened no confirmation in three clicks"
     if reason is not None:
         page.fill("#confirm-reason", reason)
     page.click("#confirm-go")

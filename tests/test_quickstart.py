@@ -86,6 +86,20 @@ def kernel_started(processes: set[int]) -> set[int] | None:
     return None
 
 
+def wait_for_kernel(connection_file: Path) -> None:
+    """Return once the kernel behind ``connection_file`` answers (its ``kernel_info`` reply)."""
+    from jupyter_client import BlockingKernelClient
+
+    wait_until(connection_file.exists, 60, f"{connection_file.name} to be written")
+    client = BlockingKernelClient(connection_file=str(connection_file))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+    finally:
+        client.stop_channels()
+
+
 def wait_until(condition: Any, limit: float, what: str) -> Any:
     deadline = time.monotonic() + limit
     while True:
@@ -251,7 +265,9 @@ def test_quick_start_commands_work_as_written(
         url = wait_until(piped.url, SETUP_SECONDS, "the tutorial to print JupyterLab's link")
         assert "(Ctrl-C stops it)" in piped.output(), piped.output()[-3000:]
         wait_until(lambda: _answers(url, "/api/contents"), 60, "JupyterLab to answer")
-        api(url, "/api/kernels", method="POST", body={"name": "python3"})
+        _, kernel = api(url, "/api/kernels", method="POST", body={"name": "python3"})
+        # Ready, answering a kernel_info request: a kernel stopped while still importing prints a traceback.
+        wait_for_kernel(Path(env["JUPYTER_RUNTIME_DIR"]) / f"kernel-{kernel['id']}.json")
         below = wait_until(lambda: kernel_started(piped.below()), 60, "JupyterLab's kernel to start")
         piped.ctrl_c()
         assert piped.process.wait(timeout=120) == 0, piped.output()[-3000:]  # the timeout only guards a hang
