@@ -174,6 +174,17 @@ class _Loop:
         self.activities = _Gate(self.pool, limits.maximum_concurrent_activity_work_items, self.log)
         self.entities = _Gate(self.pool, limits.maximum_concurrent_entity_work_items, self.log)
         self.gates = (self.orchestrations, self.activities, self.entities)
+        entities = (self.entities, worker._execute_entity_batch, worker._cancel_entity_batch)
+        self.routes: dict[str, tuple[_Gate, Handler, Handler]] = {  # a work item's kind -> its gate, handlers
+            "orchestratorRequest": (
+                self.orchestrations,
+                worker._execute_orchestrator,
+                worker._cancel_orchestrator,
+            ),
+            "activityRequest": (self.activities, worker._execute_activity, worker._cancel_activity),
+            "entityRequest": entities,
+            "entityRequestV2": entities,
+        }
         self.channels = _Channels()
         self.owns_channel = worker._channel is None
         self.channel: grpc.Channel | None = worker._channel
@@ -304,30 +315,12 @@ class _Loop:
         return done
 
     def _dispatch(self, item: pb.WorkItem, stub: Any, channel: grpc.Channel) -> None:
-        worker, kind = self.worker, item.WhichOneof("request")
-        if kind == "orchestratorRequest":
-            gate, run, cancel, request = (
-                self.orchestrations,
-                worker._execute_orchestrator,
-                worker._cancel_orchestrator,
-                item.orchestratorRequest,
-            )
-        elif kind == "activityRequest":
-            gate, run, cancel, request = (
-                self.activities,
-                worker._execute_activity,
-                worker._cancel_activity,
-                item.activityRequest,
-            )
-        elif kind in ("entityRequest", "entityRequestV2"):
-            gate, run, cancel, request = (
-                self.entities,
-                worker._execute_entity_batch,
-                worker._cancel_entity_batch,
-                getattr(item, kind),
-            )
-        else:
+        kind = item.WhichOneof("request")
+        route = self.routes.get(kind)  # type: ignore[arg-type]
+        if route is None:
             if kind != "healthPing":
                 self.log.warning(f"Unexpected work item type: {kind}")
             return
+        gate, run, cancel = route
+        request = getattr(item, kind)  # type: ignore[arg-type]
         gate.submit((run, cancel, (request, stub, item.completionToken), self.channels.hold(channel)))
