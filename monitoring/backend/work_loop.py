@@ -10,8 +10,10 @@ the thread pool, within the same per-kind concurrency limits.
 
 Its reconnects follow the SDK's: ``Hello`` and then the stream, backoff with full jitter from the
 resiliency options, the channel recreated after repeated failures (closed once no work item uses it), a
-stream silent for longer than the silent-disconnect timeout given up. Its log lines use the SDK's words,
-so :class:`~monitoring.backend.reconnect.OneLineLog` turns them into the same single lines.
+stream silent for longer than the silent-disconnect timeout given up; the backoff starts again only once
+a message has arrived. Its log lines use the SDK's words, so :class:`~monitoring.backend.reconnect.OneLineLog`
+turns them into the same single lines. On stop, the items running finish and deliver their results; those
+taken but not started are given back (abandoned) so the scheduler hands them out again at once.
 """
 
 from __future__ import annotations
