@@ -34,6 +34,8 @@ from durabletask.internal import shared
 from durabletask.internal.grpc_resiliency import get_full_jitter_delay_seconds
 from google.protobuf import empty_pb2
 
+from monitoring.backend.warm_replay import WARM_LIMIT, WarmReplays
+
 _CONNECTION_ERRORS = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -157,7 +159,21 @@ def abandon(stub: Any, request: Any, token: str) -> None:
 
 
 class LeanWorker(DurableTaskSchedulerWorker):
-    """The SDK's Durable Task Scheduler worker, receiving its work items on one plain thread."""
+    """The SDK's Durable Task Scheduler worker, receiving its work items on one plain thread.
+
+    Its orchestrator episodes resume a kept context when they can (:mod:`~monitoring.backend.warm_replay`);
+    ``warm_limit`` is how many it keeps (0: replay every history from the start, as the SDK).
+    """
+
+    def __init__(self, *, warm_limit: int = WARM_LIMIT, **options: Any) -> None:
+        super().__init__(**options)
+        self.replays = WarmReplays(self, warm_limit)
+
+    def _execute_orchestrator(self, req: pb.OrchestratorRequest, stub: Any, completionToken: Any) -> None:
+        if self.replays.limit and self.replays.handles(req):
+            self.replays.run(req, stub, completionToken)
+        else:
+            super()._execute_orchestrator(req, stub, completionToken)
 
     async def _async_run_loop(self) -> None:  # the SDK runs this on the worker's own thread (start())
         _Loop(self).run()
