@@ -28,8 +28,9 @@ def create_worker(
 
     The tutorial's :mod:`~monitoring.core.minimal` monitor is registered beside them, and the ``http`` job
     source is given the worker's environment for the secrets its headers name. The worker receives its
-    work items on :class:`~monitoring.backend.work_loop.LeanWorker`'s plain thread; ``sdk_loop`` keeps the
-    SDK's own asyncio loop instead (the benchmark's comparison).
+    work items on :class:`~monitoring.backend.work_loop.LeanWorker`'s plain thread and resumes orchestrator
+    episodes without a full replay when it can; ``sdk_loop`` builds the SDK's own worker instead (its asyncio
+    loop, full replays: the benchmark's comparison).
     """
     register_job_source("http", HttpJobSource(secrets=settings.secret))
     kind = DurableTaskSchedulerWorker if sdk_loop else LeanWorker

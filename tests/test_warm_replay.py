@@ -217,6 +217,16 @@ def test_contexts_kept_are_bounded_and_ended_ones_dropped(recorded: Any) -> None
     assert len(replays) == 0  # the last episode ended the orchestration
 
 
+def test_contexts_sleeping_beyond_the_horizon_are_not_kept(recorded: Any) -> None:
+    """With a horizon of 0 s, only an episode that asked for an activity leaves a context (every timer the
+    monitor starts is in the future), so exactly the episodes after those are resumed."""
+    worker, items = recorded
+    replays = WarmReplays(worker, seconds=0)
+    asked = [any(a.HasField("scheduleTask") for a in full_replay(worker, item).actions) for item in items]
+    run_all(replays, items)
+    assert 0 < replays.resumed == sum(asked[:-1]) < len(items) - 1
+
+
 def test_only_the_sdk_path_handles_rewinds_and_empty_items(recorded: Any) -> None:
     worker, items = recorded
     replays = WarmReplays(worker)

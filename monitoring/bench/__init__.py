@@ -8,8 +8,8 @@ JSON object), so its CPU seconds and peak memory are its own. The stacks:
   orchestrator;
 * ``project-in-memory``: the same with the scheduler keeping its task hub in memory only (what the state
   file costs);
-* ``project-sdk-loop``: the project with its worker receiving work items through the SDK's own asyncio
-  loop instead of :class:`~monitoring.backend.work_loop.LeanWorker`'s plain thread (what that saves);
+* ``project-sdk-loop``: the project on the SDK's own worker (its asyncio loop, every history replayed
+  from the first event) instead of :class:`~monitoring.backend.work_loop.LeanWorker` (what that saves);
 * ``scale-out``: the same scheduler with ``scale_out_workers`` worker processes on its task hub
   (``python -m monitoring.bench worker``), the bench process only starting monitors: how the Durable Task
   Scheduler scales too;

@@ -244,8 +244,8 @@ def run_worker_process(port: int, spool: Path, settings: BenchSettings) -> None:
 
 
 class SdkLoopProjectStack(ProjectStack):
-    """The project, its worker receiving work items with the SDK's own asyncio loop: what the lean loop
-    (:mod:`monitoring.backend.work_loop`) saves."""
+    """The project on the SDK's own worker (its asyncio loop, full replays): what
+    :class:`~monitoring.backend.work_loop.LeanWorker` saves."""
 
     name = "project-sdk-loop"
 
