@@ -201,6 +201,21 @@ def test_a_stopping_worker_takes_out_the_items_it_has_not_started() -> None:
     assert held.started == [0] and sorted(held.released) == [0, 1, 2]
 
 
+def test_once_the_worker_is_stopping_a_finished_item_starts_no_waiting_one() -> None:
+    """Stop begins before the loop gets to drop the waiting items: they must still be there to give back."""
+    held, stopping = Held(), threading.Event()
+    with ThreadPoolExecutor(2) as pool:
+        gate = _Gate(pool, 1, logging.getLogger("test"), stopping)
+        for number in range(3):
+            gate.submit(held.item(number))
+        wait_until(lambda: held.started == [0], "the first item to start")
+        stopping.set()
+        held.go[0].set()
+        wait_until(lambda: gate.running == 0, "the running item to finish and free its slot")
+        assert held.started == [0]
+        assert [args for _, _, args, _ in gate.drop_waiting()] == [(1,), (2,)]
+
+
 class RefusesStreams(stubs.TaskHubSidecarServiceServicer):
     """Answers Hello, refuses every work-item stream: a connection that works and a stream that does not."""
 

@@ -87,11 +87,19 @@ _Item = tuple[Handler, Handler, tuple[Any, ...], Callable[[], None]]
 class _Gate:
     """At most ``limit`` items of one kind running in the pool; the rest wait here, in order.
 
-    A pool thread that finishes an item takes the next waiting one itself, without a new hand-off.
+    A pool thread that finishes an item takes the next waiting one itself, without a new hand-off, unless
+    the worker is stopping: from then on the waiting items stay for :meth:`drop_waiting`.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor, limit: int, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        limit: int,
+        logger: logging.Logger,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.pool, self.limit, self.logger = pool, max(1, limit), logger
+        self.stopping = stopping or threading.Event()
         self.running = 0
         self.waiting: deque[_Item] = deque()
         self.lock = threading.Lock()
@@ -130,7 +138,7 @@ class _Gate:
     def _next(self) -> _Item | None:
         """The next waiting item for a thread that is done with one, or None (its slot is freed)."""
         with self.lock:
-            if self.waiting:
+            if self.waiting and not self.stopping.is_set():
                 return self.waiting.popleft()
             self.running -= 1
             return None
@@ -188,9 +196,12 @@ class _Loop:
             worker.concurrency_options.maximum_thread_pool_workers, thread_name_prefix="DurableTask"
         )
         limits = worker.concurrency_options
-        self.orchestrations = _Gate(self.pool, limits.maximum_concurrent_orchestration_work_items, self.log)
-        self.activities = _Gate(self.pool, limits.maximum_concurrent_activity_work_items, self.log)
-        self.entities = _Gate(self.pool, limits.maximum_concurrent_entity_work_items, self.log)
+        stopping = worker._shutdown
+        self.orchestrations = _Gate(
+            self.pool, limits.maximum_concurrent_orchestration_work_items, self.log, stopping
+        )
+        self.activities = _Gate(self.pool, limits.maximum_concurrent_activity_work_items, self.log, stopping)
+        self.entities = _Gate(self.pool, limits.maximum_concurrent_entity_work_items, self.log, stopping)
         self.gates = (self.orchestrations, self.activities, self.entities)
         entities = (self.entities, worker._execute_entity_batch, worker._cancel_entity_batch)
         self.routes: dict[str, tuple[_Gate, Handler, Handler]] = {  # a work item's kind -> its gate, handlers
