@@ -70,7 +70,7 @@ class WarmReplays:
     def __init__(
         self, worker: TaskHubGrpcWorker, limit: int = WARM_LIMIT, seconds: float = WARM_SECONDS
     ) -> None:
-        self.worker = worker
+        self.worker: Any = worker  # its registry, converter, logger and options: the SDK's private fields
         self.limit = limit
         self.horizon = timedelta(seconds=seconds)
         self.resumed = 0  # episodes that replayed only the events after a kept context's
@@ -80,7 +80,7 @@ class WarmReplays:
 
     def handles(self, request: pb.OrchestratorRequest) -> bool:
         """False for what only the SDK's own path does: rewinds, versioning, payload stores, trace spans."""
-        worker: Any = self.worker
+        worker = self.worker
         spans = worker._emit_trace_spans and spans_recorded()
         if spans or worker._registry.versioning or worker._payload_store is not None:
             return False
@@ -89,7 +89,7 @@ class WarmReplays:
 
     def run(self, request: pb.OrchestratorRequest, stub: Any, token: str) -> None:
         """Run a work item's episode and deliver its result, as the SDK's worker does (same log lines)."""
-        worker: Any = self.worker
+        worker = self.worker
         instance_id, emit = request.instanceId, worker._emit_trace_spans
         try:  # in the SDK's trace context (spans are not recorded here: see handles)
             parent = None if emit else parent_trace_context(request)
@@ -169,8 +169,8 @@ class WarmReplays:
     ) -> pb.OrchestrationTraceContext:
         """What the SDK returns: with spans on (its default) the orchestration's start time, kept across
         dispatches (its first dispatch's time); with them off, what the scheduler sent."""
-        sent = request.orchestrationTraceContext
-        if not getattr(self.worker, "_emit_trace_spans", False):
+        sent, worker = request.orchestrationTraceContext, self.worker
+        if not worker._emit_trace_spans:
             return sent
         started = sent.spanStartTime.ToNanoseconds() if sent.HasField("spanStartTime") else time.time_ns()
         kept = results._orchestration_trace_context
@@ -191,7 +191,7 @@ class WarmReplays:
                 self._kept.popitem(last=False)
 
     def _cold(self, request: pb.OrchestratorRequest) -> _Warm:
-        worker: Any = self.worker
+        worker = self.worker
         options = {
             "maximum_timer_interval": worker.maximum_timer_interval,
             "data_converter": worker._data_converter,
