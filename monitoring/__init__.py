@@ -14,3 +14,8 @@ The folder tree is the architecture; imports flow one way, from the top of this 
 
 The benchmark sits beside the product in a subpackage of its own: it uses these layers; they never name it.
 """
+
+from monitoring import settings
+
+# Before anything imports grpc: its I/O polled by the threads that wait for it (see the function).
+settings.prefer_grpc_polling()
