@@ -44,7 +44,7 @@ with grpc.insecure_channel(f"127.0.0.1:{scheduler.port}") as channel:
 scheduler.stop()
 print(json.dumps({"experiments": os.environ.get("GRPC_EXPERIMENTS"), "wakeups": after - before}))
 """
-CALLS = 300
+CALLS = 1000
 
 
 def run_probe(environ: dict[str, str]) -> dict[str, object]:
@@ -68,9 +68,10 @@ def test_importing_the_package_keeps_grpc_io_off_eventengine_threads() -> None:
     grpc_default = run_probe({**environ, settings.GRPC_EXPERIMENTS_ENV: ""})  # someone's own: left alone
     assert ours["experiments"] == settings.GRPC_POLLING_EXPERIMENTS
     assert grpc_default["experiments"] == ""
-    # With EventEngine reading the sockets, every call wakes its threads (both ends are in the probe).
+    # With EventEngine reading the sockets, every call wakes its threads (both ends are in the probe: about
+    # six times a call); without, they wake only for their own timers, more often the longer the probe runs.
     assert grpc_default["wakeups"] >= CALLS  # type: ignore[operator]
-    assert ours["wakeups"] < CALLS / 10  # type: ignore[operator]
+    assert ours["wakeups"] < grpc_default["wakeups"] / 10  # type: ignore[operator]
 
 
 @pytest.fixture
