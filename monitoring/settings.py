@@ -181,7 +181,7 @@ def prefer_grpc_polling(environ: MutableMapping[str, str] = os.environ) -> bool:
         return False
     try:
         version = _grpcio_version()
-    except OSError:
+    except (OSError, ValueError, ImportError):  # an unreadable install: leave gRPC's default; imports go on
         return False
     if version is None or not version.startswith(GRPC_POLLING_RELEASES):
         return False

@@ -105,6 +105,19 @@ def test_an_unchecked_grpcio_release_is_left_alone(
     assert environ == {}
 
 
+@pytest.mark.parametrize("error", [OSError("unreadable"), UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")])
+def test_an_unreadable_grpcio_install_is_left_alone(
+    before_grpc: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def unreadable() -> str:
+        raise error
+
+    before_grpc.setattr(settings, "_grpcio_version", unreadable)
+    environ: dict[str, str] = {}
+    assert not settings.prefer_grpc_polling(environ)
+    assert environ == {}
+
+
 def test_nothing_is_set_once_grpc_is_imported() -> None:
     assert "grpc" in sys.modules
     environ: dict[str, str] = {}
