@@ -1,0 +1,121 @@
+"""Backends for protocol tests: the local scheduler (state file on) or the SDK's own in-memory servicer,
+each served on a free loopback port, with the SDK's own worker and client talking to it.
+
+A test module declares its orchestrators, activities and entities once (:class:`Registry`); one worker per
+backend serves them for the whole module. The SDK's servicer is served through ``LocalScheduler(servicer=)``
+so it too listens on loopback only (its own ``start()`` binds every interface).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from durabletask.azuremanaged.client import DurableTaskSchedulerClient
+from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
+from durabletask.testing import InMemoryOrchestrationBackend
+
+from monitoring.backend.scheduler import LocalScheduler
+
+BACKENDS = ("local", "sdk-memory")
+TASKHUB = "default"
+
+quiet = logging.getLogger("protocol-tests")
+quiet.setLevel(logging.WARNING)
+quiet.propagate = False
+
+
+@dataclass
+class Registry:
+    """What one test module's worker serves (names as the SDK derives them from the functions)."""
+
+    orchestrators: list[Callable[..., Any]] = field(default_factory=list)
+    activities: list[Callable[..., Any]] = field(default_factory=list)
+    entities: list[Any] = field(default_factory=list)
+    scheduled_tasks: bool = False
+
+    def orchestrator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        self.orchestrators.append(fn)
+        return fn
+
+    def activity(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        self.activities.append(fn)
+        return fn
+
+    def entity(self, fn: Any) -> Any:
+        self.entities.append(fn)
+        return fn
+
+
+def new_worker(address: str, registry: Registry, **options: Any) -> DurableTaskSchedulerWorker:
+    """The SDK's own worker for ``address`` with ``registry`` on it (not started)."""
+    worker = DurableTaskSchedulerWorker(
+        host_address=address,
+        taskhub=TASKHUB,
+        token_credential=None,
+        secure_channel=False,
+        logger=quiet,
+        **options,
+    )
+    for orchestrator in registry.orchestrators:
+        worker.add_orchestrator(orchestrator)
+    for activity in registry.activities:
+        worker.add_activity(activity)
+    for entity in registry.entities:
+        worker.add_entity(entity)
+    if registry.scheduled_tasks:
+        worker.configure_scheduled_tasks()
+    return worker
+
+
+def new_client(address: str) -> DurableTaskSchedulerClient:
+    return DurableTaskSchedulerClient(
+        host_address=address, taskhub=TASKHUB, token_credential=None, secure_channel=False, logger=quiet
+    )
+
+
+@dataclass
+class Backend:
+    """One running backend: its kind, address, scheduler (ours, or serving the SDK's servicer) and client."""
+
+    kind: str
+    scheduler: LocalScheduler
+    client: DurableTaskSchedulerClient
+
+    @property
+    def address(self) -> str:
+        return self.scheduler.address
+
+    @property
+    def ours(self) -> bool:
+        return self.kind == "local"
+
+
+@contextmanager
+def running_backend(kind: str, state_dir: Path) -> Iterator[Backend]:
+    if kind == "local":
+        scheduler = LocalScheduler(0, state=state_dir / "hub.sqlite3")
+    else:
+        scheduler = LocalScheduler(0, servicer=InMemoryOrchestrationBackend())
+    with scheduler:
+        client = new_client(scheduler.address)
+        try:
+            yield Backend(kind, scheduler, client)
+        finally:
+            client.close()
+
+
+@contextmanager
+def backend_with_worker(kind: str, state_dir: Path, registry: Registry, **options: Any) -> Iterator[Backend]:
+    """A backend of ``kind`` and one SDK worker serving ``registry`` on it, both stopped at the end."""
+    with running_backend(kind, state_dir) as backend:
+        worker = new_worker(backend.address, registry, **options)
+        worker.start()
+        try:
+            yield backend
+        finally:
+            worker.stop()
