@@ -18,10 +18,10 @@ from pathlib import Path
 from durabletask.internal import orchestrator_service_pb2 as pb
 from persistence_cost import run
 
-from monitoring.backend.hub import Hub
-from monitoring.backend.store import SqliteStore
 from monitoring.core.models import MonitorRequest
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
+from monitoring.scheduler.hub import Hub
+from monitoring.scheduler.store import SqliteStore
 
 
 def fill(path: Path, finished: int, suspended: int) -> None:

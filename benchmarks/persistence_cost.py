@@ -21,11 +21,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from monitoring.backend.connection import local_connection
-from monitoring.backend.process import state_file
-from monitoring.backend.scheduler import probe
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
+from monitoring.runtime.connection import local_connection
+from monitoring.scheduler.process import state_file
+from monitoring.scheduler.server import probe
 
 
 def free_port() -> int:

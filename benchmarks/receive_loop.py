@@ -11,7 +11,7 @@ of this process per item:
   it in an executor (``asyncio.wait_for(loop.run_in_executor(None, queue.get))``) and submits it to the
   SDK's own ``_AsyncWorkerManager``, which queues it, takes it off in a consumer task and runs it in its
   thread pool through ``run_in_executor``;
-* ``lean``: :class:`monitoring.backend.work_loop.LeanWorker`'s path: the reading thread hands the item to a
+* ``lean``: :class:`monitoring.runtime.work_loop.LeanWorker`'s path: the reading thread hands the item to a
   ``_Gate``, which starts it in the thread pool.
 """
 
@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from durabletask.worker import ConcurrencyOptions, _AsyncWorkerManager
 
-from monitoring.backend.work_loop import _Gate
+from monitoring.runtime.work_loop import _Gate
 
 DONE = object()
 

@@ -5,7 +5,7 @@ on its own timer), captured from an in-memory local scheduler with ``--capture``
 ``_OrchestrationExecutor.execute`` with ``time.thread_time`` (CPU of this thread only): the *last* episode
 of the generation (the whole history replayed, the final event new), and the *mean* over every episode
 boundary (what the SDK's worker pays on average), and the mean *resumed* episode: the same work items run
-by this project's worker (``monitoring/backend/warm_replay.py``: one full replay, then each episode runs only
+by this project's worker (``monitoring/runtime/warm_replay.py``: one full replay, then each episode runs only
 the events after the ones its kept context saw). Each figure is the fastest of several batches, so other
 processes' load hides little.
 
@@ -31,12 +31,12 @@ from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from durabletask.serialization import JsonDataConverter
 from durabletask.worker import _OrchestrationExecutor, _Registry
 
-from monitoring.backend.connection import local_connection
-from monitoring.backend.scheduler import LocalScheduler
-from monitoring.backend.warm_replay import WarmReplays
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
 from monitoring.core.orchestration import monitoring_job_orchestrator
+from monitoring.runtime.connection import local_connection
+from monitoring.runtime.warm_replay import WarmReplays
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.worker import create_worker, start_worker, stop_worker
 
 HISTORY = Path(__file__).resolve().parent / "replay-history.json"

@@ -7,8 +7,9 @@ The folder tree is the architecture; imports flow one way, from the top of this 
   plots).
 * :mod:`monitoring.client` (start, follow, control and read monitors) and :mod:`monitoring.worker` (the one
   place a worker is built).
-* :mod:`monitoring.backend`: where durable state lives: which backend ``ENDPOINT``/``TASKHUB`` name, and the
-  local scheduler.
+* :mod:`monitoring.runtime`: how a process reaches the backend ``ENDPOINT``/``TASKHUB`` name and runs work
+  on it.
+* :mod:`monitoring.scheduler`: the local scheduler, where durable state lives on one machine.
 * :mod:`monitoring.core`: the pattern itself, pure: schedule, models, job sources, the orchestrator.
 * :mod:`monitoring.settings`: the environment variables, read in one place.
 

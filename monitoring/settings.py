@@ -1,7 +1,7 @@
 """Every environment variable the package reads, read and validated in one place.
 
 * ``ENDPOINT``: where the task hub lives (unset: the local scheduler; ``http://``: the DTS emulator;
-  ``https://``: Durable Task Scheduler in Azure). Interpreted by :mod:`monitoring.backend.connection`.
+  ``https://``: Durable Task Scheduler in Azure). Interpreted by :mod:`monitoring.runtime.connection`.
 * ``TASKHUB``: the task hub's name (default ``default``).
 * ``MONITORING_STATE_DIR``: where local scheduler processes keep their records and logs
   (default ``~/.local/state/durable-monitoring``).

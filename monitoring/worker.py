@@ -12,13 +12,13 @@ from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from durabletask.worker import ConcurrencyOptions
 
 from monitoring import settings
-from monitoring.backend.connection import Connection, credential, sdk_logger
-from monitoring.backend.reconnect import WORKER_RECONNECT
-from monitoring.backend.work_loop import LeanWorker
 from monitoring.core.jobs import register_job_source
 from monitoring.core.minimal import minimal_check, minimal_monitor
 from monitoring.core.orchestration import check_job_status, monitoring_job_orchestrator
 from monitoring.core.sources import HttpJobSource
+from monitoring.runtime.connection import Connection, credential, sdk_logger
+from monitoring.runtime.reconnect import WORKER_RECONNECT
+from monitoring.runtime.work_loop import LeanWorker
 
 
 def create_worker(
@@ -28,7 +28,7 @@ def create_worker(
 
     The tutorial's :mod:`~monitoring.core.minimal` monitor is registered beside them, and the ``http`` job
     source is given the worker's environment for the secrets its headers name. The worker receives its
-    work items on :class:`~monitoring.backend.work_loop.LeanWorker`'s plain thread and resumes orchestrator
+    work items on :class:`~monitoring.runtime.work_loop.LeanWorker`'s plain thread and resumes orchestrator
     episodes without a full replay when it can; ``sdk_loop`` builds the SDK's own worker instead (its asyncio
     loop, full replays: the benchmark's comparison).
     """

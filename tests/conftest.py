@@ -17,9 +17,9 @@ import pytest
 from gates import GatedJob, gated_job
 from netns import PrivateNetwork, private_network_or_skip
 
-from monitoring.backend.connection import Connection, local_connection
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
+from monitoring.runtime.connection import Connection, local_connection
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.web.serving import BackgroundServer
 from monitoring.worker import start_worker, stop_worker
 

@@ -9,19 +9,23 @@ so it too listens on loopback only (its own ``start()`` binds every interface).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
+from durabletask.client import OrchestrationStatus
 from durabletask.testing import InMemoryOrchestrationBackend
 
-from monitoring.backend.scheduler import LocalScheduler
+from monitoring.scheduler.server import LocalScheduler
 
 BACKENDS = ("local", "sdk-memory")
+WAIT = 120  # a hang guard: every wait returns as soon as the state it waits for is observed
 TASKHUB = "default"
 
 quiet = logging.getLogger("protocol-tests")
@@ -119,3 +123,14 @@ def backend_with_worker(kind: str, state_dir: Path, registry: Registry, **option
             yield backend
         finally:
             worker.stop()
+
+
+def wait_for_status(backend: Backend, instance_id: str, status: OrchestrationStatus) -> None:
+    """Poll until ``instance_id`` shows ``status`` (the protocol has no call that waits for a suspension)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        state = backend.client.get_orchestration_state(instance_id)
+        if state is not None and state.runtime_status == status:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"{instance_id} never showed {status}")

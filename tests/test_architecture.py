@@ -16,13 +16,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "monitoring"
 RANKS = {
     "settings": 0,
     "core": 1,
-    "backend": 2,
-    "client": 3,
-    "worker": 3,
-    "web": 4,
-    "notebook": 4,
-    "cli": 5,
-    "bench": 6,
+    "scheduler": 2,
+    "runtime": 3,
+    "client": 4,
+    "worker": 4,
+    "web": 5,
+    "notebook": 5,
+    "cli": 6,
+    "bench": 7,
 }
 MAX_LINES = 400
 

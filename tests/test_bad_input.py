@@ -20,12 +20,12 @@ from test_scheduler import free_port
 
 from conftest import new_job_id
 from monitoring import settings
-from monitoring.backend.connection import local_connection
-from monitoring.backend.hub import HubOptions
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
 from monitoring.core import jobs
 from monitoring.core.jobs import JobCheckRequest, JobStatusReport, register_job_source
+from monitoring.runtime.connection import local_connection
+from monitoring.scheduler.hub import HubOptions
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.web.api import create_app
 from monitoring.web.serving import BackgroundServer
 

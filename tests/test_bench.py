@@ -21,11 +21,11 @@ from durabletask.client import OrchestrationQuery
 from processes import child_pids, command_line_once_started, wait_until_gone
 
 from monitoring import bench
-from monitoring.backend.connection import create_client, local_connection
 from monitoring.bench.__main__ import main as bench_main
 from monitoring.core.jobs import JobCheckRequest
 from monitoring.core.models import MonitorRequest
 from monitoring.core.payloads import InvalidRequestError
+from monitoring.runtime.connection import create_client, local_connection
 
 TINY = [
     "--monitors", "6", "--sweep", "3", "--interval", "0.2", "--checks", "3", "--saturated-monitors", "4",

@@ -18,12 +18,12 @@ import pytest
 from processes import child_pids, command_line_once_started, wait_until_gone
 from test_scheduler import free_port
 
-from monitoring.backend import process
-from monitoring.backend import scheduler as sched
-from monitoring.backend.connection import Connection
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
+from monitoring.runtime.connection import Connection
+from monitoring.scheduler import process
+from monitoring.scheduler import server as sched
+from monitoring.scheduler.server import LocalScheduler
 
 
 def cli(*args: str, endpoint: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

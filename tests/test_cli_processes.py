@@ -26,11 +26,11 @@ from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from netns import PrivateNetwork
 
 from conftest import new_job_id
-from monitoring.backend.connection import Connection
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
 from monitoring.core.models import MonitorRequest
+from monitoring.runtime.connection import Connection
+from monitoring.scheduler.server import LocalScheduler
 
 MONITORING = [sys.executable, "-m", "monitoring"]
 NEVER = 10**6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_scheduler import free_port
 
-from monitoring.backend.connection import BackendError, Connection, check_reachable, connection_from_env
+from monitoring.runtime.connection import BackendError, Connection, check_reachable, connection_from_env
 from monitoring.settings import SettingsError
 
 

@@ -12,14 +12,14 @@ import pytest
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 
 from conftest import new_job_id
-from monitoring.backend.connection import local_connection
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.overview import InstanceIndex, ListQuery
 from monitoring.core.jobs import job_source_names
 from monitoring.core.models import MonitorRequest
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.predict import predict
+from monitoring.runtime.connection import local_connection
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.web.dashboard import create_dashboard_app
 from monitoring.web.serving import BackgroundServer
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from monitoring.backend.connection import Connection
 from monitoring.client.card import read_card
 from monitoring.client.overview import CheckRate, InstanceRow, new_check_times
 from monitoring.core.models import MonitorRequest
 from monitoring.core.predict import predict
+from monitoring.runtime.connection import Connection
 from monitoring.web.dashboard import describe_backend
 
 STATUS = {

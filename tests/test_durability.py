@@ -25,13 +25,13 @@ from gates import Deliveries, GatedJob
 from test_scheduler import free_port
 
 from conftest import new_job_id
-from monitoring.backend import process
-from monitoring.backend.connection import Connection
 from monitoring.client.errors import InstanceFinishedError, InstanceNotFinishedError, UnknownInstanceError
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
 from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus
 from monitoring.core.payloads import from_iso
+from monitoring.runtime.connection import Connection
+from monitoring.scheduler import process
 from monitoring.worker import create_worker, start_worker, stop_worker
 
 NEVER = 10**6
@@ -137,7 +137,7 @@ def test_worker_restart_mid_run_loses_no_check_and_counts_none_twice(monitors: M
 PROCESS_START = textwrap.dedent(
     """
     import sys
-    from monitoring.backend.connection import Connection, ensure_backend
+    from monitoring.runtime.connection import Connection, ensure_backend
     from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus
     from monitoring.core.payloads import from_iso
     from monitoring.client.monitors import MonitorClient
@@ -157,7 +157,7 @@ PROCESS_START = textwrap.dedent(
 PROCESS_FINISH = textwrap.dedent(
     """
     import json, sys
-    from monitoring.backend.connection import Connection, ensure_backend
+    from monitoring.runtime.connection import Connection, ensure_backend
     from monitoring.client.monitors import MonitorClient
     from monitoring.worker import start_worker
     connection = Connection(f"http://localhost:{sys.argv[1]}", "default", "local")

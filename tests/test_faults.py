@@ -24,13 +24,13 @@ import pytest
 from test_durability import wait_for_the_clock
 from test_scheduler import free_port
 
-from monitoring.backend import process
-from monitoring.backend.connection import local_connection
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
 from monitoring.core.models import MonitorRequest
 from monitoring.core.payloads import from_iso
 from monitoring.core.schedule import LATE_TOLERANCE_SECONDS
+from monitoring.runtime.connection import local_connection
+from monitoring.scheduler import process
 from monitoring.worker import start_worker, stop_worker
 
 NEVER = 10**6

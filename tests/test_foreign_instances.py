@@ -23,12 +23,12 @@ import pytest
 from durabletask import task
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 
-from monitoring.backend.connection import local_connection
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.tracking import RunTracker
 from monitoring.core.models import MonitorRequest
 from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure
+from monitoring.runtime.connection import local_connection
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.web.api import create_app
 from monitoring.web.dashboard import create_dashboard_app
 from monitoring.web.serving import BackgroundServer

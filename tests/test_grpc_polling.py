@@ -17,7 +17,7 @@ from monitoring import settings
 PROBE = """
 import glob, json, os, sys
 import monitoring
-from monitoring.backend.scheduler import LocalScheduler
+from monitoring.scheduler.server import LocalScheduler
 import grpc
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from google.protobuf import empty_pb2

@@ -7,9 +7,9 @@ import time
 import httpx
 
 from conftest import new_job_id
-from monitoring.backend.connection import Connection
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
+from monitoring.runtime.connection import Connection
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.web.api import create_app
 from monitoring.web.serving import BackgroundServer
 

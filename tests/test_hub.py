@@ -4,6 +4,7 @@ persistence across a restart, limits and retention. Each step is what a worker o
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,20 +12,32 @@ import pytest
 from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
 
-from monitoring.backend.dispatch import ACCEPTED, DROPPED, STALE
-from monitoring.backend.hub import Hub, LimitReached
-from monitoring.backend.state import HubOptions
-from monitoring.backend.store import SqliteStore
+from monitoring.scheduler.control import Control
+from monitoring.scheduler.dispatch import ACCEPTED, DROPPED, STALE, Dispatch
+from monitoring.scheduler.hub import LimitReached, TaskHub
+from monitoring.scheduler.loading import open_hub
+from monitoring.scheduler.records import HubOptions
+from monitoring.scheduler.store import SqliteStore
 
 
-def new_hub(path: Path | None = None, **options: float) -> Hub:
-    hub = Hub(SqliteStore(path) if path else None, HubOptions(**options))  # type: ignore[arg-type]
+@dataclass
+class Rig:
+    """A started task hub and the two faces the servicer uses: work items (workers), control (clients)."""
+
+    hub: TaskHub
+    dispatch: Dispatch
+    control: Control
+
+
+def new_hub(path: Path | None = None, **options: float) -> Rig:
+    hub = open_hub(SqliteStore(path) if path else None, HubOptions(**options))  # type: ignore[arg-type]
     hub.start()
-    return hub
+    return Rig(hub, Dispatch(hub), Control(hub))
 
 
-def create(hub: Hub, instance_id: str = "m1") -> None:
-    hub.commit(hub.create(pb.CreateInstanceRequest(instanceId=instance_id, name="orch"), instance_id))
+def create(rig: Rig, instance_id: str = "m1") -> None:
+    request = pb.CreateInstanceRequest(instanceId=instance_id, name="orch")
+    rig.hub.commit(rig.control.create(request, instance_id))
 
 
 def turn(item: pb.WorkItem, *actions: pb.OrchestratorAction) -> pb.OrchestratorResponse:
@@ -49,208 +62,220 @@ def schedule_check(task_id: int = 1) -> pb.OrchestratorAction:
 
 
 def test_an_orchestration_of_a_stream_that_ends_goes_to_the_next_worker_and_the_old_answer_loses() -> None:
-    hub = new_hub()
-    create(hub)
-    a, b = hub.open_stream("worker-a"), hub.open_stream("worker-b")
-    first = hub.take(a, wait=0)
+    rig = new_hub()
+    create(rig)
+    a, b = rig.dispatch.open_stream("worker-a"), rig.dispatch.open_stream("worker-b")
+    first = rig.dispatch.take(a, wait=0)
     assert first is not None and first.HasField("orchestratorRequest")
-    assert hub.take(b, wait=0) is None, "one lease at a time"
-    hub.close_stream(a)  # worker A died
-    second = hub.take(b, wait=0)
+    assert rig.dispatch.take(b, wait=0) is None, "one lease at a time"
+    rig.dispatch.close_stream(a)  # worker A died
+    second = rig.dispatch.take(b, wait=0)
     assert second is not None and second.orchestratorRequest.instanceId == "m1"
     assert second.completionToken != first.completionToken
     assert [e.WhichOneof("eventType") for e in second.orchestratorRequest.newEvents] == [
         "orchestratorStarted",
         "executionStarted",
     ]
-    assert hub.complete_orchestration(turn(first, schedule_check())) == STALE
-    assert hub.complete_orchestration(turn(second, schedule_check())) == ACCEPTED
-    assert hub.complete_orchestration(turn(second, schedule_check())) == STALE, "a token answers once"
-    assert len(hub.tasks) == 1
-    hub.stop()
+    assert rig.dispatch.complete_orchestration(turn(first, schedule_check())) == STALE
+    assert rig.dispatch.complete_orchestration(turn(second, schedule_check())) == ACCEPTED
+    assert rig.dispatch.complete_orchestration(turn(second, schedule_check())) == STALE, (
+        "a token answers once"
+    )
+    assert len(rig.hub.activities) == 1
+    rig.hub.stop()
 
 
 def test_an_activity_out_with_a_stream_that_ends_runs_again_and_only_the_lease_holder_is_counted() -> None:
-    hub = new_hub()
-    create(hub)
-    a = hub.open_stream("worker-a")
-    start = hub.take(a, wait=0)
+    rig = new_hub()
+    create(rig)
+    a = rig.dispatch.open_stream("worker-a")
+    start = rig.dispatch.take(a, wait=0)
     assert start is not None
-    hub.complete_orchestration(turn(start, schedule_check()))
-    check = hub.take(a, wait=0)
+    rig.dispatch.complete_orchestration(turn(start, schedule_check()))
+    check = rig.dispatch.take(a, wait=0)
     assert check is not None and check.activityRequest.name == "check"
-    hub.close_stream(a)
-    b = hub.open_stream("worker-b")
-    again = hub.take(b, wait=0)
+    rig.dispatch.close_stream(a)
+    b = rig.dispatch.open_stream("worker-b")
+    again = rig.dispatch.take(b, wait=0)
     assert again is not None and again.activityRequest.taskId == check.activityRequest.taskId
-    assert hub.complete_activity(done(check)) == STALE
-    assert hub.complete_activity(done(again)) == ACCEPTED
-    after = hub.take(b, wait=0)
+    assert rig.dispatch.complete_activity(done(check)) == STALE
+    assert rig.dispatch.complete_activity(done(again)) == ACCEPTED
+    after = rig.dispatch.take(b, wait=0)
     assert after is not None
     kinds = [e.WhichOneof("eventType") for e in after.orchestratorRequest.newEvents]
     assert kinds == ["orchestratorStarted", "taskCompleted"], "exactly one result reached the orchestrator"
-    hub.stop()
+    rig.hub.stop()
 
 
 def test_abandon_and_lease_expiry_put_items_back_with_new_tokens() -> None:
-    hub = new_hub(lease_seconds=0.05)
-    create(hub)
-    stream = hub.open_stream("worker")
-    first = hub.take(stream, wait=0)
-    assert first is not None and hub.abandon(first.completionToken, "orchestration")
-    second = hub.take(stream, wait=0)
+    rig = new_hub(lease_seconds=0.05)
+    create(rig)
+    stream = rig.dispatch.open_stream("worker")
+    first = rig.dispatch.take(stream, wait=0)
+    assert first is not None and rig.dispatch.abandon(first.completionToken, "orchestration")
+    second = rig.dispatch.take(stream, wait=0)
     assert second is not None and second.completionToken != first.completionToken
     time.sleep(0.1)
-    assert hub.expire_leases() == 1
-    third = hub.take(stream, wait=0)
-    assert third is not None and hub.complete_orchestration(turn(second)) == STALE
-    assert hub.complete_orchestration(turn(third)) == ACCEPTED
-    hub.stop()
+    assert rig.hub.expire_leases() == 1
+    third = rig.dispatch.take(stream, wait=0)
+    assert third is not None and rig.dispatch.complete_orchestration(turn(second)) == STALE
+    assert rig.dispatch.complete_orchestration(turn(third)) == ACCEPTED
+    rig.hub.stop()
 
 
 def test_terminate_ends_an_instance_someone_holds_and_its_late_answer_is_dropped() -> None:
-    hub = new_hub()
-    create(hub)
-    stream = hub.open_stream("worker")
-    held = hub.take(stream, wait=0)
+    rig = new_hub()
+    create(rig)
+    stream = rig.dispatch.open_stream("worker")
+    held = rig.dispatch.take(stream, wait=0)
     assert held is not None
-    hub.commit(hub.terminate("m1", '"stop"'))
-    state = hub.get("m1")
+    rig.hub.commit(rig.control.terminate("m1", '"stop"'))
+    state = rig.control.get("m1")
     assert state is not None and state.orchestrationStatus == pb.ORCHESTRATION_STATUS_TERMINATED
-    assert hub.complete_orchestration(turn(held, schedule_check())) == DROPPED
-    assert not hub.tasks and hub.take(stream, wait=0) is None
-    hub.stop()
+    assert rig.dispatch.complete_orchestration(turn(held, schedule_check())) == DROPPED
+    assert not rig.hub.activities and rig.dispatch.take(stream, wait=0) is None
+    rig.hub.stop()
 
 
 def test_a_restart_on_the_same_file_continues_queued_work_and_timers_with_new_tokens(tmp_path: Path) -> None:
-    path = tmp_path / "hub.sqlite3"
-    hub = new_hub(path)
-    create(hub)
-    stream = hub.open_stream("worker")
-    start = hub.take(stream, wait=0)
+    path = tmp_path / "rig.sqlite3"
+    rig = new_hub(path)
+    create(rig)
+    stream = rig.dispatch.open_stream("worker")
+    start = rig.dispatch.take(stream, wait=0)
     assert start is not None
     soon = datetime.now(timezone.utc) + timedelta(milliseconds=300)
-    hub.complete_orchestration(turn(start, schedule_check(1), helpers.new_create_timer_action(2, soon)))
-    check = hub.take(stream, wait=0)  # out with the worker when the scheduler dies
+    rig.dispatch.complete_orchestration(
+        turn(start, schedule_check(1), helpers.new_create_timer_action(2, soon))
+    )
+    check = rig.dispatch.take(stream, wait=0)  # out with the worker when the scheduler dies
     assert check is not None
-    hub.stop()
+    rig.hub.stop()
 
     again = new_hub(path)
-    stream = again.open_stream("worker")
-    redelivered = again.take(stream, wait=0)
+    stream = again.dispatch.open_stream("worker")
+    redelivered = again.dispatch.take(stream, wait=0)
     assert redelivered is not None and redelivered.activityRequest.taskId == 1
     assert redelivered.completionToken != check.completionToken
-    assert again.complete_activity(done(check)) == STALE, "a token from before the restart is not current"
-    assert again.complete_activity(done(redelivered)) == ACCEPTED
+    assert again.dispatch.complete_activity(done(check)) == STALE, (
+        "a token from before the restart is not current"
+    )
+    assert again.dispatch.complete_activity(done(redelivered)) == ACCEPTED
     deadline = time.monotonic() + 10
     kinds: list[str] = []
     while "timerFired" not in kinds and time.monotonic() < deadline:
-        item = again.take(stream, wait=0.5)
+        item = again.dispatch.take(stream, wait=0.5)
         if item is not None:
             kinds += [e.WhichOneof("eventType") for e in item.orchestratorRequest.newEvents]
-            again.complete_orchestration(turn(item))
+            again.dispatch.complete_orchestration(turn(item))
     assert kinds.count("taskCompleted") == 1 and kinds.count("timerFired") == 1
-    history = again.history("m1")
+    history = again.control.history("m1")
     assert [e.WhichOneof("eventType") for e in history].count("taskScheduled") == 1
-    again.stop()
+    again.hub.stop()
 
 
 def test_events_beyond_the_caps_are_refused_but_a_new_name_still_gets_in() -> None:
-    hub = new_hub(max_pending_events=5, max_history_events=40, history_reserve=20)
-    create(hub)  # two events wait: the orchestration's start
+    rig = new_hub(max_pending_events=5, max_history_events=40, history_reserve=20)
+    create(rig)  # two events wait: the orchestration's start
     for _ in range(3):
-        hub.raise_event("m1", "noise", None)
+        rig.control.raise_event("m1", "noise", None)
     with pytest.raises(LimitReached, match="already has 5 events waiting"):
-        hub.raise_event("m1", "noise", None)
-    stream = hub.open_stream("worker")
+        rig.control.raise_event("m1", "noise", None)
+    stream = rig.dispatch.open_stream("worker")
     refusal = ""
     for _ in range(100):  # the orchestration takes every event in; its history grows to the cap
-        item = hub.take(stream, wait=0)
+        item = rig.dispatch.take(stream, wait=0)
         if item is not None:
-            assert hub.complete_orchestration(turn(item)) == ACCEPTED
+            assert rig.dispatch.complete_orchestration(turn(item)) == ACCEPTED
         try:
-            hub.raise_event("m1", "noise", None)
+            rig.control.raise_event("m1", "noise", None)
         except LimitReached as refused:
             refusal = str(refused)
             break
     assert "it takes no more 'noise' events" in refusal
-    hub.raise_event("m1", "cancel", None)  # a name the instance holds none of uses the reserve
+    rig.control.raise_event("m1", "cancel", None)  # a name the instance holds none of uses the reserve
     with pytest.raises(LimitReached, match="no more 'cancel' events"):
-        hub.raise_event("m1", "cancel", None)
-    state = hub.get("m1")
+        rig.control.raise_event("m1", "cancel", None)
+    state = rig.control.get("m1")
     assert state is not None and state.orchestrationStatus == pb.ORCHESTRATION_STATUS_RUNNING
-    hub.stop()
+    rig.hub.stop()
 
 
 def test_starts_beyond_the_active_instance_cap_are_refused_and_finished_ones_do_not_count() -> None:
-    hub = new_hub(max_active_instances=3)
+    rig = new_hub(max_active_instances=3)
     for name in ("a", "b", "c"):
-        create(hub, name)
+        create(rig, name)
     with pytest.raises(LimitReached, match="already runs 3 instances"):
-        create(hub, "d")
-    hub.commit(hub.terminate("a", None))
-    create(hub, "d")  # four instances held, three of them active
+        create(rig, "d")
+    rig.hub.commit(rig.control.terminate("a", None))
+    create(rig, "d")  # four instances held, three of them active
     with pytest.raises(LimitReached, match="already runs 3 instances"):
-        create(hub, "e")
-    hub.stop()
+        create(rig, "e")
+    rig.hub.stop()
 
 
 def test_finished_instances_past_the_retention_are_purged() -> None:
-    hub = new_hub(retention_seconds=60)
+    rig = new_hub(retention_seconds=60)
     for name in ("old", "new", "running"):
-        create(hub, name)
-    hub.commit(hub.terminate("old", None))
-    hub.commit(hub.terminate("new", None))
-    hub.instances["old"].completed = time.time() - 61
-    assert hub.purge_expired() == 1
-    assert hub.get("old") is None and hub.get("new") is not None and hub.get("running") is not None
-    hub.stop()
+        create(rig, name)
+    rig.hub.commit(rig.control.terminate("old", None))
+    rig.hub.commit(rig.control.terminate("new", None))
+    rig.hub.instances.get("old").completed = time.time() - 61
+    assert rig.hub.purge_expired() == 1
+    assert (
+        rig.control.get("old") is None
+        and rig.control.get("new") is not None
+        and rig.control.get("running") is not None
+    )
+    rig.hub.stop()
 
 
 def test_with_a_state_file_an_ended_instances_history_leaves_memory_and_is_read_back(tmp_path: Path) -> None:
-    path = tmp_path / "hub.sqlite3"
-    hub = new_hub(path)
-    create(hub)
-    stream = hub.open_stream("worker")
-    item = hub.take(stream, wait=0)
+    path = tmp_path / "rig.sqlite3"
+    rig = new_hub(path)
+    create(rig)
+    stream = rig.dispatch.open_stream("worker")
+    item = rig.dispatch.take(stream, wait=0)
     assert item is not None
     done_turn = helpers.new_complete_orchestration_action(
         1, pb.ORCHESTRATION_STATUS_COMPLETED, result='"done"'
     )
-    assert hub.complete_orchestration(turn(item, done_turn)) == ACCEPTED
-    kept = [e.WhichOneof("eventType") for e in hub.history("m1")]
+    assert rig.dispatch.complete_orchestration(turn(item, done_turn)) == ACCEPTED
+    kept = [e.WhichOneof("eventType") for e in rig.control.history("m1")]
     assert kept[-1] == "executionCompleted"
-    hub.commit(hub.store.submit([]))  # everything so far is in the file
-    assert hub.release_ended_histories(now=time.time() + 3600) == 1
-    assert len(hub.instances["m1"].history) == 0
-    assert [e.WhichOneof("eventType") for e in hub.history("m1")] == kept
-    hub.stop()
+    rig.hub.commit(rig.hub.store.submit([]))  # everything so far is in the file
+    assert rig.hub.release_ended_histories(now=time.time() + 3600) == 1
+    assert len(rig.hub.instances.get("m1").history) == 0
+    assert [e.WhichOneof("eventType") for e in rig.control.history("m1")] == kept
+    rig.hub.stop()
     again = new_hub(path)
-    assert len(again.instances["m1"].history) == 0, "ended histories are not loaded at start"
-    assert [e.WhichOneof("eventType") for e in again.history("m1")] == kept
-    again.stop()
+    assert len(again.hub.instances.get("m1").history) == 0, "ended histories are not loaded at start"
+    assert [e.WhichOneof("eventType") for e in again.control.history("m1")] == kept
+    again.hub.stop()
 
 
 def test_an_activity_of_an_execution_that_continued_as_new_is_dropped_not_redone() -> None:
-    hub = new_hub()
-    create(hub)
-    stream = hub.open_stream("worker")
-    start = hub.take(stream, wait=0)
+    rig = new_hub()
+    create(rig)
+    stream = rig.dispatch.open_stream("worker")
+    start = rig.dispatch.take(stream, wait=0)
     assert start is not None and start.HasField("orchestratorRequest")
-    hub.complete_orchestration(turn(start, schedule_check()))
-    check = hub.take(stream, wait=0)
+    rig.dispatch.complete_orchestration(turn(start, schedule_check()))
+    check = rig.dispatch.take(stream, wait=0)
     assert check is not None and check.HasField("activityRequest")
-    hub.raise_event("m1", "wake", None)
-    woken = hub.take(stream, wait=0)
+    rig.control.raise_event("m1", "wake", None)
+    woken = rig.dispatch.take(stream, wait=0)
     assert woken is not None and woken.HasField("orchestratorRequest")
     again = helpers.new_complete_orchestration_action(
         2, pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW, result='"next"'
     )
-    assert hub.complete_orchestration(turn(woken, again)) == ACCEPTED
-    assert hub.complete_activity(done(check)) == DROPPED, "its execution is over: nothing runs it again"
-    fresh = hub.take(stream, wait=0)
+    assert rig.dispatch.complete_orchestration(turn(woken, again)) == ACCEPTED
+    assert rig.dispatch.complete_activity(done(check)) == DROPPED, (
+        "its execution is over: nothing runs it again"
+    )
+    fresh = rig.dispatch.take(stream, wait=0)
     assert fresh is not None and fresh.HasField("orchestratorRequest")
     kinds = [e.WhichOneof("eventType") for e in fresh.orchestratorRequest.newEvents]
     assert kinds == ["orchestratorStarted", "executionStarted"] and not fresh.orchestratorRequest.pastEvents
-    assert hub.take(stream, wait=0) is None
-    hub.stop()
+    assert rig.dispatch.take(stream, wait=0) is None
+    rig.hub.stop()

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from monitoring import settings
-from monitoring.backend.connection import Connection
 from monitoring.core.jobs import (
     JobCheckRequest,
     check_job,
@@ -30,6 +29,7 @@ from monitoring.core.jobs import (
 )
 from monitoring.core.sources import HttpJobSource, JobSourceError, map_status, url_for_messages
 from monitoring.notebook.job_service import JobService
+from monitoring.runtime.connection import Connection
 from monitoring.worker import create_worker
 
 TOKEN = "s3cret-token-value"

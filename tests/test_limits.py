@@ -19,12 +19,12 @@ import pytest
 from durabletask.client import OrchestrationQuery
 from test_faults import NEVER, Stack, checks, request, stack  # noqa: F401 (stack is a fixture)
 
-from monitoring.backend.connection import local_connection
-from monitoring.backend.scheduler import LocalScheduler
-from monitoring.backend.state import HubOptions
 from monitoring.client.errors import LimitExceededError, UnknownInstanceError
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
+from monitoring.runtime.connection import local_connection
+from monitoring.scheduler.records import HubOptions
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.worker import create_worker
 
 

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from netns import KernelInPrivateNetwork, PrivateNetwork
 
-from monitoring.backend import process
-from monitoring.backend.connection import connection_from_env
+from monitoring.runtime.connection import connection_from_env
+from monitoring.scheduler import process
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_durability_and_control.ipynb"
 

@@ -23,7 +23,8 @@ import pytest
 from netns import PrivateNetwork
 from test_scheduler import free_port
 
-from monitoring.backend import process, scheduler
+from monitoring.scheduler import process
+from monitoring.scheduler.server import DEFAULT_PORT
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RUN_ALL_SECONDS = 240  # generous: a loaded CI machine runs the kernels slowly
@@ -94,7 +95,7 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, private_network: Priva
             server.wait()
         log.close()
         # A notebook that failed before its last cell leaves the on-demand scheduler running.
-        process.stop_scheduler_process(scheduler.DEFAULT_PORT)
+        process.stop_scheduler_process(DEFAULT_PORT)
 
 
 def run_all(page: Any, base_and_token: str, notebook: str) -> None:

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from monitoring.backend.connection import local_connection
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.client.monitors import MonitorClient
+from monitoring.runtime.connection import local_connection
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.web.api import create_app
 from monitoring.web.dashboard import create_dashboard_app
 

@@ -5,7 +5,7 @@ design, the test says which does what."""
 
 from __future__ import annotations
 
-import time
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -19,7 +19,7 @@ from durabletask.client import OrchestrationQuery, OrchestrationStatus
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from google.protobuf import empty_pb2
-from sdk_backends import BACKENDS, Backend, Registry, backend_with_worker, new_worker
+from sdk_backends import BACKENDS, Backend, Registry, backend_with_worker, new_worker, wait_for_status
 
 WAIT = 60  # a hang guard: every wait returns as soon as the state it waits for is observed
 app = Registry()
@@ -63,6 +63,11 @@ def counts_to(ctx: task.OrchestrationContext, state: dict[str, int]) -> Any:
 
 
 attempts: dict[str, int] = {}
+
+
+@app.orchestrator
+def tells_its_start(ctx: task.OrchestrationContext, _: Any) -> Any:
+    return {"version": ctx.version, "at": ctx.current_utc_datetime.isoformat()}
 
 
 @app.activity
@@ -143,15 +148,18 @@ def test_suspend_holds_events_until_resume(backend: Backend) -> None:
     assert finished(backend, instance_id).get_output() == {"got": 2}
 
 
-def wait_for_status(backend: Backend, instance_id: str, status: OrchestrationStatus) -> None:
-    """Poll until ``instance_id`` shows ``status`` (the protocol has no call that waits for a suspension)."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        state = backend.client.get_orchestration_state(instance_id)
-        if state is not None and state.runtime_status == status:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"{instance_id} never showed {status}")
+def test_a_scheduled_start_runs_no_earlier_than_asked_with_its_version(backend: Backend) -> None:
+    start_at = datetime.now(timezone.utc) + timedelta(seconds=2)
+    instance_id = backend.client.schedule_new_orchestration(
+        tells_its_start, instance_id=new_id("at"), start_at=start_at, version="2.1"
+    )
+    state = finished(backend, instance_id)
+    assert state.runtime_status == OrchestrationStatus.COMPLETED
+    told = json.loads(state.serialized_output)
+    assert told["version"] == "2.1"
+    assert datetime.fromisoformat(told["at"]).replace(tzinfo=timezone.utc) >= start_at - timedelta(
+        milliseconds=1
+    ), "the orchestration's first turn is at or after the scheduled start"
 
 
 def test_a_failed_orchestration_reports_its_error(backend: Backend) -> None:
@@ -264,10 +272,10 @@ def test_query_filters_by_prefix_status_and_creation_time_and_pages(backend: Bac
 def test_purge_by_filter_deletes_the_matching_ended_instances(backend: Backend) -> None:
     prefix = new_id("pf") + "-"
     done = [backend.client.schedule_new_orchestration(fails, instance_id=f"{prefix}{n}") for n in range(3)]
-    states = [finished(backend, i) for i in done]
-    result = backend.client.purge_orchestrations_by(
-        created_time_from=states[0].created_at,
-        created_time_to=states[-1].created_at + timedelta(microseconds=1),
+    created = [finished(backend, i).created_at for i in done]
+    result = backend.client.purge_orchestrations_by(  # min/max: the wall clock may step back between calls
+        created_time_from=min(created),
+        created_time_to=max(created) + timedelta(microseconds=1),
         runtime_status=[OrchestrationStatus.FAILED],
     )
     assert result.deleted_instance_count >= 3 and result.is_complete is True

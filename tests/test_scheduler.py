@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import grpc
@@ -19,12 +18,13 @@ import pytest
 from durabletask.testing import InMemoryOrchestrationBackend
 
 from conftest import new_job_id
-from monitoring.backend import process, timers
-from monitoring.backend.connection import Connection, ensure_backend, local_connection
-from monitoring.backend.scheduler import LocalScheduler, SchedulerError, probe
 from monitoring.client.errors import UnknownInstanceError
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
+from monitoring.runtime.connection import Connection, ensure_backend, local_connection
+from monitoring.scheduler import process, timers
+from monitoring.scheduler.clock import ManualClock
+from monitoring.scheduler.server import LocalScheduler, SchedulerError, probe
 from monitoring.worker import create_worker, start_worker, stop_worker
 
 
@@ -150,25 +150,40 @@ def test_local_connection_describes_itself(scheduler: LocalScheduler) -> None:
 def test_timer_queue_fires_in_due_order() -> None:
     fired: list[str] = []
     done = threading.Event()
-    queue = timers.TimerQueue()
-    now = datetime.now(timezone.utc)
-    queue.call_at(now + timedelta(milliseconds=80), lambda: fired.append("late"))
-    queue.call_at(now - timedelta(seconds=1), lambda: fired.append("overdue"))
-    queue.call_at(now + timedelta(milliseconds=20), lambda: fired.append("soon"))
-    queue.call_at(now + timedelta(milliseconds=120), done.set)
-    assert done.wait(5)
+    clock = ManualClock()
+    queue = timers.TimerQueue(clock)
+    now = clock.time()
+    queue.call_at(now + 0.08, lambda: fired.append("late"))
+    queue.call_at(now - 1, lambda: fired.append("overdue"))
+    queue.call_at(now + 0.02, lambda: fired.append("soon"))
+    queue.call_at(now + 0.12, done.set)
+    queue.start()
+    clock.advance(0.05)  # the thread wakes when the clock moves: "overdue" and "soon" are due, the rest not
+    clock.advance(0.1)
+    assert done.wait(30)
     assert fired == ["overdue", "soon", "late"] and len(queue) == 0
     queue.stop()
 
 
+def test_fire_due_runs_only_what_is_due_without_a_thread() -> None:
+    fired: list[str] = []
+    clock = ManualClock()
+    queue = timers.TimerQueue(clock)
+    queue.call_at(clock.time() + 10, lambda: fired.append("later"))
+    queue.call_at(clock.time(), lambda: fired.append("now"))
+    assert queue.fire_due() == 1 and fired == ["now"] and len(queue) == 1
+    clock.advance(10)
+    assert queue.fire_due() == 1 and fired == ["now", "later"] and len(queue) == 0
+
+
 def test_timers_queued_while_stopped_fire_when_started_again() -> None:
     fired = threading.Event()
-    queue = timers.TimerQueue()
-    due = datetime.now(timezone.utc) + timedelta(milliseconds=50)
-    queue.call_at(due, fired.set)
+    clock = ManualClock()
+    queue = timers.TimerQueue(clock)
+    queue.start()
+    queue.call_at(clock.time() + 0.05, fired.set)
     queue.stop()  # joins its thread: from here on nothing can fire until start()
-    while datetime.now(timezone.utc) <= due:  # until the timer is overdue
-        time.sleep(0.01)
+    clock.advance(1)  # the timer is overdue
     assert not fired.is_set() and len(queue) == 1, "a stopped queue fires nothing"
     queue.start()  # as LocalScheduler.start does after a stop
     assert fired.wait(30), "the overdue timer fires at once"

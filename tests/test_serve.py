@@ -18,7 +18,7 @@ from netns import PrivateNetwork
 from test_cli import cli, spawn, wait_for_line
 from test_scheduler import free_port
 
-from monitoring.backend.scheduler import LocalScheduler
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.web.serving import is_loopback
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from durabletask.internal import helpers
 
-from monitoring.backend.store import _STATEMENTS, SCHEMA, Op, SqliteStore
+from monitoring.scheduler.schema import open_state_file
+from monitoring.scheduler.store import _STATEMENTS, Op, SqliteStore
 
 
 def hub_like_ops(rng: random.Random, count: int) -> list[Op]:
@@ -27,7 +28,10 @@ def hub_like_ops(rng: random.Random, count: int) -> list[Op]:
         )  # fmt: skip
         if kind == "instance":
             status, custom = rng.randint(0, 6), f"s{next_id}"
-            columns = ("orch", None, status, "in", None, custom, None, None, 1, 1.0, 2.0, None)
+            columns = (
+                *("orch", None, status, "in", None, custom, None, None),
+                *(1, 1.0, 2.0, None, None, None, None),
+            )
             ops.append(("instance", instance, *columns))
         elif kind == "history":
             ops.append(("history", instance, seq[instance], f"e{next_id}".encode()))
@@ -56,8 +60,8 @@ def hub_like_ops(rng: random.Random, count: int) -> list[Op]:
 
 def one_by_one(path: Path, ops: list[Op]) -> None:
     """The reference: every op in order, the way the hub described them."""
+    open_state_file(path, lambda: sqlite3.connect(path, isolation_level=None))
     with sqlite3.connect(path) as connection:
-        connection.executescript(SCHEMA)
         for kind, *row in ops:
             if kind == "purge":
                 for table in ("instances", "history", "events", "tasks"):
@@ -83,5 +87,5 @@ def test_grouped_writes_end_in_the_same_state_as_one_op_at_a_time(tmp_path: Path
         store = SqliteStore(grouped)  # the writer under test: one transaction, grouped
         store.wait(store.submit(ops))
         store.close()
-        one_by_one(reference, [("meta", "schema", "1"), *ops])
+        one_by_one(reference, ops)
         assert dump(grouped) == dump(reference), seed

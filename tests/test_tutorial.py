@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from monitoring import settings
-from monitoring.backend.connection import Connection
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.notebook.job_service import JobService
 from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure, tradeoff_figure
 from monitoring.notebook.tutorial import Tutorial
 from monitoring.notebook.widgets import ControlPanel, checks
+from monitoring.runtime.connection import Connection
 
 SCALE = 0.1  # a 5 s tutorial interval is 0.5 s here (the counts are exact at any scale, on any machine)
 

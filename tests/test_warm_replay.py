@@ -1,4 +1,4 @@
-"""Resumed orchestrator episodes (``monitoring/backend/warm_replay.py``) decide exactly what full replays do.
+"""Resumed orchestrator episodes (``monitoring/runtime/warm_replay.py``) decide exactly what full replays do.
 
 The first test runs monitors of every kind (finishing, timing out, failing, retrying, continuing as new,
 cancelled, suspended and resumed) on a real scheduler and worker, and has every episode also replayed from
@@ -20,12 +20,12 @@ from durabletask.worker import ExecutionResults, _OrchestrationExecutor
 from gates import WAIT_LIMIT
 from test_durability import NEVER, checks, request
 
-from monitoring.backend.connection import local_connection
-from monitoring.backend.scheduler import LocalScheduler
-from monitoring.backend.warm_replay import WarmReplays
-from monitoring.backend.work_loop import LeanWorker
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.predict import predict
+from monitoring.runtime.connection import local_connection
+from monitoring.runtime.warm_replay import WarmReplays
+from monitoring.runtime.work_loop import LeanWorker
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.worker import create_worker
 
 QUIET = logging.getLogger("test-warm-replay")

@@ -1,4 +1,4 @@
-"""The worker's receiving loop (``monitoring/backend/work_loop.py``): limits, abandon, silence, stop.
+"""The worker's receiving loop (``monitoring/runtime/work_loop.py``): limits, abandon, silence, stop.
 
 The rest of the suite runs every monitor through this loop (``create_worker`` builds a :class:`LeanWorker`),
 and the fault tests kill and stop its process under load; these tests pin what only the loop decides.
@@ -23,11 +23,12 @@ from google.protobuf import empty_pb2
 from test_durability import checks, deliveries, request  # noqa: F401  (deliveries is a fixture)
 
 import monitoring.worker as worker_module
-from monitoring.backend.connection import local_connection
-from monitoring.backend.scheduler import LocalScheduler
-from monitoring.backend.state import HubOptions
-from monitoring.backend.work_loop import LeanWorker, _Channels, _Gate
 from monitoring.client.monitors import MonitorClient
+from monitoring.runtime.connection import local_connection
+from monitoring.runtime.work_loop import LeanWorker, _Channels, _Gate
+from monitoring.scheduler.records import HubOptions
+from monitoring.scheduler.server import LocalScheduler
+from monitoring.scheduler.servicer import SchedulerServicer
 from monitoring.worker import create_worker, start_worker, stop_worker
 
 
@@ -139,11 +140,11 @@ def test_a_silent_stream_is_given_up_and_opened_again(caplog: pytest.LogCaptureF
         with caplog.at_level(logging.INFO, logger="test.work_loop"):
             worker.start()
             try:
-                wait_until(lambda: max(hub.streams, default=0) >= 2, "a second stream")
+                wait_until(lambda: max(hub.leases.streams, default=0) >= 2, "a second stream")
             finally:
                 worker.stop()
         assert any("Timed out waiting for work items" in r.getMessage() for r in caplog.records)
-        wait_until(lambda: not hub.streams, "the worker's streams to close after stop")
+        wait_until(lambda: not hub.leases.streams, "the worker's streams to close after stop")
 
 
 def test_stop_waits_for_the_check_in_flight_and_nothing_is_lost_or_counted_twice(
@@ -252,15 +253,16 @@ def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
     # A task hub of its own: no other worker of this process (a test's, on a port reused) can connect to it.
     with LocalScheduler(0, taskhub=f"give-back-{uuid.uuid4().hex[:8]}") as scheduler:
         hub = scheduler.hub
-        assert hub is not None
+        assert hub is not None and isinstance(scheduler.backend, SchedulerServicer)
+        dispatch = scheduler.backend.dispatch
         given_back: list[str] = []
-        original = hub.abandon
+        original = dispatch.abandon
 
         def abandon(token: str, kind: Any) -> bool:
             given_back.append(kind)
             return original(token, kind)
 
-        monkeypatch.setattr(hub, "abandon", abandon)
+        monkeypatch.setattr(dispatch, "abandon", abandon)
         connection = local_connection(scheduler.address, scheduler.taskhub)
         worker = create_worker(connection, one_at_a_time)
         worker.start()
@@ -270,10 +272,10 @@ def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
             for _ in range(3):
                 client.start(request(polling_interval_seconds=1, timeout_seconds=60, job_source=gate.name))
             gate.wait_asked(1)  # one check runs; the other two were sent and wait in the worker
-            (stream,) = hub.streams.values()  # this worker's, the only one
-            leased = lambda: sum(lease.kind == "activity" for lease in hub.leases.values())  # noqa: E731
+            (stream,) = hub.leases.streams.values()  # this worker's, the only one
+            leased = lambda: sum(lease.kind == "activity" for lease in hub.leases.by_token.values())  # noqa: E731
             wait_until(lambda: leased() == 3, "the three checks to be out with the worker")
-            assert all(lease.stream == stream.id for lease in hub.leases.values())
+            assert all(lease.stream == stream.id for lease in hub.leases.by_token.values())
             stopper.start()
             wait_until(lambda: worker._shutdown.is_set(), "stop to begin")
             gate.release()

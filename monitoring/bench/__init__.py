@@ -9,7 +9,7 @@ JSON object), so its CPU seconds and peak memory are its own. The stacks:
 * ``project-in-memory``: the same with the scheduler keeping its task hub in memory only (what the state
   file costs);
 * ``project-sdk-loop``: the project on the SDK's own worker (its asyncio loop, every history replayed
-  from the first event) instead of :class:`~monitoring.backend.work_loop.LeanWorker` (what that saves);
+  from the first event) instead of :class:`~monitoring.runtime.work_loop.LeanWorker` (what that saves);
 * ``scale-out``: the same scheduler with ``scale_out_workers`` worker processes on its task hub
   (``python -m monitoring.bench worker``), the bench process only starting monitors: how the Durable Task
   Scheduler scales too;
@@ -18,7 +18,7 @@ JSON object), so its CPU seconds and peak memory are its own. The stacks:
   work;
 * ``reference``: the official sample's loop (check, publish, return if done, else a timer at *now +
   interval*), an SDK-default ``TaskHubGrpcWorker``, and the in-memory backend in the same process (the
-  project's loopback-only :class:`~monitoring.backend.scheduler.LocalScheduler` around it);
+  project's loopback-only :class:`~monitoring.scheduler.server.LocalScheduler` around it);
 * ``floor``: a plain asyncio loop making the same checks on the same schedule, with no durability.
 
 Every check asks the ``bench`` job source (:class:`RecordingJobSource`), which answers like the simulated

@@ -22,8 +22,6 @@ from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubG
 from durabletask.testing import InMemoryOrchestrationBackend
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
-from monitoring.backend import process, scheduler
-from monitoring.backend.connection import create_client, local_connection
 from monitoring.bench.baselines import (
     PROTOCOL_FLOOR_ORCHESTRATOR,
     REFERENCE_ORCHESTRATOR,
@@ -40,6 +38,8 @@ from monitoring.core.jobs import check_job
 from monitoring.core.models import DEFAULT_CHECKS_PER_GENERATION, MonitorRequest
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.payloads import to_iso
+from monitoring.runtime.connection import create_client, local_connection
+from monitoring.scheduler import process, server
 from monitoring.worker import create_worker
 
 STACKS = (
@@ -245,7 +245,7 @@ def run_worker_process(port: int, spool: Path, settings: BenchSettings) -> None:
 
 class SdkLoopProjectStack(ProjectStack):
     """The project on the SDK's own worker (its asyncio loop, full replays): what
-    :class:`~monitoring.backend.work_loop.LeanWorker` saves."""
+    :class:`~monitoring.runtime.work_loop.LeanWorker` saves."""
 
     name = "project-sdk-loop"
 
@@ -277,7 +277,7 @@ class ReferenceStack(_DurableStack):
     def __init__(self) -> None:
         # In this process, as the sample runs it, and the SDK's own servicer (its thread per timer included),
         # bound to loopback by the project's LocalScheduler.
-        self.backend = scheduler.LocalScheduler(0, servicer=InMemoryOrchestrationBackend()).start()
+        self.backend = server.LocalScheduler(0, servicer=InMemoryOrchestrationBackend()).start()
         address = f"127.0.0.1:{self.backend.port}"
         self.worker = TaskHubGrpcWorker(host_address=address)
         self.worker.add_orchestrator(reference_sample_orchestrator)

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 import grpc
 from azure.core.exceptions import ClientAuthenticationError
 
-from monitoring.backend.connection import BackendError, first_line
-from monitoring.backend.scheduler import SchedulerError
 from monitoring.cli import monitor, services
 from monitoring.cli.common import (
     EXIT_INTERRUPTED,
@@ -28,6 +26,8 @@ from monitoring.cli.common import (
 from monitoring.client.errors import LimitExceededError, UnknownInstanceError
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.core.validation import printable
+from monitoring.runtime.connection import BackendError, first_line
+from monitoring.scheduler.server import SchedulerError
 from monitoring.settings import SettingsError
 from monitoring.web.serving import PortInUseError
 

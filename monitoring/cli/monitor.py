@@ -7,17 +7,6 @@ import json
 import sys
 import threading
 
-from monitoring.backend.connection import (
-    BackendError,
-    Connection,
-    check_credential,
-    check_taskhub,
-    connection_from_env,
-    ensure_backend,
-    local_connection,
-    local_scheduler_running,
-)
-from monitoring.backend.scheduler import LocalScheduler
 from monitoring.cli.common import (
     EXIT_COMPLETED,
     EXIT_INTERRUPTED,
@@ -30,6 +19,17 @@ from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
 from monitoring.core.models import DEFAULT_POLLING_INTERVAL_SECONDS, DEFAULT_TIMEOUT_SECONDS, MonitorRequest
 from monitoring.core.payloads import json_safe
+from monitoring.runtime.connection import (
+    BackendError,
+    Connection,
+    check_credential,
+    check_taskhub,
+    connection_from_env,
+    ensure_backend,
+    local_connection,
+    local_scheduler_running,
+)
+from monitoring.scheduler.server import LocalScheduler
 from monitoring.worker import start_worker, stop_worker
 
 # How long a new monitor may stay Pending before the CLI suggests that no worker is running.

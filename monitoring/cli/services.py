@@ -9,10 +9,6 @@ import sys
 from collections.abc import Iterator
 
 from monitoring import settings
-from monitoring.backend import process
-from monitoring.backend.connection import connection_from_env, ensure_backend
-from monitoring.backend.scheduler import DEFAULT_PORT, DEFAULT_TASKHUB
-from monitoring.backend.state import HubOptions
 from monitoring.cli.common import (
     UsageError,
     bounded_count,
@@ -22,6 +18,10 @@ from monitoring.cli.common import (
     wait_for_signal,
 )
 from monitoring.client.monitors import MonitorClient
+from monitoring.runtime.connection import connection_from_env, ensure_backend
+from monitoring.scheduler import process
+from monitoring.scheduler.records import HubOptions
+from monitoring.scheduler.server import DEFAULT_PORT, DEFAULT_TASKHUB
 from monitoring.web.serving import BackgroundServer, is_loopback
 from monitoring.worker import create_worker, start_worker, stop_worker
 

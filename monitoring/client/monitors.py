@@ -22,8 +22,6 @@ import grpc
 from durabletask.client import OrchestrationQuery
 from durabletask.history import HistoryEvent
 
-from monitoring.backend.connection import Connection, create_client
-from monitoring.backend.reconnect import retrying
 from monitoring.client.errors import (
     InstanceFinishedError,
     InstanceNotFinishedError,
@@ -39,6 +37,8 @@ from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest
 from monitoring.core.orchestration import CANCEL_EVENT, ORCHESTRATOR_NAME
 from monitoring.core.payloads import to_iso
 from monitoring.core.validation import check_text
+from monitoring.runtime.connection import Connection, create_client
+from monitoring.runtime.reconnect import retrying
 
 # Durable Functions' own limits: instance ids and event names up to 256 characters; reasons are free text.
 MAX_ID_LENGTH = 256

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from monitoring.backend import process
-from monitoring.backend.connection import Connection
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
+from monitoring.runtime.connection import Connection
+from monitoring.scheduler import process
 
 # Where notebook 03 keeps the id of the monitor that outlives a kernel restart (its first cell names it).
 SAVED_INSTANCE = Path(tempfile.gettempdir()) / "monitoring-notebook-03-instance.txt"

@@ -16,13 +16,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from monitoring import settings
-from monitoring.backend import process
-from monitoring.backend.connection import (
-    Connection,
-    connection_from_env,
-    ensure_backend,
-    local_scheduler_running,
-)
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.tracking import RunTrace, RunTracker
 from monitoring.core.jobs import JobOutcome
@@ -34,6 +27,13 @@ from monitoring.core.models import (
     MonitorRequest,
 )
 from monitoring.notebook.plots import png_bytes, progress_figure
+from monitoring.runtime.connection import (
+    Connection,
+    connection_from_env,
+    ensure_backend,
+    local_scheduler_running,
+)
+from monitoring.scheduler import process
 from monitoring.worker import start_worker, stop_worker
 
 TUTORIAL_OWNER = "tutorial"  # recorded with a scheduler a notebook starts, so a notebook stops it

@@ -30,8 +30,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitoring.backend import process
-from monitoring.backend.connection import Connection
 from monitoring.client.card import read_card
 from monitoring.client.errors import InstanceStateError
 from monitoring.client.history import build_timeline, in_time_order
@@ -41,6 +39,8 @@ from monitoring.core.jobs import job_source_names
 from monitoring.core.models import MonitorRequest
 from monitoring.core.payloads import InvalidRequestError, to_iso
 from monitoring.core.predict import predict
+from monitoring.runtime.connection import Connection
+from monitoring.scheduler import process
 from monitoring.web.api import startable_over_http
 from monitoring.web.dashboard_controls import ACTIONS, available_actions, mutation_refusal, perform
 from monitoring.web.edge import SafeJSONResponse, edge_app, error_response, json_body

@@ -25,11 +25,11 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 
 from monitoring import settings
-from monitoring.backend import process, scheduler
-from monitoring.backend.reconnect import SDK_LOGGER, OneLineLog
+from monitoring.runtime.reconnect import SDK_LOGGER, OneLineLog
+from monitoring.scheduler import process, server
 
 BackendKind = Literal["local", "embedded", "emulator", "azure"]
-LOCAL_ENDPOINT = f"http://localhost:{scheduler.DEFAULT_PORT}"
+LOCAL_ENDPOINT = f"http://localhost:{server.DEFAULT_PORT}"
 AZURE_SCOPE = "https://durabletask.io/.default"  # the SDK's default audience for Durable Task Scheduler
 TASKHUB_PROBE = "monitoring-taskhub-probe"  # an instance id asked for only to see that the task hub answers
 
@@ -58,7 +58,7 @@ class Connection:
 
     @property
     def local_port(self) -> int:
-        return urlsplit(self.endpoint).port or scheduler.DEFAULT_PORT
+        return urlsplit(self.endpoint).port or server.DEFAULT_PORT
 
     def describe(self) -> str:
         what = {
@@ -79,14 +79,14 @@ def connection_from_env(environ: Mapping[str, str] | None = None) -> Connection:
     return Connection(endpoint, taskhub, "emulator" if endpoint.startswith("http://") else "azure")
 
 
-def local_connection(address: str, taskhub: str = scheduler.DEFAULT_TASKHUB) -> Connection:
-    """A connection to a :class:`~monitoring.backend.scheduler.LocalScheduler` this process already runs."""
+def local_connection(address: str, taskhub: str = server.DEFAULT_TASKHUB) -> Connection:
+    """A connection to a :class:`~monitoring.server.server.LocalScheduler` this process already runs."""
     return Connection(address, taskhub, "embedded")
 
 
 def sdk_logger(name: str, endpoint: str) -> logging.Logger:
     """The logger the SDK's worker or client logs to, its connection errors as single lines
-    (:class:`~monitoring.backend.reconnect.OneLineLog`)."""
+    (:class:`~monitoring.runtime.reconnect.OneLineLog`)."""
     logger = logging.getLogger(f"{SDK_LOGGER}.{name}")
     logger.setLevel(logging.INFO)  # OneLineLog needs to see reconnects; it applies the SDK logger's level
     for existing in logger.filters:
@@ -194,7 +194,7 @@ def check_taskhub(connection: Connection, token: str | None = None, timeout: flo
 
 def local_scheduler_running(connection: Connection) -> bool:
     """True if ``connection`` is the on-demand local scheduler and one answers on its port."""
-    return connection.kind == "local" and scheduler.probe(f"127.0.0.1:{connection.local_port}")
+    return connection.kind == "local" and server.probe(f"127.0.0.1:{connection.local_port}")
 
 
 def ensure_backend(connection: Connection, owner: str = "") -> str:

@@ -1,14 +1,14 @@
-"""The local scheduler's working set: instances, activity tasks, leases and worker streams (data only)."""
+"""The local scheduler's working set, as data: instances, activity tasks, entities, lock requests, leases
+and worker streams, and the options that bound them. No behaviour beyond reading a record itself."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Literal
 
 from durabletask.internal import orchestrator_service_pb2 as pb
-from google.protobuf import wrappers_pb2
+from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from monitoring.settings import DEFAULT_RETENTION_DAYS
 
@@ -31,6 +31,8 @@ class HubOptions:
     max_finished_instances: int = 50_000  # and the oldest beyond this many
     sweep_seconds: float = 1.0
     keep_ended_history_seconds: float = 60.0  # then an ended instance's history lives in the file only
+    max_entity_batch: int = 100  # entity operations handed to a worker in one work item
+    max_entity_backlog: int = 10_000  # operations waiting for one entity
 
     def __post_init__(self) -> None:
         for name in ("lease_seconds", "health_ping_seconds", "sweep_seconds"):
@@ -42,8 +44,15 @@ class HubOptions:
             raise ValueError("history_reserve must be below max_history_events")
 
 
-def utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
+def micros(seconds: float) -> int:
+    """A wall-clock time in whole microseconds: how times are shown, compared and paged (one rounding)."""
+    return round(seconds * 1_000_000)
+
+
+def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromMicroseconds(micros(seconds))
+    return stamp
 
 
 PAST_EVENTS_TAG = b"\x1a"  # OrchestratorRequest.pastEvents: field 3, length-delimited
@@ -84,11 +93,23 @@ class History:
         return self.count
 
 
+@dataclass(frozen=True, slots=True)
+class ParentLink:
+    """Where a sub-orchestration reports its end: the parent, the parent's execution, and the task id."""
+
+    instance_id: str
+    execution: int
+    task_id: int
+
+
+Inbox = list[tuple[int, pb.HistoryEvent]]  # (event row id, event), oldest first
+
+
 @dataclass(eq=False, slots=True)
 class Instance:
-    """One orchestration instance. ``inbox`` holds visible events not yet processed, oldest first, as
-    (event row id, event); the first ``dispatched`` of them are out with the worker holding ``lease``.
-    ``timers`` holds its pending timers' ``TimerFired`` events, serialized, by event row id."""
+    """One orchestration instance. ``inbox`` holds visible events not yet processed; the first
+    ``dispatched`` of them are out with the worker holding ``lease``. ``timers`` holds its pending timers'
+    ``TimerFired`` events (and a scheduled start), serialized, by event row id."""
 
     instance_id: str
     name: str
@@ -103,8 +124,9 @@ class Instance:
     failure: pb.TaskFailureDetails | None = None
     completed: float | None = None
     tags: dict[str, str] | None = None
+    parent: ParentLink | None = None
     history: History = field(default_factory=History)
-    inbox: list[tuple[int, pb.HistoryEvent]] = field(default_factory=list)
+    inbox: Inbox = field(default_factory=list)
     timers: dict[int, bytes] = field(default_factory=dict)
     dispatched: int = 0
     started_event: pb.HistoryEvent | None = None  # the OrchestratorStarted made for the current dispatch
@@ -115,8 +137,14 @@ class Instance:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def started(self) -> bool:
+        """True once its ExecutionStarted event is in its history or inbox (not held for a later start)."""
+        return self.history.count > 0 or any(e.HasField("executionStarted") for _, e in self.inbox)
+
     def row(self) -> tuple[Any, ...]:
-        """This instance as an ``instances`` row (see :mod:`monitoring.backend.store`)."""
+        """This instance as an ``instances`` row (see :mod:`monitoring.scheduler.store`)."""
+        parent = self.parent
         return (
             self.instance_id,
             self.name,
@@ -131,6 +159,9 @@ class Instance:
             self.created,
             self.updated,
             self.completed,
+            parent.instance_id if parent else None,
+            parent.execution if parent else None,
+            parent.task_id if parent else None,
         )
 
     @classmethod
@@ -140,6 +171,7 @@ class Instance:
         if failure is not None:
             details = pb.TaskFailureDetails()
             details.ParseFromString(failure)
+        parent_id, parent_execution, parent_task = row[13:16]
         return cls(
             instance_id=instance_id,
             name=name,
@@ -154,6 +186,7 @@ class Instance:
             created=row[10],
             updated=row[11],
             completed=row[12],
+            parent=ParentLink(parent_id, parent_execution, parent_task) if parent_id is not None else None,
         )
 
     def state(self, include_payloads: bool) -> pb.OrchestrationState:
@@ -164,13 +197,15 @@ class Instance:
             orchestrationStatus=self.status,  # type: ignore[arg-type]
             customStatus=_text(self.custom_status),
             failureDetails=self.failure,
+            createdTimestamp=timestamp(self.created),
+            lastUpdatedTimestamp=timestamp(self.updated),
         )
-        state.createdTimestamp.FromDatetime(utc(self.created))
-        state.lastUpdatedTimestamp.FromDatetime(utc(self.updated))
         if self.completed is not None:
-            state.completedTimestamp.FromDatetime(utc(self.completed))
+            state.completedTimestamp.CopyFrom(timestamp(self.completed))
         if self.version:
             state.version.value = self.version
+        if self.parent is not None:
+            state.parentInstanceId.value = self.parent.instance_id
         if include_payloads:
             if self.input is not None:
                 state.input.value = self.input
@@ -202,34 +237,83 @@ class Task:
         return (self.id, self.instance_id, self.execution, self.task_id, self.name, self.version, self.input)
 
 
-LeaseKind = Literal["orchestration", "activity"]
+@dataclass(eq=False, slots=True)
+class Entity:
+    """One durable entity (``entity_id`` is ``@name@key``). ``queue`` holds the operations waiting for it
+    (signals and calls, oldest first, as row id and event); ``dispatched`` the row ids of those out with
+    the worker holding ``lease``. ``locked_by`` is the critical section holding it, ``lock_owner`` the
+    orchestration that entered it."""
+
+    entity_id: str
+    state: str | None = None
+    modified: float = 0.0
+    queue: Inbox = field(default_factory=list)
+    timers: dict[int, bytes] = field(default_factory=dict)  # delayed signals, by row id
+    dispatched: list[int] = field(default_factory=list)
+    lease: str | None = None
+    locked_by: str | None = None
+    lock_owner: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The entity's name, as work-item filters name it (``@counter@a`` -> ``counter``)."""
+        return self.entity_id[1:].split("@", 1)[0] if self.entity_id.startswith("@") else ""
+
+    @property
+    def empty(self) -> bool:
+        """No state, nothing waiting, not locked: a record only storage cleaning removes."""
+        return self.state is None and not self.queue and not self.timers and self.locked_by is None
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.entity_id, self.state, self.modified, self.locked_by, self.lock_owner)
+
+
+@dataclass(eq=False, slots=True)
+class LockRequest:
+    """An orchestration waiting to enter a critical section on every entity of ``entities`` at once."""
+
+    id: int
+    section: str
+    owner: str
+    entities: tuple[str, ...]
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.id, self.section, self.owner, json.dumps(list(self.entities)))
+
+
+LeaseKind = Literal["orchestration", "activity", "entity"]
 
 
 @dataclass(eq=False)
 class Lease:
-    """A work item out with one worker stream: ``key`` is the instance id or the task's ``id``."""
+    """A work item out with one worker stream: ``key`` is the instance id, the task's ``id`` or the
+    entity id."""
 
     token: str
     kind: LeaseKind
     key: str | int
     stream: int
-    expires: float  # time.monotonic()
+    expires: float  # the clock's monotonic time
+
+
+Filter = dict[str, frozenset[str]]  # name -> accepted versions (empty: any); None for no filter
 
 
 @dataclass(eq=False)
 class Stream:
-    """One open ``GetWorkItems`` call: the worker it belongs to and the leases it holds."""
+    """One open ``GetWorkItems`` call: the worker it belongs to, what it asked for, the leases it holds."""
 
     id: int
     worker: str
-    orchestrations: dict[str, frozenset[str]] | None = None  # name -> versions filter, None: everything
-    activities: dict[str, frozenset[str]] | None = None
+    orchestrations: Filter | None = None
+    activities: Filter | None = None
+    entities: Filter | None = None
     tokens: set[str] = field(default_factory=set)
     open: bool = True
-    activity_first: bool = False
+    turn: int = 0  # which kind of work item it is offered first (they take turns: none starves)
 
 
-def matches(name: str, version: str | None, accepted: dict[str, frozenset[str]] | None) -> bool:
+def matches(name: str, version: str | None, accepted: Filter | None) -> bool:
     """True if a work item passes a stream's filter (``None``: no filter; empty versions: any version)."""
     if accepted is None:
         return True

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
 
-from monitoring.backend.state import History, Instance, Task
-from monitoring.backend.store import Op
+from monitoring.scheduler.hub import HubError, TaskHub
+from monitoring.scheduler.records import History, Instance, ParentLink, Task
+from monitoring.scheduler.store import Op
 
-if TYPE_CHECKING:
-    from monitoring.backend.base import HubBase
-
-logger = logging.getLogger("monitoring.backend.hub")
+logger = logging.getLogger("monitoring.scheduler.hub")
 
 
 def _failure(error_type: str, message: str) -> pb.TaskFailureDetails:
@@ -23,7 +20,7 @@ def _failure(error_type: str, message: str) -> pb.TaskFailureDetails:
 
 
 def apply_actions(
-    hub: HubBase, instance: Instance, actions: list[pb.OrchestratorAction], ops: list[Op]
+    hub: TaskHub, instance: Instance, actions: list[pb.OrchestratorAction], ops: list[Op]
 ) -> None:
     """Apply one turn's actions to ``instance`` (its new events are already in its history)."""
     limit = hub.options.max_history_events
@@ -33,8 +30,8 @@ def apply_actions(
             "long orchestrations must continue as new"
         )
         logger.warning("Failed instance %s: %s", instance.instance_id, message)
-        hub._append_history(instance, [helpers.new_orchestrator_completed_event()], ops)
-        hub._finish(
+        hub.append_history(instance, [helpers.new_orchestrator_completed_event()], ops)
+        hub.finish(
             instance, pb.ORCHESTRATION_STATUS_FAILED, None, _failure("HistoryLimitExceeded", message), ops
         )
         return
@@ -47,23 +44,18 @@ def apply_actions(
             fire_at = action.createTimer.fireAt.ToDatetime(tzinfo=timezone.utc)
             recorded.append(helpers.new_timer_created_event(action.id, fire_at))
             fired = helpers.new_timer_fired_event(action.id, fire_at)
-            hub._add_event(instance, fired, ops, due=fire_at.timestamp())
+            hub.deliver(instance, fired, ops, due=fire_at.timestamp())
         elif kind == "sendEvent":
             _send_event(hub, instance, action, recorded, ops)
         elif kind == "createSubOrchestration":
-            sub = action.createSubOrchestration
-            recorded.append(
-                helpers.new_sub_orchestration_created_event(action.id, sub.name, sub.instanceId, None)
-            )
-            refusal = RuntimeError("sub-orchestrations are not supported by the local scheduler")
-            hub._add_event(instance, helpers.new_sub_orchestration_failed_event(action.id, refusal), ops)
+            _create_sub_orchestration(hub, instance, action, recorded, ops)
         elif kind == "terminateOrchestration":
             target = hub.instances.get(action.terminateOrchestration.instanceId)
             if target is not None:
                 reason = action.terminateOrchestration.reason
-                hub._terminate_locked(target, reason.value if reason.ByteSize() else None, ops)
+                hub.terminate(target, reason.value if reason.ByteSize() else None, ops)
         elif kind == "completeOrchestration":
-            hub._append_history(instance, recorded, ops)
+            hub.append_history(instance, recorded, ops)
             recorded = []
             _complete(hub, instance, action.completeOrchestration, ops)
             return
@@ -72,11 +64,11 @@ def apply_actions(
                 "Instance %s asked for %s: not supported here, ignored", instance.instance_id, kind
             )
     recorded.append(helpers.new_orchestrator_completed_event())
-    hub._append_history(instance, recorded, ops)
+    hub.append_history(instance, recorded, ops)
 
 
 def _schedule_task(
-    hub: HubBase,
+    hub: TaskHub,
     instance: Instance,
     action: pb.OrchestratorAction,
     recorded: list[pb.HistoryEvent],
@@ -87,15 +79,54 @@ def _schedule_task(
     version = schedule.version.value if schedule.HasField("version") else None
     recorded.append(helpers.new_task_scheduled_event(action.id, schedule.name, input_))
     task = Task(
-        next(hub._ids), instance.instance_id, instance.execution, action.id, schedule.name, version, input_
+        next(hub.rows), instance.instance_id, instance.execution, action.id, schedule.name, version, input_
     )
-    hub.tasks[task.id] = task
+    hub.activities.add(task)
     ops.append(("task", *task.row()))
-    hub._queue_task(task)
+    hub.work.notify_all()
+
+
+def _create_sub_orchestration(
+    hub: TaskHub,
+    instance: Instance,
+    action: pb.OrchestratorAction,
+    recorded: list[pb.HistoryEvent],
+    ops: list[Op],
+) -> None:
+    """Start a child instance that reports its end to this execution; an id still in use by an active
+    instance, or a full hub, fails the task at once (an ended instance of that id is replaced)."""
+    sub = action.createSubOrchestration
+    child_id = sub.instanceId or f"{instance.instance_id}:{action.id:04x}"
+    input_ = sub.input.value if sub.HasField("input") else None
+    version = sub.version.value if sub.HasField("version") else None
+    created = helpers.new_sub_orchestration_created_event(
+        action.id, sub.name, child_id, input_, version=version
+    )
+    recorded.append(created)
+    existing = hub.instances.get(child_id)
+    try:
+        if existing is not None and not existing.terminal:
+            status = (
+                pb.OrchestrationStatus.Name(existing.status).removeprefix("ORCHESTRATION_STATUS_").lower()
+            )
+            raise HubError(f"orchestration instance {child_id!r} already exists and is {status}")
+        if existing is not None:
+            hub.remove(child_id, ops)
+        hub.room_for_one_more()
+    except HubError as refused:
+        failure = _failure(type(refused).__name__, str(refused))
+        failed = pb.SubOrchestrationInstanceFailedEvent(taskScheduledId=action.id, failureDetails=failure)
+        hub.deliver(instance, pb.HistoryEvent(eventId=-1, subOrchestrationInstanceFailed=failed), ops)
+        return
+    now = hub.now()
+    child = Instance(child_id, sub.name, version, pb.ORCHESTRATION_STATUS_PENDING, input_, now, now)
+    child.tags = dict(sub.tags) or None
+    link = ParentLink(instance.instance_id, instance.execution, action.id)
+    hub.add_instance(child, now, ops, parent=(link, instance.name))
 
 
 def _send_event(
-    hub: HubBase,
+    hub: TaskHub,
     instance: Instance,
     action: pb.OrchestratorAction,
     recorded: list[pb.HistoryEvent],
@@ -107,11 +138,11 @@ def _send_event(
     recorded.append(helpers.new_event_sent_event(action.id, target_id, data, name=send.name))
     target = hub.instances.get(target_id)
     if target is not None and not target.terminal:
-        hub._add_event(target, helpers.new_event_raised_event(send.name, data), ops)
+        hub.deliver(target, helpers.new_event_raised_event(send.name, data), ops)
 
 
 def _complete(
-    hub: HubBase, instance: Instance, complete: pb.CompleteOrchestrationAction, ops: list[Op]
+    hub: TaskHub, instance: Instance, complete: pb.CompleteOrchestrationAction, ops: list[Op]
 ) -> None:
     status = complete.orchestrationStatus
     result = complete.result.value if complete.HasField("result") else None
@@ -119,12 +150,12 @@ def _complete(
         _continue_as_new(hub, instance, complete, result, ops)
         return
     failure = complete.failureDetails if complete.HasField("failureDetails") else None
-    hub._append_history(instance, [helpers.new_orchestrator_completed_event()], ops)
-    hub._finish(instance, status, result, failure, ops)
+    hub.append_history(instance, [helpers.new_orchestrator_completed_event()], ops)
+    hub.finish(instance, status, result, failure, ops)
 
 
 def _continue_as_new(
-    hub: HubBase,
+    hub: TaskHub,
     instance: Instance,
     complete: pb.CompleteOrchestrationAction,
     result: str | None,
@@ -132,7 +163,7 @@ def _continue_as_new(
 ) -> None:
     """A new execution: empty history, the new input, carried-over events, then events that arrived."""
     arrivals = [event for _, event in instance.inbox]
-    hub._forget_work(instance, ops)
+    hub.forget_work(instance, ops)
     instance.history = History()
     ops.append(("history_clear", instance.instance_id))
     instance.execution += 1
@@ -140,10 +171,10 @@ def _continue_as_new(
     if complete.HasField("newVersion"):
         instance.version = complete.newVersion.value
     started = [
-        helpers.new_orchestrator_started_event(datetime.now(timezone.utc)),
+        helpers.new_orchestrator_started_event(datetime.fromtimestamp(hub.now(), timezone.utc)),
         helpers.new_execution_started_event(
             instance.name, instance.instance_id, result, instance.tags, version=instance.version
         ),
     ]
     for event in [*started, *complete.carryoverEvents, *arrivals]:
-        hub._add_event(instance, event, ops)
+        hub.deliver(instance, event, ops)

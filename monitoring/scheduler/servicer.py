@@ -1,4 +1,5 @@
-"""The local scheduler's gRPC servicer: the Durable Task sidecar protocol over :class:`~.hub.Hub`.
+"""The local scheduler's gRPC servicer: the Durable Task sidecar protocol over a task hub's worker side
+(:mod:`~.dispatch`) and client side (:mod:`~.control`).
 
 The SDK's own ``InMemoryOrchestrationBackend`` loses work (an activity taken by a worker that dies exists
 nowhere any more; an orchestration out with it stays in flight for ever), keeps nothing across a restart
@@ -13,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timezone
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
@@ -21,14 +22,15 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from google.protobuf import empty_pb2, wrappers_pb2
 
-from monitoring.backend.dispatch import STALE
-from monitoring.backend.hub import Hub, HubError
-from monitoring.backend.state import TERMINAL, Instance
+from monitoring.scheduler import queries
+from monitoring.scheduler.control import Control
+from monitoring.scheduler.dispatch import STALE, UNSAVED, Dispatch
+from monitoring.scheduler.hub import HubError, TaskHub
+from monitoring.scheduler.records import TERMINAL, Instance
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 HISTORY_CHUNK = 200
-DEFAULT_PAGE = 1000
 LEASE_LOST = (
     "its lease ended (this worker's stream closed, or the lease expired): another worker gets the item"
 )
@@ -41,13 +43,11 @@ def _filters(entries: Iterable[Any]) -> dict[str, frozenset[str]]:
     return accepted
 
 
-def _seconds(timestamp: Any) -> float:
-    return timestamp.ToDatetime(tzinfo=timezone.utc).timestamp()
-
-
 class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: TaskHub) -> None:
         self.hub = hub
+        self.dispatch = Dispatch(hub)
+        self.control = Control(hub)
 
     @staticmethod
     def _call(context: grpc.ServicerContext, operation: Callable[[], T]) -> T:
@@ -68,18 +68,18 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
 
     def StartInstance(self, request: pb.CreateInstanceRequest, context: grpc.ServicerContext) -> Any:
         instance_id = request.instanceId or uuid.uuid4().hex
-        self._commit(context, self._call(context, lambda: self.hub.create(request, instance_id)))
+        self._commit(context, self._call(context, lambda: self.control.create(request, instance_id)))
         return pb.CreateInstanceResponse(instanceId=instance_id)
 
     def GetInstance(self, request: pb.GetInstanceRequest, context: grpc.ServicerContext) -> Any:
-        state = self.hub.get(request.instanceId, request.getInputsAndOutputs)
+        state = self.control.get(request.instanceId, request.getInputsAndOutputs)
         return pb.GetInstanceResponse(exists=state is not None, orchestrationState=state)
 
     def _wait(self, request: Any, context: grpc.ServicerContext, done: Callable[[Instance], bool]) -> Any:
         timeout = context.time_remaining()
-        state = self.hub.wait_for(request.instanceId, done, timeout)
+        state = self.control.wait_for(request.instanceId, done, timeout)
         if state is None:
-            if self.hub.get(request.instanceId, False) is not None:
+            if self.control.get(request.instanceId, False) is not None:
                 context.abort(
                     grpc.StatusCode.DEADLINE_EXCEEDED, f"instance {request.instanceId!r} still waiting"
                 )
@@ -97,24 +97,26 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
 
     def RaiseEvent(self, request: pb.RaiseEventRequest, context: grpc.ServicerContext) -> Any:
         data = request.input.value if request.HasField("input") else None
-        ticket = self._call(context, lambda: self.hub.raise_event(request.instanceId, request.name, data))
+        ticket = self._call(context, lambda: self.control.raise_event(request.instanceId, request.name, data))
         self._commit(context, ticket)
         return pb.RaiseEventResponse()
 
     def TerminateInstance(self, request: pb.TerminateRequest, context: grpc.ServicerContext) -> Any:
         output = request.output.value if request.HasField("output") else None
-        self._commit(context, self._call(context, lambda: self.hub.terminate(request.instanceId, output)))
+        terminate = partial(self.control.terminate, request.instanceId, output, request.recursive)
+        self._commit(context, self._call(context, terminate))
         return pb.TerminateResponse()
 
     def SuspendInstance(self, request: pb.SuspendRequest, context: grpc.ServicerContext) -> Any:
         reason = request.reason.value if request.HasField("reason") else None
-        self._commit(context, self._call(context, lambda: self.hub.suspend(request.instanceId, reason)))
+        self._commit(context, self._call(context, lambda: self.control.suspend(request.instanceId, reason)))
         return pb.SuspendResponse()
 
     def ResumeInstance(self, request: pb.ResumeRequest, context: grpc.ServicerContext) -> Any:
         reason = request.reason.value if request.HasField("reason") else None
         self._commit(
-            context, self._call(context, lambda: self.hub.suspend(request.instanceId, reason, resume=True))
+            context,
+            self._call(context, lambda: self.control.suspend(request.instanceId, reason, resume=True)),
         )
         return pb.ResumeResponse()
 
@@ -125,79 +127,52 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
             ids = list(request.instanceBatch.instanceIds)
         else:
             query = request.purgeInstanceFilter
-            ids = [i.instance_id for i in self.hub.select(self._matcher(query, query.runtimeStatus))]
-        deleted, ticket = self.hub.purge(ids)
+            ids = [
+                i.instance_id
+                for i in self.control.select(queries.instance_filter(query, query.runtimeStatus))
+            ]
+        deleted, ticket = self.control.purge(ids, request.recursive)
         self._commit(context, ticket)
         return pb.PurgeInstancesResponse(
             deletedInstanceCount=deleted, isComplete=wrappers_pb2.BoolValue(value=True)
         )
 
-    @staticmethod
-    def _matcher(query: Any, statuses: Iterable[int], prefix: str = "") -> Callable[[Instance], bool]:
-        wanted = set(statuses)
-        low = _seconds(query.createdTimeFrom) if query.HasField("createdTimeFrom") else None
-        high = _seconds(query.createdTimeTo) if query.HasField("createdTimeTo") else None
-
-        def keep(instance: Instance) -> bool:
-            return (
-                (not wanted or instance.status in wanted)
-                and (low is None or instance.created >= low)
-                and (high is None or instance.created < high)
-                and instance.instance_id.startswith(prefix)
-            )
-
-        return keep
-
     def QueryInstances(self, request: pb.QueryInstancesRequest, context: grpc.ServicerContext) -> Any:
         query = request.query
         prefix = query.instanceIdPrefix.value if query.HasField("instanceIdPrefix") else ""
-        found = self.hub.select(self._matcher(query, query.runtimeStatus, prefix))
-        start = 0
-        if query.HasField("continuationToken") and query.continuationToken.value:
-            created, _, last_id = query.continuationToken.value.partition("|")
-            try:
-                after = (float(created), last_id)
-            except ValueError:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "continuation token not from this scheduler")
-            start = next((n for n, i in enumerate(found) if (i.created, i.instance_id) > after), len(found))
-        size = query.maxInstanceCount if query.maxInstanceCount > 0 else DEFAULT_PAGE
-        page = found[start : start + size]
+        found = self.control.select(queries.instance_filter(query, query.runtimeStatus, prefix))
+        token = query.continuationToken.value if query.HasField("continuationToken") else ""
+        page, after = self._page(context, found, queries.by_creation, token, query.maxInstanceCount)
         response = pb.QueryInstancesResponse(
             orchestrationState=[i.state(query.fetchInputsAndOutputs) for i in page]
         )
-        if start + size < len(found) and page:
-            response.continuationToken.value = f"{page[-1].created!r}|{page[-1].instance_id}"
+        if after is not None:
+            response.continuationToken.value = after
         return response
 
+    @staticmethod
+    def _page(context: grpc.ServicerContext, items: Any, key: Any, token: str, size: int) -> Any:
+        try:
+            return queries.page(items, key, token, size)
+        except queries.BadToken as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
     def ListInstanceIds(self, request: pb.ListInstanceIdsRequest, context: grpc.ServicerContext) -> Any:
-        wanted = set(request.runtimeStatus) or set(TERMINAL)
-        low = _seconds(request.completedTimeFrom) if request.HasField("completedTimeFrom") else None
-        high = _seconds(request.completedTimeTo) if request.HasField("completedTimeTo") else None
-        found = [
-            i
-            for i in self.hub.select(lambda i: i.terminal and i.status in wanted and i.completed is not None)
-            if (low is None or i.completed >= low) and (high is None or i.completed < high)  # type: ignore[operator]
-        ]
-        found.sort(key=lambda i: (i.completed, i.instance_id))
-        start = 0
-        if request.HasField("lastInstanceKey") and request.lastInstanceKey.value:
-            completed, _, last_id = request.lastInstanceKey.value.partition("|")
-            after = (float(completed or 0), last_id)
-            start = next((n for n, i in enumerate(found) if (i.completed, i.instance_id) > after), len(found))
-        size = request.pageSize if request.pageSize > 0 else DEFAULT_PAGE
-        page = found[start : start + size]
+        found = self.control.select(queries.ended_filter(request), queries.by_completion)
+        token = request.lastInstanceKey.value if request.HasField("lastInstanceKey") else ""
+        page, after = self._page(context, found, queries.by_completion, token, request.pageSize)
         response = pb.ListInstanceIdsResponse(instanceIds=[i.instance_id for i in page])
-        if start + size < len(found) and page:
-            response.lastInstanceKey.value = f"{page[-1].completed!r}|{page[-1].instance_id}"
+        if after is not None:
+            response.lastInstanceKey.value = after
         return response
 
     def StreamInstanceHistory(self, request: Any, context: grpc.ServicerContext) -> Iterator[pb.HistoryChunk]:
-        events = self._call(context, lambda: self.hub.history(request.instanceId))
+        events = self._call(context, lambda: self.control.history(request.instanceId))
         for start in range(0, len(events), HISTORY_CHUNK):
             yield pb.HistoryChunk(events=events[start : start + HISTORY_CHUNK])
 
     def RestartInstance(self, request: pb.RestartInstanceRequest, context: grpc.ServicerContext) -> Any:
-        old = self.hub.get(request.instanceId, True)
+        old = self.control.get(request.instanceId, True)
         if old is None:
             context.abort(
                 grpc.StatusCode.NOT_FOUND, f"orchestration instance {request.instanceId!r} not found"
@@ -211,7 +186,7 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
             instanceId=new_id, name=old.name, input=old.input if old.HasField("input") else None
         )
         create.orchestrationIdReusePolicy.replaceableStatus.extend(TERMINAL)
-        self._commit(context, self._call(context, lambda: self.hub.create(create, new_id)))
+        self._commit(context, self._call(context, lambda: self.control.create(create, new_id)))
         return pb.RestartInstanceResponse(instanceId=new_id)
 
     def CreateTaskHub(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -225,20 +200,20 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
     def GetWorkItems(self, request: pb.GetWorkItemsRequest, context: grpc.ServicerContext) -> Iterator[Any]:
         worker = dict(context.invocation_metadata() or ()).get("workerid", "")
         filters = request.workItemFilters if request.HasField("workItemFilters") else None
-        stream = self.hub.open_stream(
+        stream = self.dispatch.open_stream(
             str(worker),
             _filters(filters.orchestrations) if filters is not None else None,
             _filters(filters.activities) if filters is not None else None,
         )
         # Runs when the call ends for any reason (the worker died, stopped or reconnected), on gRPC's thread.
-        if not context.add_callback(lambda: self.hub.close_stream(stream)):
-            self.hub.close_stream(stream)
+        if not context.add_callback(lambda: self.dispatch.close_stream(stream)):
+            self.dispatch.close_stream(stream)
             return
         ping_every = self.hub.options.health_ping_seconds
         last_sent = time.monotonic()
         try:
             while context.is_active() and stream.open:
-                item = self.hub.take(stream, wait=min(1.0, ping_every))
+                item = self.dispatch.take(stream, wait=min(1.0, ping_every))
                 if item is None:
                     if time.monotonic() - last_sent >= ping_every:
                         yield pb.WorkItem(healthPing=pb.HealthPing())
@@ -247,24 +222,28 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
                 yield item
                 last_sent = time.monotonic()
         finally:
-            self.hub.close_stream(stream)
+            self.dispatch.close_stream(stream)
+
+    def _answer(self, context: grpc.ServicerContext, outcome: str) -> Any:
+        if outcome == STALE:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, LEASE_LOST)
+        if outcome == UNSAVED:
+            trouble = self.hub.store.trouble or "the scheduler cannot save its state now"
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{trouble}: the work item runs again once it can")
+        return pb.CompleteTaskResponse()
 
     def CompleteOrchestratorTask(
         self, request: pb.OrchestratorResponse, context: grpc.ServicerContext
     ) -> Any:
-        if self.hub.complete_orchestration(request) == STALE:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, LEASE_LOST)
-        return pb.CompleteTaskResponse()
+        return self._answer(context, self.dispatch.complete_orchestration(request))
 
     def CompleteActivityTask(self, request: pb.ActivityResponse, context: grpc.ServicerContext) -> Any:
-        if self.hub.complete_activity(request) == STALE:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, LEASE_LOST)
-        return pb.CompleteTaskResponse()
+        return self._answer(context, self.dispatch.complete_activity(request))
 
     def AbandonTaskOrchestratorWorkItem(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.hub.abandon(request.completionToken, "orchestration")
+        self.dispatch.abandon(request.completionToken, "orchestration")
         return pb.AbandonOrchestrationTaskResponse()
 
     def AbandonTaskActivityWorkItem(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.hub.abandon(request.completionToken, "activity")
+        self.dispatch.abandon(request.completionToken, "activity")
         return pb.AbandonActivityTaskResponse()

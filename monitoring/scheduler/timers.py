@@ -6,31 +6,38 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+
+from monitoring.scheduler.clock import SYSTEM_CLOCK, Clock
 
 logger = logging.getLogger(__name__)
 
 
 class TimerQueue:
-    """Durable timers on one thread: a heap ordered by due time, instead of a sleeping thread per timer.
+    """Callbacks due at wall-clock times, fired in order on one thread (or by :meth:`fire_due`).
 
     The SDK's servicer starts a thread for every timer and cannot cancel one, so a monitor that leaves a
     guard timer pending in every generation would leave a sleeping thread behind each time (thousands, with
-    many long monitors). Here a pending timer is one heap entry.
+    many long monitors). Here a pending timer is one heap entry. What a timer holds (the event it delivers)
+    is kept by whoever set it; the queue only knows when to call back.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._sequence = itertools.count()
-        self._changed = threading.Condition()  # over an RLock: call_at may start the thread while holding it
+        self._changed = threading.Condition()
         self._generation = 0  # a thread runs while this is the generation it was started with
         self._thread: threading.Thread | None = None
+        clock.on_advance(self._wake)
 
     def __len__(self) -> int:
         with self._changed:
             return len(self._heap)
+
+    def _wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def start(self) -> None:
         """Start firing (again, after :meth:`stop`); timers queued meanwhile fire at once if overdue."""
@@ -43,13 +50,11 @@ class TimerQueue:
             )
             self._thread.start()
 
-    def call_at(self, due: datetime, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the timer thread once the wall clock reaches ``due`` (aware, UTC)."""
-        delay = (due - datetime.now(timezone.utc)).total_seconds()
+    def call_at(self, due: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the clock reaches ``due`` (wall-clock seconds)."""
         with self._changed:
-            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._sequence), callback))
+            heapq.heappush(self._heap, (due, next(self._sequence), callback))
             self._changed.notify_all()
-            self.start()
 
     def stop(self) -> None:
         """Stop the thread; timers still pending stay queued for :meth:`start`."""
@@ -60,17 +65,32 @@ class TimerQueue:
         if thread is not None:
             thread.join(5)
 
+    def fire_due(self) -> int:
+        """Run every callback that is due now, in order; returns how many ran."""
+        fired = 0
+        while True:
+            with self._changed:
+                if not self._heap or self._heap[0][0] > self.clock.time():
+                    return fired
+                callback = heapq.heappop(self._heap)[2]
+            self._call(callback)
+            fired += 1
+
+    @staticmethod
+    def _call(callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:
+            logger.exception("A durable timer failed to fire")
+
     def _run(self, generation: int) -> None:
         while True:
             with self._changed:
                 while self._generation == generation and (
-                    not self._heap or self._heap[0][0] > time.monotonic()
+                    not self._heap or self._heap[0][0] > self.clock.time()
                 ):
-                    self._changed.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                    self._changed.wait(self._heap[0][0] - self.clock.time() if self._heap else None)
                 if self._generation != generation:
                     return
                 callback = heapq.heappop(self._heap)[2]
-            try:
-                callback()
-            except Exception:
-                logger.exception("A durable timer failed to fire")
+            self._call(callback)

@@ -11,7 +11,7 @@ the thread pool, within the same per-kind concurrency limits.
 Its reconnects follow the SDK's: ``Hello`` and then the stream, backoff with full jitter from the
 resiliency options, the channel recreated after repeated failures (closed once no work item uses it), a
 stream silent for longer than the silent-disconnect timeout given up; the backoff starts again only once
-a message has arrived. Its log lines use the SDK's words, so :class:`~monitoring.backend.reconnect.OneLineLog`
+a message has arrived. Its log lines use the SDK's words, so :class:`~monitoring.runtime.reconnect.OneLineLog`
 turns them into the same single lines. On stop, the items running finish and deliver their results; those
 taken but not started are given back (abandoned) so the scheduler hands them out again at once.
 """
@@ -34,7 +34,7 @@ from durabletask.internal import shared
 from durabletask.internal.grpc_resiliency import get_full_jitter_delay_seconds
 from google.protobuf import empty_pb2
 
-from monitoring.backend.warm_replay import WARM_LIMIT, WarmReplays
+from monitoring.runtime.warm_replay import WARM_LIMIT, WarmReplays
 
 _CONNECTION_ERRORS = {
     grpc.StatusCode.UNAVAILABLE,
@@ -169,7 +169,7 @@ def abandon(stub: Any, request: Any, token: str) -> None:
 class LeanWorker(DurableTaskSchedulerWorker):
     """The SDK's Durable Task Scheduler worker, receiving its work items on one plain thread.
 
-    Its orchestrator episodes resume a kept context when they can (:mod:`~monitoring.backend.warm_replay`);
+    Its orchestrator episodes resume a kept context when they can (:mod:`~monitoring.runtime.warm_replay`);
     ``warm_limit`` is how many it keeps (0: replay every history from the start, as the SDK).
     """
 
@@ -259,9 +259,11 @@ class _Loop:
         for _, _, (request, stub, token), _ in dropped:
             try:
                 abandon(stub, request, token)
-            except grpc.RpcError as error:  # the scheduler is gone: the leases run out there instead
-                self.log.info(f"could not give the work items back ({error.code()}): their leases will end")  # type: ignore[attr-defined]
-                return
+            except grpc.RpcError as error:  # that one's lease runs out there instead
+                code = error.code()  # type: ignore[attr-defined]
+                self.log.info(f"could not give a work item back ({code}): its lease will end")
+                if code == grpc.StatusCode.UNAVAILABLE:  # the scheduler is gone: so are the others' answers
+                    return
 
     def _failed(self, error: grpc.RpcError) -> None:
         code = error.code()  # type: ignore[attr-defined]

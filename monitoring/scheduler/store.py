@@ -1,6 +1,6 @@
 """Where the local scheduler keeps its state: a SQLite file (durable) or nowhere (in memory, for tests).
 
-The scheduler's working set lives in memory (:mod:`monitoring.backend.hub`); every change it makes is also
+The scheduler's working set lives in memory (:mod:`monitoring.scheduler.hub`); every change it makes is also
 described as a list of :data:`Op` and handed to :meth:`Store.submit` in the order it happened. A
 :class:`SqliteStore` applies them on one writer thread (sqlite3 connections belong to the thread that made
 them), as many as have queued up in one transaction (it lets them gather for ``GATHER_SECONDS`` unless someone
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,42 +30,31 @@ from typing import Any
 
 from durabletask.internal import orchestrator_service_pb2 as pb
 
-logger = logging.getLogger(__name__)
+from monitoring.scheduler.schema import StateFileError, open_state_file
 
-SCHEMA_VERSION = "1"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS instances (
-    instance_id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT, status INTEGER NOT NULL,
-    input TEXT, output TEXT, custom_status TEXT, failure BLOB, tags TEXT, execution INTEGER NOT NULL,
-    created REAL NOT NULL, updated REAL NOT NULL, completed REAL);
-CREATE TABLE IF NOT EXISTS history (
-    instance_id TEXT NOT NULL, seq INTEGER NOT NULL, event BLOB NOT NULL,
-    PRIMARY KEY (instance_id, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, instance_id TEXT NOT NULL, execution INTEGER NOT NULL,
-    visible_at REAL NOT NULL, event BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS events_by_instance ON events (instance_id);
-CREATE TABLE IF NOT EXISTS tasks (
-    id INTEGER PRIMARY KEY, instance_id TEXT NOT NULL, execution INTEGER NOT NULL, task_id INTEGER NOT NULL,
-    name TEXT NOT NULL, version TEXT, input TEXT);
-CREATE INDEX IF NOT EXISTS tasks_by_instance ON tasks (instance_id);
-"""
+logger = logging.getLogger(__name__)
 
 # One change, in the order the hub made it. ("instance", row) writes a whole instances row; "history"
 # appends (instance_id, seq, serialized event); "event" inserts (id, instance_id, execution, visible_at,
-# event); "task" inserts (id, instance_id, execution, task_id, name, version, input); "event_del"/"task_del"
-# take an id; "history_clear", "events_clear", "tasks_clear" and "purge" take an instance id; "meta" (key,
-# value).
+# event); "task" inserts (id, instance_id, execution, task_id, name, version, input); "entity" writes a whole
+# entities row; "entity_op" inserts (id, entity_id, visible_at, event); "lock" inserts (id, section, owner,
+# entities); "event_del", "task_del", "entity_op_del", "lock_del" take an id, "entity_del" an entity id;
+# "history_clear", "events_clear", "tasks_clear" and "purge" take an instance id; "meta" (key, value).
 Op = tuple[Any, ...]
 
 _STATEMENTS = {
-    "instance": "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "instance": "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     "history": "INSERT OR REPLACE INTO history VALUES (?,?,?)",
     "event": "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?)",
     "task": "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?)",
+    "entity": "INSERT OR REPLACE INTO entities VALUES (?,?,?,?,?)",
+    "entity_op": "INSERT OR REPLACE INTO entity_ops VALUES (?,?,?,?)",
+    "lock": "INSERT OR REPLACE INTO lock_requests VALUES (?,?,?,?)",
     "event_del": "DELETE FROM events WHERE id = ?",
     "task_del": "DELETE FROM tasks WHERE id = ?",
+    "entity_op_del": "DELETE FROM entity_ops WHERE id = ?",
+    "lock_del": "DELETE FROM lock_requests WHERE id = ?",
+    "entity_del": "DELETE FROM entities WHERE entity_id = ?",
     "history_clear": "DELETE FROM history WHERE instance_id = ?",
     "events_clear": "DELETE FROM events WHERE instance_id = ?",
     "tasks_clear": "DELETE FROM tasks WHERE instance_id = ?",
@@ -76,11 +66,15 @@ _PURGE = (
     "DELETE FROM events WHERE instance_id = ?",
     "DELETE FROM tasks WHERE instance_id = ?",
 )
+_SERIALIZED = {"event", "entity_op"}  # ops whose last column is a HistoryEvent, serialized when written
 
 
 # Row writes addressed by a key that is never reused, so between two barriers (the clears, purges and meta
 # writes, kept in place) they can run grouped by kind, inserts before deletes, and end in the same state.
-_GROUPED = ("instance", "history", "event", "task", "event_del", "task_del")
+_GROUPED = (
+    "instance", "history", "event", "task", "entity", "entity_op", "lock",
+    "event_del", "task_del", "entity_op_del", "lock_del",
+)  # fmt: skip
 GATHER_SECONDS = 0.01  # how long the writer lets steps gather when nobody waits for the commit
 
 
@@ -110,7 +104,7 @@ ENDED = (
 
 
 class StoreError(RuntimeError):
-    """The state file cannot be used (another version, unreadable) or a write failed; the message says why."""
+    """The state file cannot be used, or a write failed; the message says why."""
 
 
 @dataclass
@@ -122,6 +116,9 @@ class Loaded:
     history: dict[str, list[bytes]] = field(default_factory=dict)  # serialized events, in order
     events: list[tuple[int, str, int, float, pb.HistoryEvent]] = field(default_factory=list)
     tasks: list[tuple[Any, ...]] = field(default_factory=list)
+    entities: list[tuple[Any, ...]] = field(default_factory=list)
+    entity_ops: list[tuple[int, str, float, pb.HistoryEvent]] = field(default_factory=list)
+    locks: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _event(blob: bytes) -> pb.HistoryEvent:
@@ -135,6 +132,7 @@ class Store:
 
     durable = False
     path: Path | None = None
+    trouble: str | None = None  # why writes fail right now (a full disk, say); None while they succeed
 
     def load(self) -> Loaded:
         return Loaded()
@@ -155,36 +153,50 @@ class Store:
         return None
 
 
+# While writes fail (a full disk), the writer tries the same transaction again after this long, doubling.
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.05, 1.0
+TROUBLE_PATIENCE = 2.0  # a caller waiting for its commit while writes fail is answered after this long
+
+
+def _cause(path: Path, error: sqlite3.Error) -> str:
+    """What keeps ``path`` from being written, in words a person can act on."""
+    message = str(error)
+    if "full" in message:
+        return f"the disk holding {path} is full"
+    if "readonly" in message:
+        return f"{path} has become read-only"
+    if "disk I/O error" in message:
+        return f"the disk holding {path} failed to write (disk I/O error)"
+    return f"the scheduler could not write its state to {path} ({message})"
+
+
 class SqliteStore(Store):
-    """A SQLite file in WAL mode, written by one thread in transactional batches."""
+    """A SQLite file in WAL mode, written by one thread in transactional batches.
+
+    A transaction that fails because of the disk (full, read-only, an I/O error) is kept, in order, and
+    tried again until it succeeds: meanwhile :attr:`trouble` says why, the hub refuses changes it could not
+    save, and once writes succeed the scheduler goes on by itself with nothing lost. Any other failure
+    (a bug) stops the writer: what was not committed then runs again from the file after a restart.
+    """
 
     durable = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            open_state_file(path, self._connect)
+        except StateFileError as error:
+            raise StoreError(str(error)) from None
         self._changed = threading.Condition()
         self._queue: list[Op] = []
         self._submitted = 0  # tickets: one per submit, committed in order
         self._committed = 0
         self._failure: str | None = None
+        self.trouble = None
         self._closing = False
         self._writer_idle = False  # the writer waits for work: a submit wakes it
         self._waiters = 0  # callers blocked in wait(): the writer commits at once for them
         self._readers = threading.local()
-        connection = self._connect()
-        try:
-            connection.executescript(SCHEMA)
-            found = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if found is None:
-                connection.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            elif found[0] != SCHEMA_VERSION:
-                raise StoreError(f"{path} has schema {found[0]}, this scheduler writes {SCHEMA_VERSION}")
-            connection.commit()
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"cannot use {path} as the scheduler's state: {error}") from None
-        finally:
-            connection.close()
         self._thread: threading.Thread | None = None
         self.start()
 
@@ -222,6 +234,12 @@ class SqliteStore(Store):
                 for row in connection.execute("SELECT * FROM events ORDER BY visible_at, id")
             ]
             loaded.tasks = connection.execute("SELECT * FROM tasks ORDER BY id").fetchall()
+            loaded.entities = connection.execute("SELECT * FROM entities").fetchall()
+            loaded.entity_ops = [
+                (row[0], row[1], row[2], _event(row[3]))
+                for row in connection.execute("SELECT * FROM entity_ops ORDER BY id")
+            ]
+            loaded.locks = connection.execute("SELECT * FROM lock_requests ORDER BY id").fetchall()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot read the scheduler's state in {self.path}: {error}") from None
         finally:
@@ -248,26 +266,38 @@ class SqliteStore(Store):
             return self._submitted
 
     def wait(self, ticket: int, timeout: float | None = 30.0) -> None:
-        """Block until the step with ``ticket`` (and every one before it) is committed."""
+        """Block until the step with ``ticket`` (and every one before it) is committed.
+
+        While writes fail, the answer comes after :data:`TROUBLE_PATIENCE` at most: the step is not saved
+        yet (it will be, once writes succeed again)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        troubled_since: float | None = None
         with self._changed:
             self._waiters += 1
             self._changed.notify_all()  # the writer stops gathering
             try:
-                committed = self._changed.wait_for(
-                    lambda: self._committed >= ticket or self._failure is not None or self._stopped(), timeout
-                )
+                while self._committed < ticket:
+                    if self._failure is not None:
+                        raise StoreError(self._failure)
+                    if self._stopped():
+                        raise StoreError("the scheduler is stopping: the change was not saved")
+                    now = time.monotonic()
+                    if self.trouble is not None:
+                        troubled_since = troubled_since or now
+                        if now - troubled_since >= TROUBLE_PATIENCE:
+                            raise StoreError(f"{self.trouble}: the change is not saved yet")
+                    if deadline is not None and now >= deadline:
+                        raise StoreError(f"the scheduler's state file did not commit within {timeout} s")
+                    left = TROUBLE_PATIENCE if deadline is None else min(deadline - now, TROUBLE_PATIENCE)
+                    self._changed.wait(left)
             finally:
                 self._waiters -= 1
-            if not committed:
-                raise StoreError(f"the scheduler's state file did not commit within {timeout} s")
-            if self._committed < ticket:
-                raise StoreError(self._failure or "the scheduler is stopping: the change was not saved")
 
     def _stopped(self) -> bool:
         return self._thread is None or not self._thread.is_alive()
 
     def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
+        """Commit what is queued, then stop the writer (a transaction it cannot write stays unsaved)."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
@@ -279,6 +309,7 @@ class SqliteStore(Store):
 
     def _write_loop(self) -> None:
         connection = self._connect()
+        retry = RETRY_FIRST_SECONDS
         try:
             while True:
                 with self._changed:
@@ -297,17 +328,47 @@ class SqliteStore(Store):
                 try:
                     if ops:
                         self._apply(connection, ops)
+                except (sqlite3.OperationalError, sqlite3.DatabaseError) as error:
+                    if isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                        self._fail(error)
+                        return
+                    if not self._keep_for_later(ops, _cause(self.path, error), retry):  # type: ignore[arg-type]
+                        return
+                    retry = min(retry * 2, RETRY_MAX_SECONDS)
+                    continue
                 except sqlite3.Error as error:
-                    logger.error("The scheduler could not write its state to %s: %s", self.path, error)
-                    with self._changed:
-                        self._failure = f"the scheduler could not write its state to {self.path}: {error}"
-                        self._changed.notify_all()
-                    return  # writing on would leave a gap in the file: stop, and let callers see the failure
+                    self._fail(error)
+                    return
+                retry = RETRY_FIRST_SECONDS
                 with self._changed:
+                    if self.trouble is not None:
+                        logger.warning("Writes to %s succeed again: the scheduler goes on", self.path)
+                        self.trouble = None
                     self._committed = ticket
                     self._changed.notify_all()
         finally:
             connection.close()
+
+    def _keep_for_later(self, ops: list[Op], cause: str, retry: float) -> bool:
+        """Put a transaction that could not be written back at the front, say why once, and wait a little;
+        False if the store is closing (the transaction then stays unsaved)."""
+        with self._changed:
+            if self.trouble is None:
+                logger.error("%s: the scheduler takes no changes until it can save them again", cause)
+            self.trouble = cause
+            self._queue[:0] = ops
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._closing, retry)
+            if self._closing:
+                logger.error("%s: %d change(s) were not saved before the scheduler stopped", cause, len(ops))
+                return False
+            return True
+
+    def _fail(self, error: sqlite3.Error) -> None:
+        logger.error("The scheduler could not write its state to %s: %s", self.path, error)
+        with self._changed:
+            self._failure = f"the scheduler could not write its state to {self.path}: {error}"
+            self._changed.notify_all()
 
     @staticmethod
     def _apply(connection: sqlite3.Connection, ops: list[Op]) -> None:
@@ -318,10 +379,11 @@ class SqliteStore(Store):
                     for statement in _PURGE:
                         connection.executemany(statement, rows)
                 else:
-                    if kind == "event":
+                    if kind in _SERIALIZED:
                         rows = [(*row[:-1], row[-1].SerializeToString()) for row in rows]
                     connection.executemany(_STATEMENTS[kind], rows)
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # SQLite may have rolled it back already (a full disk does)
+                connection.execute("ROLLBACK")
             raise

@@ -1,11 +1,11 @@
 """A local scheduler that stands in for the Durable Task Scheduler emulator, with nothing but pip.
 
-It serves :class:`~monitoring.backend.servicer.SchedulerServicer` (leased work items, redelivery, fenced
+It serves :class:`~monitoring.scheduler.servicer.SchedulerServicer` (leased work items, redelivery, fenced
 completions, limits, retention) on a gRPC server bound to a loopback address only, refusing a port that is
 already taken (the SDK's own ``start()`` binds every interface and silently shares a taken port). It answers
 at the emulator's address (``localhost:8080``, task hub ``default``), so code written for the emulator runs
 against it unchanged. Its state lives in a SQLite file (or in memory, for tests): run it in a process of its
-own (:mod:`monitoring.backend.process`) and it outlives notebook kernels and workers, and a restart on the
+own (:mod:`monitoring.scheduler.process`) and it outlives notebook kernels and workers, and a restart on the
 same file continues every monitor.
 """
 
@@ -24,10 +24,12 @@ from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from google.protobuf import empty_pb2
 
 from monitoring import settings
-from monitoring.backend.hub import Hub
-from monitoring.backend.servicer import SchedulerServicer
-from monitoring.backend.state import HubOptions
-from monitoring.backend.store import SqliteStore, Store, StoreError
+from monitoring.scheduler.clock import SYSTEM_CLOCK, Clock
+from monitoring.scheduler.hub import TaskHub
+from monitoring.scheduler.loading import open_hub
+from monitoring.scheduler.records import HubOptions
+from monitoring.scheduler.servicer import SchedulerServicer
+from monitoring.scheduler.store import SqliteStore, Store, StoreError
 
 DEFAULT_PORT = 8080
 DEFAULT_TASKHUB = settings.DEFAULT_TASKHUB
@@ -83,7 +85,7 @@ class LocalScheduler:
 
     ``state``: the SQLite file that keeps the task hub (created if missing; a restart on the same file
     continues every instance), or None to keep it in memory only (tests, ``--in-memory``). ``options``:
-    leases, limits and retention (:class:`~monitoring.backend.state.HubOptions`).
+    leases, limits and retention (:class:`~monitoring.scheduler.records.HubOptions`).
     """
 
     def __init__(
@@ -95,17 +97,20 @@ class LocalScheduler:
         state: Path | None = None,
         options: HubOptions | None = None,
         servicer: stubs.TaskHubSidecarServiceServicer | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        """``servicer`` replaces the hub (the benchmark's reference runs the SDK's own in-memory backend)."""
+        """``servicer`` replaces the hub (the benchmark's reference runs the SDK's own in-memory backend);
+        ``clock`` is the time the hub reads (tests pass a
+        :class:`~monitoring.scheduler.clock.ManualClock`)."""
         if not ipaddress.ip_address(host).is_loopback:
             raise SchedulerError(f"refusing to bind {host}: the local scheduler listens on loopback only")
         self.host = host
         self.port = port
         self.taskhub = taskhub
-        self.hub: Hub | None = None
+        self.hub: TaskHub | None = None
         if servicer is None:
             try:
-                self.hub = Hub(SqliteStore(state) if state is not None else Store(), options)
+                self.hub = open_hub(SqliteStore(state) if state is not None else Store(), options, clock)
             except StoreError as error:
                 raise SchedulerError(str(error)) from None
             servicer = SchedulerServicer(self.hub)

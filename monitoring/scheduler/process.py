@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from monitoring import settings
-from monitoring.backend.scheduler import DEFAULT_PORT, DEFAULT_TASKHUB, LocalScheduler, SchedulerError, probe
-from monitoring.backend.state import HubOptions
+from monitoring.scheduler.records import HubOptions
+from monitoring.scheduler.server import DEFAULT_PORT, DEFAULT_TASKHUB, LocalScheduler, SchedulerError, probe
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""Opening a task hub: its parts rebuilt from the store. Every lease is void after a restart: what was out
+with a worker is queued again, and held events (timers, scheduled starts, delayed signals) wait again."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+from monitoring.scheduler.clock import SYSTEM_CLOCK, Clock
+from monitoring.scheduler.hub import TaskHub
+from monitoring.scheduler.records import HubOptions, Instance, Task
+from monitoring.scheduler.store import Loaded, Store
+
+logger = logging.getLogger("monitoring.scheduler.hub")
+
+
+def open_hub(
+    store: Store | None = None, options: HubOptions | None = None, clock: Clock = SYSTEM_CLOCK
+) -> TaskHub:
+    """A task hub holding what ``store`` keeps (nothing, for the in-memory store); not started yet."""
+    hub = TaskHub(store, options, clock)
+    with hub.lock:
+        loaded = hub.store.load()
+        boot = int(loaded.meta.get("boot", "0")) + 1
+        if hub.store.durable:
+            hub.leases.epoch = f"b{boot}"  # tokens stay unique across restarts on the same state
+            hub.store.wait(hub.store.submit([("meta", "boot", str(boot))]))
+        top = max(_instances(hub, loaded), _tasks(hub, loaded))
+        hub.rows = itertools.count(top + 1)
+        for instance in hub.instances:
+            hub.enqueue(instance)
+    if loaded.instances:
+        active = sum(not i.terminal for i in hub.instances)
+        logger.info(
+            "Loaded %d instance(s) (%d active, %d activity task(s) queued) from %s",
+            len(hub.instances),
+            active,
+            len(hub.activities),
+            hub.store.path,
+        )
+    return hub
+
+
+def _instances(hub: TaskHub, loaded: Loaded) -> int:
+    """Instances, their histories and their waiting events; returns the highest event row id."""
+    now = hub.clock.time()
+    for row in loaded.instances:
+        instance = Instance.from_row(row)
+        for blob in loaded.history.get(instance.instance_id, ()):
+            instance.history.append(blob)
+        instance.history_in_store = instance.terminal
+        hub.instances.add(instance)
+    top = 0
+    for row_id, instance_id, execution, visible_at, event in loaded.events:
+        top = max(top, row_id)
+        instance = hub.instances.get(instance_id)
+        if instance is None or instance.terminal or instance.execution != execution:
+            continue
+        if visible_at > now:
+            hub.hold(instance, row_id, event, visible_at)
+        else:
+            instance.inbox.append((row_id, event))
+    return top
+
+
+def _tasks(hub: TaskHub, loaded: Loaded) -> int:
+    """Activity tasks of active executions, queued again; returns the highest task row id."""
+    top = 0
+    for row in loaded.tasks:
+        task = Task(*row)
+        top = max(top, task.id)
+        instance = hub.instances.get(task.instance_id)
+        if instance is not None and not instance.terminal and instance.execution == task.execution:
+            hub.activities.add(task)
+    return top
