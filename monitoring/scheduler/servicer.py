@@ -27,6 +27,7 @@ from monitoring.scheduler.control import Control
 from monitoring.scheduler.dispatch import STALE, UNSAVED, Dispatch
 from monitoring.scheduler.hub import HubError, TaskHub
 from monitoring.scheduler.records import TERMINAL, Instance
+from monitoring.scheduler.unserved import UNSERVED_RPCS, refusal
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -247,3 +248,15 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
     def AbandonTaskActivityWorkItem(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.dispatch.abandon(request.completionToken, "activity")
         return pb.AbandonActivityTaskResponse()
+
+
+def _refuse(name: str, capability: str) -> Callable[..., Any]:
+    def unserved(self: SchedulerServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, refusal(name, capability))
+
+    unserved.__name__ = name
+    return unserved
+
+
+for _name, _capability in UNSERVED_RPCS.items():
+    setattr(SchedulerServicer, _name, _refuse(_name, _capability))

@@ -11,6 +11,7 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 from monitoring.scheduler.hub import HubError, TaskHub
 from monitoring.scheduler.records import History, Instance, ParentLink, Task
 from monitoring.scheduler.store import Op
+from monitoring.scheduler.unserved import UNSERVED_ACTIONS, refusal
 
 logger = logging.getLogger("monitoring.scheduler.hub")
 
@@ -60,9 +61,12 @@ def apply_actions(
             _complete(hub, instance, action.completeOrchestration, ops)
             return
         else:
-            logger.warning(
-                "Instance %s asked for %s: not supported here, ignored", instance.instance_id, kind
-            )
+            name = kind or "an empty action"
+            message = refusal(name, UNSERVED_ACTIONS.get(name, "an action this scheduler does not know"))
+            logger.warning("Failed instance %s: %s", instance.instance_id, message)
+            hub.append_history(instance, [*recorded, helpers.new_orchestrator_completed_event()], ops)
+            hub.finish(instance, pb.ORCHESTRATION_STATUS_FAILED, None, _failure("NotSupported", message), ops)
+            return
     recorded.append(helpers.new_orchestrator_completed_event())
     hub.append_history(instance, recorded, ops)
 
