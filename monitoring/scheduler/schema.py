@@ -4,7 +4,9 @@ migrated forward explicitly, after a copy of the file is kept beside it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -102,12 +104,18 @@ def _refuse(path: Path, error: sqlite3.Error) -> StateFileError:
             f"{path} is not a scheduler state file (SQLite: {message}): move it away "
             "(the scheduler then starts a new one), or start it with --in-memory"
         )
-    if "readonly" in message or "read-only" in message:
+    # A WAL file in a read-only folder cannot even be opened (SQLite: "unable to open database file").
+    if "readonly" in message or "read-only" in message or not _writable(path):
         return StateFileError(
             f"{path} cannot be written (SQLite: {message}): make it and its folder writable, "
             "or start the scheduler with --in-memory"
         )
     return StateFileError(f"cannot use {path} as the scheduler's state (SQLite: {message})")
+
+
+def _writable(path: Path) -> bool:
+    """True if ``path`` (if it exists) and its folder (where SQLite keeps the -wal and -shm) are writable."""
+    return (not path.exists() or os.access(path, os.W_OK)) and os.access(path.parent, os.W_OK)
 
 
 def open_state_file(path: Path, connect: Callable[[], sqlite3.Connection]) -> None:
@@ -150,13 +158,20 @@ def open_state_file(path: Path, connect: Callable[[], sqlite3.Connection]) -> No
 
 
 def _peek(path: Path) -> int | None:
-    """The schema version of an existing file, read without writing to it."""
+    """The schema version of an existing file, read without writing to it (nor leaving beside it the empty
+    -wal and the -shm that a read-only connection to a WAL file creates and cannot remove)."""
+    wal, shm = (path.with_name(f"{path.name}{suffix}") for suffix in ("-wal", "-shm"))
+    created = not wal.exists() and not shm.exists()
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             return _version(connection, path)
         finally:
             connection.close()
+            with contextlib.suppress(OSError):
+                if created and wal.stat().st_size == 0:
+                    wal.unlink()
+                    shm.unlink()
     except sqlite3.Error as error:
         raise _refuse(path, error) from None
 
