@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import grpc
 import pytest
 from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
@@ -25,6 +26,7 @@ from durabletask.testing import InMemoryOrchestrationBackend
 from monitoring.scheduler.server import LocalScheduler
 
 BACKENDS = ("local", "sdk-memory")
+T = TypeVar("T")
 WAIT = 120  # a hang guard: every wait returns as soon as the state it waits for is observed
 TASKHUB = "default"
 
@@ -134,3 +136,34 @@ def wait_for_status(backend: Backend, instance_id: str, status: OrchestrationSta
             return
         time.sleep(0.02)
     pytest.fail(f"{instance_id} never showed {status}")
+
+
+FAULT_LIMIT = 600  # the hang guard of the fault tests, whose processes are killed and started again
+
+
+def eventually(observe: Callable[[], T], done: Callable[[T], bool], what: str, limit: float = WAIT) -> T:
+    """Poll ``observe`` until ``done`` holds for what it returns; ``limit`` only guards against a hang."""
+    deadline = time.monotonic() + limit
+    while True:
+        seen = observe()
+        if done(seen):
+            return seen
+        assert time.monotonic() < deadline, f"never saw {what}: {seen!r}"
+        time.sleep(0.05)
+
+
+def retried(call: Callable[[], T]) -> T:
+    """``call``, again while the scheduler is down (a fault test restarts it on the same port)."""
+    deadline = time.monotonic() + FAULT_LIMIT
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:  # type: ignore[attr-defined]
+                raise
+            time.sleep(0.2)
+
+
+def wait_for(observe: Callable[[], T], done: Callable[[T], bool], what: str) -> T:
+    """:func:`eventually`, riding out a scheduler restart, with the fault tests' limit."""
+    return eventually(lambda: retried(observe), done, what, FAULT_LIMIT)

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
-import grpc
 import pytest
 from durabletask import task
 from durabletask.client import OrchestrationQuery, OrchestrationStatus
-from sdk_backends import Registry, new_client, new_worker
+from sdk_backends import Registry, new_client, new_worker, retried, wait_for
 from test_scheduler import free_port
 
 from monitoring.scheduler import process
@@ -28,7 +26,6 @@ from monitoring.scheduler import process
 CHILDREN = 200
 WAITING = range(100, CHILDREN)  # these children wait for "go"; the others end on their own
 LIMIT = 600  # a hang guard only: every wait returns as soon as what it waits for is observed
-T = TypeVar("T")
 app = Registry()
 
 
@@ -52,28 +49,6 @@ def fan_parent(ctx: task.OrchestrationContext, count: int) -> Any:
         for n in range(count)
     ]
     return sum((yield task.when_all(calls)))
-
-
-def retried(call: Callable[[], T]) -> T:
-    """``call`` again while the scheduler is down (it restarts on the same port)."""
-    deadline = time.monotonic() + LIMIT
-    while True:
-        try:
-            return call()
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def wait_for(observe: Callable[[], T], done: Callable[[T], bool], what: str) -> T:
-    deadline = time.monotonic() + LIMIT
-    while True:
-        seen = retried(observe)
-        if done(seen):
-            return seen
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.2)
 
 
 class SchedulerProcess:

@@ -1,19 +1,15 @@
 """What the local scheduler does not serve yet answers with one clear refusal naming it, never a hang or a
-silent drop: every unserved RPC is UNIMPLEMENTED with its name and what to use instead, an orchestration that
-calls an entity fails with that message, and the README's capability table lists exactly these RPCs."""
+silent drop: every unserved RPC is UNIMPLEMENTED with its name and what to use instead, and the README's
+capability table lists exactly these RPCs."""
 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-from durabletask import entities, task
-from durabletask.client import OrchestrationStatus
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from sdk_backends import Backend, Registry, backend_with_worker
@@ -24,11 +20,6 @@ from monitoring.scheduler.unserved import EMULATOR_HINT, UNSERVED_RPCS
 README = Path(__file__).resolve().parents[1] / "README.md"
 SERVICE = pb.DESCRIPTOR.services_by_name["TaskHubSidecarService"]
 app = Registry()
-
-
-@app.orchestrator
-def calls_an_entity(ctx: task.OrchestrationContext, _: Any) -> Any:
-    return (yield ctx.call_entity(entities.EntityInstanceId("counter", "one"), "get"))
 
 
 @pytest.fixture(scope="module")
@@ -52,23 +43,6 @@ def test_an_unserved_rpc_is_unimplemented_with_its_name(backend: Backend, method
         getattr(stubs.TaskHubSidecarServiceStub(channel), method)(request_type(), timeout=30)
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert method in raised.value.details() and EMULATOR_HINT in raised.value.details()
-
-
-def test_signal_entity_through_the_sdk_client_says_what_is_missing(backend: Backend) -> None:
-    with pytest.raises(grpc.RpcError) as raised:
-        backend.client.signal_entity(entities.EntityInstanceId("counter", "one"), "add", 1)
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "SignalEntity" in raised.value.details() and "entities" in raised.value.details()
-
-
-def test_an_orchestration_calling_an_entity_fails_with_the_refusal(backend: Backend) -> None:
-    instance_id = f"entity-call-{uuid.uuid4().hex[:8]}"
-    backend.client.schedule_new_orchestration(calls_an_entity, instance_id=instance_id)
-    state = backend.client.wait_for_orchestration_completion(instance_id, timeout=120)
-    assert state is not None and state.runtime_status == OrchestrationStatus.FAILED
-    assert state.failure_details is not None and state.failure_details.error_type == "NotSupported"
-    assert "sendEntityMessage" in state.failure_details.message
-    assert EMULATOR_HINT in state.failure_details.message
 
 
 def test_the_readme_lists_exactly_the_unserved_rpcs() -> None:

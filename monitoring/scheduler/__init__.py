@@ -6,9 +6,12 @@ From the bottom up: :mod:`~monitoring.scheduler.clock` (the time the scheduler r
 version and migrations, the writer that rides out a full disk), :mod:`~monitoring.scheduler.timers` (durable
 timers due on that clock). The task hub (:mod:`~monitoring.scheduler.hub`) is composed of parts that each own
 one kind of state: :mod:`~monitoring.scheduler.instances`, :mod:`~monitoring.scheduler.activities`,
-:mod:`~monitoring.scheduler.leases`. Above it, :mod:`~monitoring.scheduler.dispatch` hands out leased work
-items and takes fenced completions, :mod:`~monitoring.scheduler.turns` applies what a turn asks for,
-:mod:`~monitoring.scheduler.control` serves the client's operations and :mod:`~monitoring.scheduler.queries`
-its filters and pages. :mod:`~monitoring.scheduler.servicer` speaks the gRPC protocol over all of that,
+:mod:`~monitoring.scheduler.leases`, :mod:`~monitoring.scheduler.entities` (operation queues, critical
+sections). Above it, :mod:`~monitoring.scheduler.entity_steps` carries out entity operations and batches,
+:mod:`~monitoring.scheduler.dispatch` hands out leased work items and takes fenced completions,
+:mod:`~monitoring.scheduler.turns` applies what a turn asks for, :mod:`~monitoring.scheduler.control` and
+:mod:`~monitoring.scheduler.entity_control` serve the client's operations and
+:mod:`~monitoring.scheduler.queries` their filters and pages. :mod:`~monitoring.scheduler.servicer` speaks
+the gRPC protocol over all of that (:mod:`~monitoring.scheduler.unserved` names what it refuses),
 :mod:`~monitoring.scheduler.server` binds it to loopback and :mod:`~monitoring.scheduler.process` runs it as a
 process of its own."""

@@ -13,6 +13,7 @@ from datetime import timezone
 from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
 
+from monitoring.scheduler import rewind
 from monitoring.scheduler.hub import AlreadyExists, HubError, LimitReached, NotFound, TaskHub
 from monitoring.scheduler.queries import by_creation
 from monitoring.scheduler.records import Instance
@@ -109,6 +110,16 @@ class Control:
             hub.writable()
             ops: list[Op] = []
             hub.terminate(instance, output, ops, recursive)
+            return hub.store.submit(ops)
+
+    def rewind(self, instance_id: str, reason: str | None) -> int:
+        """Run a failed instance again from its last good state (see :mod:`~.rewind`)."""
+        hub = self.hub
+        with hub.lock:
+            instance = self.require(instance_id)
+            hub.writable()
+            ops: list[Op] = []
+            rewind.prepare(hub, instance, reason, ops)
             return hub.store.submit(ops)
 
     def suspend(self, instance_id: str, reason: str | None, resume: bool = False) -> int:

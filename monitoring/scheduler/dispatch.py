@@ -16,6 +16,7 @@ from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
+from monitoring.scheduler.entity_steps import apply_batch
 from monitoring.scheduler.hub import TaskHub
 from monitoring.scheduler.records import Filter, Instance, LeaseKind, Stream, Task, matches
 from monitoring.scheduler.store import Op
@@ -78,10 +79,13 @@ class Dispatch:
     def _next_item(self, stream: Stream) -> pb.WorkItem | None:
         if not stream.open or self.hub.stopping or self.hub.store.trouble is not None:
             return None
-        stream.turn = (stream.turn + 1) % 2  # take turns: neither kind starves the other
-        if stream.turn:
-            return self._next_activity(stream) or self._next_orchestration(stream)
-        return self._next_orchestration(stream) or self._next_activity(stream)
+        stream.turn = (stream.turn + 1) % 3  # take turns: no kind starves the others
+        kinds = (self._next_orchestration, self._next_activity, self._next_entity)
+        for offset in range(3):
+            item = kinds[(stream.turn + offset) % 3](stream)
+            if item is not None:
+                return item
+        return None
 
     def _lease(self, stream: Stream, kind: LeaseKind, key: str | int) -> str:
         return self.hub.leases.grant(stream, kind, key)
@@ -120,6 +124,19 @@ class Dispatch:
         if task.input is not None:
             request.input.value = task.input
         return pb.WorkItem(completionToken=task.lease, activityRequest=request)
+
+    def _next_entity(self, stream: Stream) -> pb.WorkItem | None:
+        accepted, limit = stream.entities, self.hub.options.max_entity_batch
+        entity = self.hub.entities.next_ready(lambda e: matches(e.name, None, accepted))
+        if entity is None:
+            return None
+        batch = self.hub.entities.runnable(entity, limit)
+        entity.dispatched = [row for row, _ in batch]
+        entity.lease = self._lease(stream, "entity", entity.entity_id)
+        request = pb.EntityRequest(instanceId=entity.entity_id, operationRequests=[e for _, e in batch])
+        if entity.state is not None:
+            request.entityState.value = entity.state
+        return pb.WorkItem(completionToken=entity.lease, entityRequestV2=request)
 
     # --- completions ------------------------------------------------------------------------------------
 
@@ -205,6 +222,25 @@ class Dispatch:
             hub.store.submit(ops)
             return ACCEPTED
 
+    def complete_entity(self, result: pb.EntityBatchResult) -> Outcome:
+        hub = self.hub
+        with hub.lock:
+            lease = hub.leases.get(result.completionToken, "entity")
+            if lease is None:
+                return DROPPED if hub.leases.revoked(result.completionToken) else STALE
+            entity = hub.entities.get(str(lease.key))
+            if entity is None or entity.lease != lease.token:
+                return STALE
+            if hub.store.trouble is not None:
+                return self._unsaved(lease.token)
+            hub.leases.drop(lease.token)
+            if result.HasField("failureDetails") and not result.results:
+                result = _batch_failed(entity.state, len(entity.dispatched), result.failureDetails)
+            ops: list[Op] = []
+            apply_batch(hub, entity, result, ops)
+            hub.store.submit(ops)
+            return ACCEPTED
+
     # --- abandon ------------------------------------------------------------------------------------------
 
     def abandon(self, token: str, kind: LeaseKind) -> bool:
@@ -230,3 +266,12 @@ def _task_result(task: Task, response: pb.ActivityResponse) -> pb.HistoryEvent:
     if result is None:
         completed.ClearField("result")
     return pb.HistoryEvent(eventId=-1, timestamp=timestamp_pb2.Timestamp(), taskCompleted=completed)
+
+
+def _batch_failed(state: str | None, count: int, failure: pb.TaskFailureDetails) -> pb.EntityBatchResult:
+    """A batch the worker could not run at all: every operation fails with its reason, the state stays."""
+    failed = pb.OperationResult(failure=pb.OperationResultFailure(failureDetails=failure))
+    result = pb.EntityBatchResult(results=[failed] * count)
+    if state is not None:
+        result.entityState.value = state
+    return result

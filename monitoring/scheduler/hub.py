@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from durabletask.internal import helpers
@@ -21,6 +22,7 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 
 from monitoring.scheduler.activities import Activities
 from monitoring.scheduler.clock import SYSTEM_CLOCK, Clock
+from monitoring.scheduler.entities import Entities
 from monitoring.scheduler.instances import Instances
 from monitoring.scheduler.leases import Leases
 from monitoring.scheduler.records import History, HubOptions, Instance, Lease, ParentLink
@@ -70,6 +72,9 @@ class TaskHub:
         self.changed = threading.Condition(self.lock)  # an instance's status changed
         self.instances = Instances()
         self.activities = Activities()
+        self.entities = Entities()
+        # Called as an instance ends, in the same step (the entities' hook ends its critical sections).
+        self.on_end: list[Callable[[TaskHub, Instance, list[Op]], None]] = []
         self.leases = Leases(clock, self.options.lease_seconds)
         self.timers = TimerQueue(clock)
         self.rows = itertools.count(1)  # ids of event, task, entity-operation and lock rows
@@ -197,6 +202,12 @@ class TaskHub:
                 task.lease = None
                 self.activities.requeue(task)
                 self.work.notify_all()
+        else:
+            entity = self.entities.get(str(lease.key))
+            if entity is not None and entity.lease == lease.token:
+                entity.lease, entity.dispatched = None, []
+                if self.entities.enqueue(entity):
+                    self.work.notify_all()
 
     # --- ending an instance -------------------------------------------------------------------------------
 
@@ -232,6 +243,8 @@ class TaskHub:
         self.forget_work(instance, ops)
         self.append_history(instance, [helpers.new_execution_completed_event(status, output, failure)], ops)  # type: ignore[arg-type]
         self._report_to_parent(instance, ops)
+        for hook in self.on_end:
+            hook(self, instance, ops)
         self.changed.notify_all()
 
     def _report_to_parent(self, child: Instance, ops: list[Op]) -> None:

@@ -4,11 +4,13 @@ with a worker is queued again, and held events (timers, scheduled starts, delaye
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 
+from monitoring.scheduler import entity_steps
 from monitoring.scheduler.clock import SYSTEM_CLOCK, Clock
 from monitoring.scheduler.hub import TaskHub
-from monitoring.scheduler.records import HubOptions, Instance, Task
+from monitoring.scheduler.records import HubOptions, Instance, LockRequest, Task
 from monitoring.scheduler.store import Loaded, Store
 
 logger = logging.getLogger("monitoring.scheduler.hub")
@@ -25,10 +27,13 @@ def open_hub(
         if hub.store.durable:
             hub.leases.epoch = f"b{boot}"  # tokens stay unique across restarts on the same state
             hub.store.wait(hub.store.submit([("meta", "boot", str(boot))]))
-        top = max(_instances(hub, loaded), _tasks(hub, loaded))
+        top = max(_instances(hub, loaded), _tasks(hub, loaded), _entities(hub, loaded))
         hub.rows = itertools.count(top + 1)
+        hub.on_end.append(entity_steps.on_instance_end)
         for instance in hub.instances:
             hub.enqueue(instance)
+        for entity in hub.entities:
+            hub.entities.enqueue(entity)
     if loaded.instances:
         active = sum(not i.terminal for i in hub.instances)
         logger.info(
@@ -72,4 +77,30 @@ def _tasks(hub: TaskHub, loaded: Loaded) -> int:
         instance = hub.instances.get(task.instance_id)
         if instance is not None and not instance.terminal and instance.execution == task.execution:
             hub.activities.add(task)
+    return top
+
+
+def _entities(hub: TaskHub, loaded: Loaded) -> int:
+    """Entities, their waiting operations (delayed signals held again) and the waiting lock requests;
+    returns the highest row id among them."""
+    now = hub.clock.time()
+    for entity_id, state, modified, locked_by, lock_owner in loaded.entities:
+        entity, _ = hub.entities.get_or_add(entity_id)
+        entity.state, entity.modified, entity.locked_by, entity.lock_owner = (
+            state,
+            modified,
+            locked_by,
+            lock_owner,
+        )
+    top = 0
+    for row_id, entity_id, visible_at, event in loaded.entity_ops:
+        top = max(top, row_id)
+        entity, _ = hub.entities.get_or_add(entity_id)
+        if visible_at > now:
+            entity_steps.hold(hub, entity, row_id, event, visible_at)
+        else:
+            entity.queue.append((row_id, event))
+    for row_id, section, owner, entities in loaded.locks:
+        top = max(top, row_id)
+        hub.entities.waiting_locks.append(LockRequest(row_id, section, owner, tuple(json.loads(entities))))
     return top

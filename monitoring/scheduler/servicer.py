@@ -25,6 +25,7 @@ from google.protobuf import empty_pb2, wrappers_pb2
 from monitoring.scheduler import queries
 from monitoring.scheduler.control import Control
 from monitoring.scheduler.dispatch import STALE, UNSAVED, Dispatch
+from monitoring.scheduler.entity_control import EntityControl
 from monitoring.scheduler.hub import HubError, TaskHub
 from monitoring.scheduler.records import TERMINAL, Instance
 from monitoring.scheduler.unserved import UNSERVED_RPCS, refusal
@@ -49,6 +50,7 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
         self.hub = hub
         self.dispatch = Dispatch(hub)
         self.control = Control(hub)
+        self.entities = EntityControl(hub)
 
     @staticmethod
     def _call(context: grpc.ServicerContext, operation: Callable[[], T]) -> T:
@@ -107,6 +109,11 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
         terminate = partial(self.control.terminate, request.instanceId, output, request.recursive)
         self._commit(context, self._call(context, terminate))
         return pb.TerminateResponse()
+
+    def RewindInstance(self, request: pb.RewindInstanceRequest, context: grpc.ServicerContext) -> Any:
+        reason = request.reason.value if request.HasField("reason") else None
+        self._commit(context, self._call(context, lambda: self.control.rewind(request.instanceId, reason)))
+        return pb.RewindInstanceResponse()
 
     def SuspendInstance(self, request: pb.SuspendRequest, context: grpc.ServicerContext) -> Any:
         reason = request.reason.value if request.HasField("reason") else None
@@ -190,6 +197,27 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
         self._commit(context, self._call(context, lambda: self.control.create(create, new_id)))
         return pb.RestartInstanceResponse(instanceId=new_id)
 
+    def SignalEntity(self, request: pb.SignalEntityRequest, context: grpc.ServicerContext) -> Any:
+        self._commit(context, self._call(context, lambda: self.entities.signal(request)))
+        return pb.SignalEntityResponse()
+
+    def GetEntity(self, request: pb.GetEntityRequest, context: grpc.ServicerContext) -> Any:
+        found = self.entities.get(request.instanceId, request.includeState)
+        return pb.GetEntityResponse(exists=found is not None, entity=found)
+
+    def QueryEntities(self, request: pb.QueryEntitiesRequest, context: grpc.ServicerContext) -> Any:
+        page, after = self.entities.query(request.query)
+        response = pb.QueryEntitiesResponse(entities=page)
+        if after is not None:
+            response.continuationToken.value = after
+        return response
+
+    def CleanEntityStorage(self, request: pb.CleanEntityStorageRequest, context: grpc.ServicerContext) -> Any:
+        clean = partial(self.entities.clean, request.removeEmptyEntities, request.releaseOrphanedLocks)
+        removed, released, ticket = self._call(context, clean)
+        self._commit(context, ticket)
+        return pb.CleanEntityStorageResponse(emptyEntitiesRemoved=removed, orphanedLocksReleased=released)
+
     def CreateTaskHub(self, request: Any, context: grpc.ServicerContext) -> Any:
         return pb.CreateTaskHubResponse()
 
@@ -205,6 +233,7 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
             str(worker),
             _filters(filters.orchestrations) if filters is not None else None,
             _filters(filters.activities) if filters is not None else None,
+            {e.name: frozenset() for e in filters.entities} if filters is not None else None,
         )
         # Runs when the call ends for any reason (the worker died, stopped or reconnected), on gRPC's thread.
         if not context.add_callback(lambda: self.dispatch.close_stream(stream)):
@@ -240,6 +269,13 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
 
     def CompleteActivityTask(self, request: pb.ActivityResponse, context: grpc.ServicerContext) -> Any:
         return self._answer(context, self.dispatch.complete_activity(request))
+
+    def CompleteEntityTask(self, request: pb.EntityBatchResult, context: grpc.ServicerContext) -> Any:
+        return self._answer(context, self.dispatch.complete_entity(request))
+
+    def AbandonTaskEntityWorkItem(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.dispatch.abandon(request.completionToken, "entity")
+        return pb.AbandonEntityTaskResponse()
 
     def AbandonTaskOrchestratorWorkItem(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.dispatch.abandon(request.completionToken, "orchestration")

@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
 
-from monitoring.scheduler.hub import HubError, TaskHub
+from monitoring.scheduler import entity_steps, rewind
+from monitoring.scheduler.hub import HubError, LimitReached, TaskHub
 from monitoring.scheduler.records import History, Instance, ParentLink, Task
 from monitoring.scheduler.store import Op
 from monitoring.scheduler.unserved import UNSERVED_ACTIONS, refusal
@@ -55,6 +56,19 @@ def apply_actions(
             if target is not None:
                 reason = action.terminateOrchestration.reason
                 hub.terminate(target, reason.value if reason.ByteSize() else None, ops)
+        elif kind == "sendEntityMessage":
+            try:
+                recorded.append(entity_steps.from_orchestration(hub, action, ops))
+            except LimitReached as refused:  # the entity's backlog is full: the orchestration learns why
+                message = str(refused)
+                logger.warning("Failed instance %s: %s", instance.instance_id, message)
+                hub.append_history(instance, [*recorded, helpers.new_orchestrator_completed_event()], ops)
+                failure = _failure("LimitReached", message)
+                hub.finish(instance, pb.ORCHESTRATION_STATUS_FAILED, None, failure, ops)
+                return
+        elif kind == "rewindOrchestration":  # the whole history is replaced: nothing else of this turn stays
+            rewind.apply(hub, instance, action.rewindOrchestration, ops)
+            return
         elif kind == "completeOrchestration":
             hub.append_history(instance, recorded, ops)
             recorded = []

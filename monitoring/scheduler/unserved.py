@@ -5,22 +5,11 @@ from __future__ import annotations
 
 EMULATOR_HINT = "run against the Durable Task Scheduler emulator or Azure instead (set ENDPOINT and TASKHUB)"
 
-ENTITIES = "durable entities (and the SDK's schedules, which are entities)"
-
 UNSERVED_RPCS: dict[str, str] = {
-    "SignalEntity": ENTITIES,
-    "GetEntity": ENTITIES,
-    "QueryEntities": ENTITIES,
-    "CleanEntityStorage": ENTITIES,
-    "CompleteEntityTask": ENTITIES,
-    "AbandonTaskEntityWorkItem": ENTITIES,
-    "RewindInstance": "rewinding a failed orchestration",
     "SkipGracefulOrchestrationTerminations": "skipping graceful orchestration terminations",
 }
 
-UNSERVED_ACTIONS: dict[str, str] = {
-    "sendEntityMessage": ENTITIES,
-}
+UNSERVED_ACTIONS: dict[str, str] = {}  # every orchestrator action of durabletask 1.12 is served
 
 
 def refusal(name: str, capability: str) -> str:
