@@ -6,6 +6,7 @@ design, the test says which does what."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -19,7 +20,15 @@ from durabletask.client import OrchestrationQuery, OrchestrationStatus
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from google.protobuf import empty_pb2
-from sdk_backends import BACKENDS, Backend, Registry, backend_with_worker, new_worker, wait_for_status
+from sdk_backends import (
+    BACKENDS,
+    Backend,
+    Registry,
+    backend_with_worker,
+    new_client,
+    new_worker,
+    wait_for_status,
+)
 
 WAIT = 60  # a hang guard: every wait returns as soon as the state it waits for is observed
 app = Registry()
@@ -125,6 +134,15 @@ def test_a_raised_event_reaches_the_waiting_orchestration(backend: Backend) -> N
     backend.client.wait_for_orchestration_start(instance_id, timeout=WAIT)
     backend.client.raise_orchestration_event(instance_id, "go", data={"x": 1})
     assert finished(backend, instance_id).get_output() == {"got": {"x": 1}}
+
+
+def test_an_event_raised_before_the_start_waits_for_the_orchestration(backend: Backend) -> None:
+    start_at = datetime.now(timezone.utc) + timedelta(seconds=2)
+    instance_id = backend.client.schedule_new_orchestration(waiter, instance_id=new_id(), start_at=start_at)
+    early = backend.client.get_orchestration_state(instance_id)
+    assert early is not None and early.runtime_status == OrchestrationStatus.PENDING
+    backend.client.raise_orchestration_event(instance_id, "go", data="early")
+    assert finished(backend, instance_id).get_output() == {"got": "early"}
 
 
 def test_terminate_ends_a_running_orchestration_with_the_given_output(backend: Backend) -> None:
@@ -353,3 +371,30 @@ def test_with_filters_each_worker_gets_only_its_own_orchestrations(tmp_path: Pat
 @pytest.fixture(params=BACKENDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def test_an_early_event_and_a_held_start_survive_a_restart_in_order(tmp_path: Path) -> None:
+    """Local only (the SDK's servicer keeps nothing across a restart)."""
+    from monitoring.scheduler.server import LocalScheduler
+
+    state, port = tmp_path / "hub.sqlite3", 0
+    start_at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    with LocalScheduler(port, state=state) as scheduler:  # no worker yet: both wait in the file
+        port = scheduler.port
+        client = new_client(scheduler.address)
+        try:
+            instance_id = client.schedule_new_orchestration(waiter, instance_id=new_id(), start_at=start_at)
+            client.raise_orchestration_event(instance_id, "go", data="kept")
+        finally:
+            client.close()
+    while datetime.now(timezone.utc) <= start_at:  # reopened past the start: read in order from the file
+        time.sleep(0.05)
+    with LocalScheduler(port, state=state) as scheduler:
+        worker, client = new_worker(scheduler.address, app), new_client(scheduler.address)
+        worker.start()
+        try:
+            done = client.wait_for_orchestration_completion(instance_id, timeout=WAIT)
+            assert done is not None and done.get_output() == {"got": "kept"}
+        finally:
+            worker.stop()
+            client.close()

@@ -174,7 +174,7 @@ class TaskHub:
             blob = instance.timers.pop(row_id, None)
             if blob is None or instance.terminal:
                 return
-            instance.inbox.append((row_id, pb.HistoryEvent.FromString(blob)))
+            instance.receive(row_id, pb.HistoryEvent.FromString(blob))
             self.enqueue(instance)
 
     @staticmethod

@@ -64,7 +64,7 @@ def _instances(hub: TaskHub, loaded: Loaded) -> int:
         if visible_at > now:
             hub.hold(instance, row_id, event, visible_at)
         else:
-            instance.inbox.append((row_id, event))
+            instance.receive(row_id, event)
     return top
 
 

@@ -102,6 +102,7 @@ class ParentLink:
     task_id: int
 
 
+START_EVENTS = ("orchestratorStarted", "executionStarted")
 Inbox = list[tuple[int, pb.HistoryEvent]]  # (event row id, event), oldest first
 
 
@@ -141,6 +142,18 @@ class Instance:
     def started(self) -> bool:
         """True once its ExecutionStarted event is in its history or inbox (not held for a later start)."""
         return self.history.count > 0 or any(e.HasField("executionStarted") for _, e in self.inbox)
+
+    def receive(self, row_id: int, event: pb.HistoryEvent) -> None:
+        """Add ``event`` to the inbox. Before the instance has started, its start events (held until a
+        scheduled start) go ahead of events raised early, so its first turn begins with ExecutionStarted."""
+        if self.history.count == 0 and event.WhichOneof("eventType") in START_EVENTS:
+            at = next(
+                (n for n, (_, e) in enumerate(self.inbox) if e.WhichOneof("eventType") not in START_EVENTS),
+                len(self.inbox),
+            )
+            self.inbox.insert(at, (row_id, event))
+        else:
+            self.inbox.append((row_id, event))
 
     def row(self) -> tuple[Any, ...]:
         """This instance as an ``instances`` row (see :mod:`monitoring.scheduler.store`)."""
