@@ -1,14 +1,22 @@
 """The dashboard in a real browser (headless Chromium): the picture, the card, the controls, the list's
-filters, the start form, the keyboard, and screenshots at a wide and a narrow window."""
+filters, the start form, the keyboard, a parent's children, the entities and schedules pages, and screenshots
+at a wide and a narrow window."""
 
 from __future__ import annotations
 
 import re
 import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from dashboard_hub import Hub, dashboard_hub, fan_out, nightly
+from durabletask.entities import EntityInstanceId
+from durabletask.scheduled import ScheduleCreationOptions, ScheduledTaskClient
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from conftest import new_job_id
@@ -423,3 +431,84 @@ def test_keyboard_reaches_every_control_with_a_visible_focus(
     page.screenshot(path=str(artifacts / "dashboard-confirm.png"))
     page.keyboard.press("Escape")
     monitors.terminate(instance_id)
+
+
+# --- sub-orchestrations, entities and schedules, on a hub of their own (tests/dashboard_hub.py) -----------
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with dashboard_hub(tmp_path_factory.mktemp("browser-hub")) as running:
+        yield running
+
+
+def test_a_parent_links_its_children_and_the_entities_and_schedules_pages_show_theirs(
+    browser_page: Any, hub: Hub, artifacts: Path
+) -> None:
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    client = hub.backend.client
+    parent = client.schedule_new_orchestration(fan_out, instance_id=f"fan-{uuid.uuid4().hex[:8]}")
+    waiting = f"{parent}-waiting"
+    page.goto(f"{hub.url}/instances/{parent}?refresh=0.3")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#children li .badge')].map(b => b.textContent).join()"
+        " === 'Completed,Running'",
+        timeout=WAIT_MS,
+    )
+    assert page.is_hidden("#parent-row")
+    assert page.inner_text("#children-summary") == "2 sub-orchestration(s): 1 Completed, 1 Running"
+    page.screenshot(path=str(artifacts / "dashboard-parent.png"), full_page=True)
+
+    page.click(f"#children li[data-instance-id='{waiting}'] a")
+    page.wait_for_url(f"**/instances/{waiting}", timeout=WAIT_MS)
+    page.wait_for_selector("#parent-row:not([hidden])", timeout=WAIT_MS)
+    assert page.inner_text("#parent") == parent and page.is_hidden("#children-section")
+    assert page.inner_text("#status") == "Running" and page.inner_text("#name") == "waits_for_go"
+    page.screenshot(path=str(artifacts / "dashboard-child.png"), full_page=True)
+    client.raise_orchestration_event(waiting, "go", data="now")
+    wait_for_text(page, "#status", "Completed")
+    page.click("#parent")
+    page.wait_for_url(f"**/instances/{parent}", timeout=WAIT_MS)
+    wait_for_text(page, "#status", "Completed")
+
+    key = f"k-{uuid.uuid4().hex[:8]}"
+    hostile = {"html": "<img src=x onerror=\"document.title='owned'\">", "long": "x" * 400}
+    client.signal_entity(EntityInstanceId("counter", key), "set", hostile)
+    schedule_id = f"every-second-{uuid.uuid4().hex[:8]}"
+    options = ScheduleCreationOptions(
+        schedule_id=schedule_id, orchestration_name=nightly.__name__, interval=timedelta(seconds=1)
+    )
+    ScheduledTaskClient(client, operation_timeout=WAIT_MS / 1000).create_schedule(options)
+
+    page.goto(f"{hub.url}/?refresh=0.3")
+    page.click("nav.pages a[href='/entities']")
+    page.wait_for_url("**/entities", timeout=WAIT_MS)
+    row = f"#rows tr[data-id='@counter@{key}']"
+    page.wait_for_selector(row, timeout=WAIT_MS)
+    state = page.inner_text(f"{row} td.state code")
+    assert state.startswith('{"html": "<img src=x onerror=') and state.endswith("…") and len(state) == 200
+    assert page.locator("#rows img").count() == 0 and page.title() != "owned"
+    assert page.inner_text(f"{row} td:nth-child(2)") == "counter"
+    page.screenshot(path=str(artifacts / "dashboard-entities.png"), full_page=True)
+    page.fill("#search", f"counter@{key}")
+    page.wait_for_function("() => document.querySelectorAll('#rows tbody tr').length === 1", timeout=WAIT_MS)
+    assert "q=counter%40" in page.url
+
+    page.click("nav.pages a[href='/schedules']")
+    page.wait_for_url("**/schedules", timeout=WAIT_MS)
+    row = f"#rows tr[data-id='{schedule_id}']"
+    page.wait_for_selector(row, timeout=WAIT_MS)
+    assert page.inner_text(f"{row} td:nth-child(2)") == "nightly"
+    assert page.inner_text(f"{row} td:nth-child(3)") == "1.0 s"
+    assert page.inner_text(f"{row} .badge") == "Active"
+    page.wait_for_function(  # it has run once: the last run is a time, not a dash
+        f"() => document.querySelector(\"{row} td:nth-child(5)\").textContent.startsWith('20')",
+        timeout=WAIT_MS,
+    )
+    page.screenshot(path=str(artifacts / "dashboard-schedules.png"), full_page=True)
+    page.set_viewport_size(NARROW)
+    page.screenshot(path=str(artifacts / "dashboard-schedules-narrow.png"), full_page=True)
+    ScheduledTaskClient(client, operation_timeout=WAIT_MS / 1000).get_schedule_client(schedule_id).delete()
+    assert errors == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ import grpc
 from durabletask.client import OrchestrationQuery
 from durabletask.history import HistoryEvent
 
+from monitoring.client.entities import list_entities, list_schedules
 from monitoring.client.errors import (
     InstanceFinishedError,
     InstanceNotFinishedError,
@@ -31,6 +32,7 @@ from monitoring.client.errors import (
     UnknownInstanceError,
     UnknownJobError,
 )
+from monitoring.client.lineage import child_statuses
 from monitoring.client.snapshots import InstanceDetails, MonitorSnapshot
 from monitoring.core.jobs import JobStatusReport, check_job
 from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest
@@ -175,6 +177,18 @@ class MonitorClient:
         """The instance's history events (see :func:`monitoring.client.history.build_timeline`)."""
         self.details(instance_id)  # unknown ids raise instead of giving an empty history
         return self._call(lambda: self.client.get_orchestration_history(instance_id))
+
+    def children(self, instance_id: str, children: Sequence[str]) -> list[dict[str, Any]]:
+        """The runtime status of each sub-orchestration named (:mod:`monitoring.client.lineage`)."""
+        return self._call(lambda: child_statuses(self.client, instance_id, children))
+
+    def entities(self, search: str = "") -> list[dict[str, Any]]:
+        """The durable entities (with state) whose id starts as ``search`` says (:mod:`.entities`)."""
+        return self._call(lambda: list_entities(self.client, search))
+
+    def schedules(self, search: str = "") -> list[dict[str, Any]]:
+        """The SDK's schedules whose id starts with ``search``."""
+        return self._call(lambda: list_schedules(self.client, search))
 
     def _active(self, instance_id: str, refusal: str) -> InstanceDetails:
         """The instance, if it has not ended; else :class:`InstanceFinishedError` with ``refusal``."""

@@ -6,13 +6,15 @@ CDN) that poll these JSON routes::
 
     GET  /api/overview                      the backend, counts by runtime and final status, checks per minute
     GET  /api/instances?status=&q=&sort=&order=&offset=&limit=    one page of the list (server-side)
-    GET  /api/instances/{instanceId}        instance, card, timeline in time order, the actions that apply
+    GET  /api/instances/{instanceId}        instance, card, timeline in time order, the actions that apply,
+                                            its parent orchestration and its sub-orchestrations
     POST /api/instances/{instanceId}/{action}   cancel, terminate, suspend, resume or purge ({"reason"})
     GET  /api/start-options                 the job sources and the form's defaults
     POST /api/plan                          a monitor request checked by the API's model, and its prediction
     POST /api/monitors                      start that monitor
 
-The ``POST`` routes accept only same-origin JSON
+The entities and schedules pages and their routes are in :mod:`monitoring.web.dashboard_entities`. The
+``POST`` routes accept only same-origin JSON
 (:func:`~monitoring.web.dashboard_controls.mutation_refusal`).
 """
 
@@ -33,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from monitoring.client.card import read_card
 from monitoring.client.errors import InstanceStateError
 from monitoring.client.history import build_timeline, in_time_order
+from monitoring.client.lineage import read_lineage
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.overview import InstanceIndex, ListQuery
 from monitoring.core.jobs import job_source_names
@@ -43,6 +46,7 @@ from monitoring.runtime.connection import Connection
 from monitoring.scheduler import process
 from monitoring.web.api import startable_over_http
 from monitoring.web.dashboard_controls import ACTIONS, available_actions, mutation_refusal, perform
+from monitoring.web.dashboard_entities import add_entity_routes
 from monitoring.web.edge import SafeJSONResponse, edge_app, error_response, json_body
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -166,6 +170,7 @@ def create_dashboard_app(
         state_file = process.state_file(connection.local_port, connection.taskhub)
     backend = describe_backend(connection, state_file)
     index = InstanceIndex(monitors.client)
+    add_entity_routes(app, monitors, backend, STATIC)
 
     @app.get("/", include_in_schema=False)
     def list_page() -> FileResponse:
@@ -210,7 +215,9 @@ def create_dashboard_app(
     @app.get("/api/instances/{instanceId}", summary="One instance: card, timeline in time order, actions")
     def instance(instanceId: str) -> dict[str, Any]:
         details = monitors.details(instanceId)
-        entries = in_time_order(build_timeline(monitors.history(instanceId)))
+        events = monitors.history(instanceId)
+        entries = in_time_order(build_timeline(events))
+        lineage = read_lineage(events)
         ended = next((e.at for e in reversed(entries) if e.kind == "ended"), None)
         if ended is None and details.is_terminal:
             ended = to_iso(details.last_updated_at)
@@ -224,6 +231,9 @@ def create_dashboard_app(
             "timeline": [entry.to_payload() for entry in entries],
             "endedAt": ended,
             "actions": available_actions(details),
+            "parent": lineage.parent,
+            "children": monitors.children(instanceId, lineage.children),
+            "childCount": len(lineage.children),
         }
 
     @app.post("/api/instances/{instanceId}/{action}", summary="Cancel, terminate, suspend, resume or purge")

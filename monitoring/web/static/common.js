@@ -131,8 +131,24 @@ const Common = (() => {
     where.dataset.kind = backend.kind;
   }
 
+  // The search box, page size and previous/next buttons of a paged page, bound to its view in the URL.
+  function bindPaging(view, setView) {
+    const search = byId("search");
+    search.value = view.q;
+    let searchTimer = null;
+    search.addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => setView({ q: search.value.trim() }), 200);
+    });
+    const size = byId("page-size");
+    size.value = String(view.limit);
+    size.addEventListener("change", () => setView({ limit: parseInt(size.value, 10) }));
+    byId("previous").addEventListener("click", () => setView({ offset: Math.max(0, view.offset - view.limit) }));
+    byId("next").addEventListener("click", () => setView({ offset: view.offset + view.limit }));
+  }
+
   return {
     ACTIVE, refreshMs, el, svg, byId, time, json, badge, duration, getJson, postJson, showProblem, stamp,
-    poll, showBackend,
+    poll, showBackend, bindPaging,
   };
 })();

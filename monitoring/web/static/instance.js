@@ -196,6 +196,30 @@ const InstancePage = (() => {
     return start;
   }
 
+  // The orchestration that started this one, and the sub-orchestrations it started (with their status).
+  function renderFamily(data) {
+    const parent = byId("parent");
+    byId("parent-row").hidden = !data.parent;
+    parent.textContent = data.parent || "";
+    if (data.parent) parent.href = `/instances/${encodeURIComponent(data.parent)}`;
+    const children = data.children || [];
+    byId("children-section").hidden = children.length === 0;
+    byId("children").replaceChildren(...children.map((child) => {
+      const item = el("li");
+      item.dataset.instanceId = child.instanceId;
+      const link = el("a", child.instanceId);
+      link.href = `/instances/${encodeURIComponent(child.instanceId)}`;
+      item.append(link, " ", badge(child.runtimeStatus || "purged", "small"));
+      return item;
+    }));
+    const count = data.childCount || children.length;
+    const counts = {};
+    for (const child of children) counts[child.runtimeStatus || "purged"] = (counts[child.runtimeStatus || "purged"] || 0) + 1;
+    const parts = Object.entries(counts).map(([status, n]) => `${n} ${status}`);
+    byId("children-summary").textContent = `${count} sub-orchestration(s): ${parts.join(", ")}` +
+      (count > children.length ? ` (the first ${children.length} shown)` : "");
+  }
+
   async function load() {
     let data;
     try {
@@ -223,6 +247,7 @@ const InstancePage = (() => {
     byId("input").textContent = json(instance.input);
     byId("custom-status").textContent = json(instance.customStatus);
     byId("output").textContent = json(instance.output);
+    renderFamily(data);
     renderCard();
     renderActions(data.actions);
     const start = drawChart();

@@ -278,18 +278,7 @@ const ListPage = (() => {
     const filter = byId("status-filter");
     filter.value = view.status;
     filter.addEventListener("change", () => setView({ status: filter.value }));
-    const search = byId("search");
-    search.value = view.q;
-    let searchTimer = null;
-    search.addEventListener("input", () => {
-      clearTimeout(searchTimer);
-      searchTimer = setTimeout(() => setView({ q: search.value.trim() }), 200);
-    });
-    const size = byId("page-size");
-    size.value = String(view.limit);
-    size.addEventListener("change", () => setView({ limit: parseInt(size.value, 10) }));
-    byId("previous").addEventListener("click", () => setView({ offset: Math.max(0, view.offset - view.limit) }));
-    byId("next").addEventListener("click", () => setView({ offset: view.offset + view.limit }));
+    Common.bindPaging(view, setView);
     setUpForm().catch((error) => Common.showProblem(`Cannot load the start form: ${error.message}`));
     refresh = Common.poll(load);
   }
