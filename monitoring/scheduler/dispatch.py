@@ -79,13 +79,18 @@ class Dispatch:
     def _next_item(self, stream: Stream) -> pb.WorkItem | None:
         if not stream.open or self.hub.stopping or self.hub.store.trouble is not None:
             return None
-        stream.turn = (stream.turn + 1) % 3  # take turns: no kind starves the others
-        kinds = (self._next_orchestration, self._next_activity, self._next_entity)
-        for offset in range(3):
-            item = kinds[(stream.turn + offset) % 3](stream)
+        # Take turns: neither orchestrations nor activities starve the other; entity batches, while any
+        # wait, are offered first every other time (without entities the order is what it always was).
+        stream.turn = (stream.turn + 1) % 2
+        if stream.turn and self.hub.entities.has_ready():
+            item = self._next_entity(stream)
             if item is not None:
                 return item
-        return None
+        if stream.turn:
+            item = self._next_activity(stream) or self._next_orchestration(stream)
+        else:
+            item = self._next_orchestration(stream) or self._next_activity(stream)
+        return item or self._next_entity(stream)
 
     def _lease(self, stream: Stream, kind: LeaseKind, key: str | int) -> str:
         return self.hub.leases.grant(stream, kind, key)

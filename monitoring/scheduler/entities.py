@@ -63,6 +63,9 @@ class Entities:
             return True
         return False
 
+    def has_ready(self) -> bool:
+        return bool(self._ready)
+
     def next_ready(self, accept: Callable[[Entity], bool]) -> Entity | None:
         """The oldest ready entity ``accept`` allows (its batch is :meth:`runnable`); leaves the others."""
         for entity_id in list(self._ready):
