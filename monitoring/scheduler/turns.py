@@ -21,6 +21,20 @@ def _failure(error_type: str, message: str) -> pb.TaskFailureDetails:
     return pb.TaskFailureDetails(errorType=error_type, errorMessage=message, isNonRetriable=True)
 
 
+def _fail(
+    hub: TaskHub,
+    instance: Instance,
+    recorded: list[pb.HistoryEvent],
+    error_type: str,
+    message: str,
+    ops: list[Op],
+) -> None:
+    """End the turn, and the instance, Failed with ``message`` (what the turn recorded so far is kept)."""
+    logger.warning("Failed instance %s: %s", instance.instance_id, message)
+    hub.append_history(instance, [*recorded, helpers.new_orchestrator_completed_event()], ops)
+    hub.finish(instance, pb.ORCHESTRATION_STATUS_FAILED, None, _failure(error_type, message), ops)
+
+
 def apply_actions(
     hub: TaskHub, instance: Instance, actions: list[pb.OrchestratorAction], ops: list[Op]
 ) -> None:
@@ -31,11 +45,7 @@ def apply_actions(
             f"the history of instance {instance.instance_id!r} would exceed {limit} events; "
             "long orchestrations must continue as new"
         )
-        logger.warning("Failed instance %s: %s", instance.instance_id, message)
-        hub.append_history(instance, [helpers.new_orchestrator_completed_event()], ops)
-        hub.finish(
-            instance, pb.ORCHESTRATION_STATUS_FAILED, None, _failure("HistoryLimitExceeded", message), ops
-        )
+        _fail(hub, instance, [], "HistoryLimitExceeded", message, ops)
         return
     recorded: list[pb.HistoryEvent] = []
     for action in actions:
@@ -60,11 +70,7 @@ def apply_actions(
             try:
                 recorded.append(entity_steps.from_orchestration(hub, action, ops))
             except LimitReached as refused:  # the entity's backlog is full: the orchestration learns why
-                message = str(refused)
-                logger.warning("Failed instance %s: %s", instance.instance_id, message)
-                hub.append_history(instance, [*recorded, helpers.new_orchestrator_completed_event()], ops)
-                failure = _failure("LimitReached", message)
-                hub.finish(instance, pb.ORCHESTRATION_STATUS_FAILED, None, failure, ops)
+                _fail(hub, instance, recorded, "LimitReached", str(refused), ops)
                 return
         elif kind == "rewindOrchestration":  # the whole history is replaced: nothing else of this turn stays
             rewind.apply(hub, instance, action.rewindOrchestration, ops)
@@ -77,9 +83,7 @@ def apply_actions(
         else:
             name = kind or "an empty action"
             message = refusal(name, UNSERVED_ACTIONS.get(name, "an action this scheduler does not know"))
-            logger.warning("Failed instance %s: %s", instance.instance_id, message)
-            hub.append_history(instance, [*recorded, helpers.new_orchestrator_completed_event()], ops)
-            hub.finish(instance, pb.ORCHESTRATION_STATUS_FAILED, None, _failure("NotSupported", message), ops)
+            _fail(hub, instance, recorded, "NotSupported", message, ops)
             return
     recorded.append(helpers.new_orchestrator_completed_event())
     hub.append_history(instance, recorded, ops)
