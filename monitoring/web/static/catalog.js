@@ -80,31 +80,9 @@ const CatalogPage = (() => {
     },
   };
 
-  const url = new URL(window.location.href);
-  const view = {
-    q: url.searchParams.get("q") || "",
-    offset: Math.max(0, parseInt(url.searchParams.get("offset"), 10) || 0),
-    limit: parseInt(url.searchParams.get("limit"), 10) || 25,
-  };
   let kind = null;
   let refresh = () => {};
-
-  function remember() {
-    const next = new URL(window.location.href);
-    for (const [key, value] of Object.entries(view)) {
-      const fallback = { q: "", offset: 0, limit: 25 }[key];
-      if (value === fallback) next.searchParams.delete(key);
-      else next.searchParams.set(key, value);
-    }
-    window.history.replaceState(null, "", next);
-  }
-
-  function setView(changes) {
-    Object.assign(view, changes);
-    if (!("offset" in changes)) view.offset = 0;
-    remember();
-    refresh();
-  }
+  const { view, setView, remember } = Common.urlView({ q: "", offset: 0, limit: 25 }, () => refresh());
 
   function render(data) {
     Common.showBackend(data.backend);

@@ -131,6 +131,35 @@ const Common = (() => {
     where.dataset.kind = backend.kind;
   }
 
+  // A page's view kept in its address: the values of ``defaults`` read from the query string (numbers
+  // parsed, a negative offset read as 0), ``remember`` that writes the non-default ones back, and ``setView``
+  // that changes some, starts again at the first page unless the offset is among them, remembers, and calls
+  // ``changed``.
+  function urlView(defaults, changed) {
+    const url = new URL(window.location.href);
+    const view = {};
+    for (const [key, fallback] of Object.entries(defaults)) {
+      const raw = url.searchParams.get(key);
+      view[key] = typeof fallback === "number" ? parseInt(raw, 10) || fallback : raw || fallback;
+    }
+    if ("offset" in view) view.offset = Math.max(0, view.offset);
+    function remember() {
+      const next = new URL(window.location.href);
+      for (const [key, value] of Object.entries(view)) {
+        if (value === defaults[key]) next.searchParams.delete(key);
+        else next.searchParams.set(key, value);
+      }
+      window.history.replaceState(null, "", next);
+    }
+    function setView(changes) {
+      Object.assign(view, changes);
+      if (!("offset" in changes)) view.offset = 0;
+      remember();
+      changed();
+    }
+    return { view, setView, remember };
+  }
+
   // The search box, page size and previous/next buttons of a paged page, bound to its view in the URL.
   function bindPaging(view, setView) {
     const search = byId("search");
@@ -149,6 +178,6 @@ const Common = (() => {
 
   return {
     ACTIVE, refreshMs, el, svg, byId, time, json, badge, duration, getJson, postJson, showProblem, stamp,
-    poll, showBackend, bindPaging,
+    poll, showBackend, urlView, bindPaging,
   };
 })();

@@ -10,33 +10,11 @@ const ListPage = (() => {
     ["instance", "Instance ID"], ["job", "Job"], ["status", "Runtime status"], [null, "Monitor"],
     [null, "Checks"], ["created", "Created (UTC)"], ["updated", "Last updated (UTC)"],
   ];
-  const url = new URL(window.location.href);
-  const view = {
-    status: url.searchParams.get("status") || "",
-    q: url.searchParams.get("q") || "",
-    sort: url.searchParams.get("sort") || "created",
-    order: url.searchParams.get("order") || "desc",
-    offset: Math.max(0, parseInt(url.searchParams.get("offset"), 10) || 0),
-    limit: parseInt(url.searchParams.get("limit"), 10) || 25,
-  };
   let refresh = () => {};
-
-  function remember() {
-    const next = new URL(window.location.href);
-    for (const [key, value] of Object.entries(view)) {
-      const fallback = { status: "", q: "", sort: "created", order: "desc", offset: 0, limit: 25 }[key];
-      if (value === fallback) next.searchParams.delete(key);
-      else next.searchParams.set(key, value);
-    }
-    window.history.replaceState(null, "", next);
-  }
-
-  function setView(changes) {
-    Object.assign(view, changes);
-    if (!("offset" in changes)) view.offset = 0;
-    remember();
-    refresh();
-  }
+  const { view, setView, remember } = Common.urlView(
+    { status: "", q: "", sort: "created", order: "desc", offset: 0, limit: 25 },
+    () => refresh(),
+  );
 
   // --- overview ----------------------------------------------------------------------------------------
 
