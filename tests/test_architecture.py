@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "monitoring"
 # Lower ranks sit below higher ones; a module may import only from lower ranks (or its own subpackage).
 RANKS = {
     "settings": 0,
+    "sdk_range": 0,
     "core": 1,
     "scheduler": 2,
     "runtime": 3,
