@@ -8,6 +8,10 @@
 * ``MONITORING_TIME_SCALE``: a number in (0, 1] that shortens the tutorial's scenarios (0.2 under pytest).
 * ``MONITORING_RETENTION_DAYS``: how long a local scheduler keeps finished instances (default 7; 0: purge
   them at once); ``python -m monitoring scheduler --retention-days`` overrides it.
+* ``MONITORING_WORKER``: which worker a process runs: ``auto`` (default: the fast path against this
+  project's own scheduler on a verified SDK release, the SDK's ``DurableTaskSchedulerWorker`` everywhere
+  else), ``sdk`` (always the SDK's) or ``fast`` (always the fast path, even where it was not verified).
+  See :mod:`monitoring.runtime.worker_choice`.
 * Any variable an ``http`` job source's header names as ``${NAME}`` (:func:`secret`), read by the worker.
 * ``GRPC_EXPERIMENTS``: gRPC's own. Unless it is set already, importing the package sets it to turn
   EventEngine's client and listener off (:func:`prefer_grpc_polling`).
@@ -30,6 +34,8 @@ DEFAULT_TASKHUB = "default"
 TIME_SCALE_ENV = "MONITORING_TIME_SCALE"
 STATE_DIR_ENV = "MONITORING_STATE_DIR"
 RETENTION_DAYS_ENV = "MONITORING_RETENTION_DAYS"
+WORKER_ENV = "MONITORING_WORKER"
+WORKER_KINDS = ("auto", "sdk", "fast")
 DEFAULT_RETENTION_DAYS = 7.0
 MAX_RETENTION_DAYS = 100_000
 GRPC_EXPERIMENTS_ENV = "GRPC_EXPERIMENTS"
@@ -48,6 +54,7 @@ class Settings:
     state_dir: Path
     time_scale: float
     retention_days: float = DEFAULT_RETENTION_DAYS
+    worker: str = "auto"  # one of WORKER_KINDS
 
 
 # Task hub names as the Durable Task Scheduler takes them (letters, digits, '-', '_', '.'); the name travels
@@ -129,7 +136,17 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         state_dir=Path(state) if state else Path.home() / ".local" / "state" / "durable-monitoring",
         time_scale=_time_scale(environ.get(TIME_SCALE_ENV, "").strip()),
         retention_days=retention_days(environ.get(RETENTION_DAYS_ENV, "").strip()),
+        worker=worker_kind(environ.get(WORKER_ENV, "").strip()),
     )
+
+
+def worker_kind(text: str) -> str:
+    """``MONITORING_WORKER``'s value, lower-cased (``auto`` if unset); a one-line error if it is none."""
+    kind = text.lower() or "auto"
+    if kind not in WORKER_KINDS:
+        choices = ", ".join(WORKER_KINDS)
+        raise SettingsError(f"{WORKER_ENV}={text!r} is not a worker this package builds; use {choices}")
+    return kind
 
 
 def secret(name: str) -> str | None:

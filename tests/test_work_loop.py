@@ -158,12 +158,12 @@ def test_stop_waits_for_the_check_in_flight_and_nothing_is_lost_or_counted_twice
     plan = request(polling_interval_seconds=0.3, timeout_seconds=30, job_source=gate.name)
     instance_id = monitors.start(plan)
     gate.wait_asked(1)  # the first check is running in the worker
-    running = worker_module._worker
+    running = worker_module.running_worker()
     assert running is not None
     stopper = threading.Thread(target=stop_worker)
     stopper.start()
     try:
-        wait_until(running[1]._shutdown.is_set, "stop to begin")
+        wait_until(running._shutdown.is_set, "stop to begin")
         assert stopper.is_alive(), "stop returned while a check was still running"
         gate.release("Completed")  # the check in flight answers
         gate.release("Completed")  # and so does its second run, if the first result came too late

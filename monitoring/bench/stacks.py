@@ -250,7 +250,7 @@ class SdkLoopProjectStack(ProjectStack):
     name = "project-sdk-loop"
 
     def start_workers(self, settings: BenchSettings) -> None:
-        self.worker = create_worker(self.connection, _concurrency(settings), sdk_loop=True)
+        self.worker = create_worker(self.connection, _concurrency(settings), kind="sdk")
         self.worker.start()
 
 

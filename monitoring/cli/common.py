@@ -103,12 +103,14 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def wait_for_signal() -> None:
+def wait_for_signal(give_up: Callable[[], bool] | None = None) -> None:
+    """Return on SIGINT or SIGTERM, or as soon as ``give_up()`` is true (checked five times a second)."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while not stop.wait(0.2):
-            pass
+            if give_up is not None and give_up():
+                return
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

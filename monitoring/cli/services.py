@@ -23,7 +23,7 @@ from monitoring.scheduler import process
 from monitoring.scheduler.records import HubOptions
 from monitoring.scheduler.server import DEFAULT_PORT, DEFAULT_TASKHUB
 from monitoring.web.serving import BackgroundServer, is_loopback
-from monitoring.worker import create_worker, start_worker, stop_worker
+from monitoring.worker import create_worker, receiving, start_worker, stop_worker
 
 DEFAULT_API_PORT, DEFAULT_DASHBOARD_PORT = 7071, 8082
 MAX_WORKER_PROCESSES = 64  # a typo (10000) must not fork ten thousand workers
@@ -55,12 +55,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        wait_for_signal()
+        wait_for_signal(give_up=lambda: not receiving(worker))
     finally:
         process.stop_processes(extra)
+        died = not receiving(worker)
         worker.stop()
-        if args.of_parent is None:
+        if args.of_parent is None and not died:
             print("Worker stopped", file=sys.stderr, flush=True)
+    if died:  # a worker that takes no work must not look started: say so and end, for a supervisor to see
+        print("error: the worker's receiving thread died (its error is above); exiting", file=sys.stderr)
+        return 1
     return 0
 
 

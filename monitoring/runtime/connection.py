@@ -142,7 +142,7 @@ def create_client(connection: Connection) -> DurableTaskSchedulerClient:
     )
 
 
-def _channel(connection: Connection) -> grpc.Channel:
+def plain_channel(connection: Connection) -> grpc.Channel:
     """A plain gRPC channel to the endpoint (port 443 or 80 when it names none)."""
     parts = urlsplit(connection.endpoint)
     host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
@@ -154,7 +154,7 @@ def _channel(connection: Connection) -> grpc.Channel:
 
 def check_reachable(connection: Connection, timeout: float = 5.0) -> None:
     """Raise :class:`BackendError` unless a connection to the endpoint opens within ``timeout``."""
-    channel = _channel(connection)
+    channel = plain_channel(connection)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:
@@ -168,7 +168,7 @@ def check_reachable(connection: Connection, timeout: float = 5.0) -> None:
 def check_taskhub(connection: Connection, token: str | None = None, timeout: float = 5.0) -> None:
     """Raise :class:`BackendError` naming the task hub if the scheduler does not serve it (a worker would
     otherwise retry NOT_FOUND for ever). One cheap call: the state of an instance that does not exist."""
-    channel = _channel(connection)
+    channel = plain_channel(connection)
     metadata = [("taskhub", connection.taskhub)]
     if token is not None:
         metadata.append(("authorization", f"Bearer {token}"))

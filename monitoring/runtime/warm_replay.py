@@ -16,7 +16,8 @@ ones before it is used, holds about 13 KB meanwhile, and saves a millisecond onc
 Anything else replays from the first event, as the SDK does: an instance another worker ran meanwhile, a
 work item given again after its completion was lost, an instance purged and started again under the same
 id, an orchestration that ended or continued as new (its context is dropped). Rewinds, versioned
-registries, payload stores and recorded trace spans (a tracer provider set) are left to the SDK's own path.
+registries, payload stores and recorded trace spans (a tracer provider set) are left to the SDK's own path,
+and so is an episode that would fail its orchestration: only the SDK's executor says ``Failed``.
 """
 
 from __future__ import annotations
@@ -87,35 +88,28 @@ class WarmReplays:
         new = request.newEvents
         return len(new) > 0 and not any(event.HasField("executionRewound") for event in new)
 
-    def run(self, request: pb.OrchestratorRequest, stub: Any, token: str) -> None:
-        """Run a work item's episode and deliver its result, as the SDK's worker does (same log lines)."""
+    def run(self, request: pb.OrchestratorRequest, stub: Any, token: str) -> bool:
+        """Run a work item's episode and deliver its result, as the SDK's worker does (same log lines).
+
+        False, with nothing delivered, if the episode would fail the orchestration: the caller leaves that
+        verdict to the SDK's own executor. An error of this code itself is raised, nothing delivered.
+        """
         worker = self.worker
         instance_id, emit = request.instanceId, worker._emit_trace_spans
-        try:  # in the SDK's trace context (spans are not recorded here: see handles)
-            parent = None if emit else parent_trace_context(request)
-            with tracing.suppress_span_emission(not emit), tracing.use_trace_context(parent):
-                results = self.execute(request)
-            response = pb.OrchestratorResponse(
-                instanceId=instance_id,
-                actions=results.actions,
-                customStatus=helpers.get_string_value(results.encoded_custom_status),
-                completionToken=token,
-                orchestrationTraceContext=self._trace_context(request, results),
-            )
-        except Exception as error:  # not the orchestrator's (that fails inside execute): this worker's own
+        parent = None if emit else parent_trace_context(request)
+        # In the SDK's trace context (spans are not recorded here: see handles).
+        with tracing.suppress_span_emission(not emit), tracing.use_trace_context(parent):
+            results = self.execute(request)
+        if _fails(results.actions):
             self.forget(instance_id)
-            worker._logger.exception(
-                f"An error occurred while trying to execute instance '{instance_id}': {error}"
-            )
-            failure = helpers.new_failure_details(
-                error, worker._exception_properties_provider, worker._logger
-            )
-            failed = helpers.new_complete_orchestration_action(
-                -1, pb.ORCHESTRATION_STATUS_FAILED, "", failure
-            )
-            response = pb.OrchestratorResponse(
-                instanceId=instance_id, actions=[failed], completionToken=token
-            )
+            return False
+        response = pb.OrchestratorResponse(
+            instanceId=instance_id,
+            actions=results.actions,
+            customStatus=helpers.get_string_value(results.encoded_custom_status),
+            completionToken=token,
+            orchestrationTraceContext=self._trace_context(request, results),
+        )
         try:
             stub.CompleteOrchestratorTask(response)
         except Exception as error:
@@ -123,6 +117,7 @@ class WarmReplays:
             worker._logger.exception(
                 f"Failed to deliver orchestrator response for '{instance_id}' to sidecar: {error}"
             )
+        return True
 
     def execute(self, request: pb.OrchestratorRequest) -> ExecutionResults:
         """The episode's actions and custom status, as the SDK's executor would return them."""
@@ -208,6 +203,15 @@ class WarmReplays:
             request.instanceId, worker._registry, logger=worker._logger, **options
         )
         return _Warm(executor, context)
+
+
+def _fails(actions: Sequence[pb.OrchestratorAction]) -> bool:
+    """True if the actions end the orchestration ``Failed``."""
+    return any(
+        action.HasField("completeOrchestration")
+        and action.completeOrchestration.orchestrationStatus == pb.ORCHESTRATION_STATUS_FAILED
+        for action in actions
+    )
 
 
 def _execution_started(request: pb.OrchestratorRequest) -> pb.ExecutionStartedEvent | None:

@@ -35,6 +35,7 @@ from durabletask.internal.grpc_resiliency import get_full_jitter_delay_seconds
 from google.protobuf import empty_pb2
 
 from monitoring.runtime.warm_replay import WARM_LIMIT, WarmReplays
+from monitoring.runtime.worker_choice import fast_path_failed, fast_path_failure
 
 _CONNECTION_ERRORS = {
     grpc.StatusCode.UNAVAILABLE,
@@ -171,6 +172,11 @@ class LeanWorker(DurableTaskSchedulerWorker):
 
     Its orchestrator episodes resume a kept context when they can (:mod:`~monitoring.runtime.warm_replay`);
     ``warm_limit`` is how many it keeps (0: replay every history from the start, as the SDK).
+
+    An error of this fast path itself (not of an orchestrator) never reaches a user's orchestration: the
+    work item is run again by the SDK's own executor, the fast path is turned off for the process with one
+    warning, and the receiving goes on in the SDK's own loop. An episode that would fail its orchestration
+    is also left to the SDK's executor, so a ``Failed`` is always the SDK's verdict.
     """
 
     def __init__(self, *, warm_limit: int = WARM_LIMIT, **options: Any) -> None:
@@ -178,13 +184,35 @@ class LeanWorker(DurableTaskSchedulerWorker):
         self.replays = WarmReplays(self, warm_limit)
 
     def _execute_orchestrator(self, req: pb.OrchestratorRequest, stub: Any, completionToken: Any) -> None:
-        if self.replays.limit and self.replays.handles(req):
-            self.replays.run(req, stub, completionToken)
-        else:
-            super()._execute_orchestrator(req, stub, completionToken)
+        if self.replays.limit and fast_path_failure() is None:
+            try:
+                if self.replays.handles(req) and self.replays.run(req, stub, completionToken):
+                    return
+            except Exception as error:
+                self.replays.forget(req.instanceId)
+                self.fast_path_failed(f"warm replay raised {error!r}")
+        super()._execute_orchestrator(req, stub, completionToken)
+
+    def fast_path_failed(self, reason: str) -> None:
+        """Turn the fast path off for this process: one warning, and the receiving moves to the SDK's loop."""
+        if fast_path_failed(reason):
+            self._logger.warning(
+                f"The fast path failed ({reason}): this process runs the SDK's own receiving loop and "
+                "executor from now on; the work item is run again by the SDK's executor"
+            )
+        stream = self._response_stream
+        if stream is not None:  # ends the fast loop's stream; _async_run_loop goes on with the SDK's loop
+            stream.cancel()
 
     async def _async_run_loop(self) -> None:  # the SDK runs this on the worker's own thread (start())
-        _Loop(self).run()
+        if fast_path_failure() is None:
+            try:
+                _Loop(self).run()
+            except Exception as error:  # the loop's own code: the SDK's handlers' errors stay in the gates
+                self.fast_path_failed(f"the receiving loop raised {error!r}")
+            if self._shutdown.is_set():
+                return
+        await super()._async_run_loop()
 
 
 class _Loop:
@@ -226,14 +254,15 @@ class _Loop:
             while not shutdown.is_set():
                 try:
                     self._connect_and_serve()
+                    if fast_path_failure() is not None:
+                        break
                     continue  # the scheduler closed the stream: connect again at once, as the SDK does
                 except grpc.RpcError as error:
                     if error.code() == grpc.StatusCode.CANCELLED and shutdown.is_set():  # type: ignore[attr-defined]
                         break
+                    if fast_path_failure() is not None:  # the stream was ended to hand over to the SDK's loop
+                        break
                     self._failed(error)
-                except Exception as error:
-                    self.log.warning(f"Unexpected error: {error}")
-                    self._drop_channel()
                 self.attempts += 1
                 delay = get_full_jitter_delay_seconds(
                     self.attempts,

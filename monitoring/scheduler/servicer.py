@@ -33,6 +33,10 @@ from monitoring.scheduler.unserved import UNSERVED_RPCS, refusal
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 HISTORY_CHUNK = 200
+# Trailing metadata on every Hello answer: "this is the project's own scheduler", so a worker knows its fast
+# path (monitoring.runtime.worker_choice) was verified against what it talks to. The value is the version of
+# the announcement; a scheduler that sends nothing (the DTS emulator, Azure) gets the SDK's own worker.
+ANNOUNCEMENT = ("x-durable-monitoring-scheduler", "1")
 LEASE_LOST = (
     "its lease ended (this worker's stream closed, or the lease expired): another worker gets the item"
 )
@@ -67,6 +71,7 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
     # --- clients ----------------------------------------------------------------------------------------
 
     def Hello(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        context.set_trailing_metadata((ANNOUNCEMENT,))  # what lets a worker choose its fast path
         return empty_pb2.Empty()
 
     def StartInstance(self, request: pb.CreateInstanceRequest, context: grpc.ServicerContext) -> Any:
