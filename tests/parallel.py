@@ -18,6 +18,7 @@ import pytest
 LONGEST_FIRST = (
     "tests/test_notebooks_browser.py",
     "tests/test_quickstart.py",
+    "tests/test_oldest_sdk.py",
     "tests/test_durability.py",
     "tests/test_bench.py",
     "notebooks/03_durability_and_control.ipynb",
