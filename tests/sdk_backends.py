@@ -1,5 +1,7 @@
 """Backends for protocol tests: the local scheduler (state file on) or the SDK's own in-memory servicer,
-each served on a free loopback port, with the SDK's own worker and client talking to it.
+each served on a free loopback port, with the SDK's own worker and client talking to it; and ``local-fast``,
+the local scheduler with the project's fast path (:class:`~monitoring.runtime.work_loop.LeanWorker`, what
+``create_worker`` builds there) serving the same orchestrations, entities and schedules.
 
 A test module declares its orchestrators, activities and entities once (:class:`Registry`); one worker per
 backend serves them for the whole module. The SDK's servicer is served through ``LocalScheduler(servicer=)``
@@ -23,9 +25,11 @@ from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from durabletask.client import OrchestrationStatus
 from durabletask.testing import InMemoryOrchestrationBackend
 
+from monitoring.runtime.work_loop import LeanWorker
 from monitoring.scheduler.server import LocalScheduler
 
-BACKENDS = ("local", "sdk-memory")
+BACKENDS = ("local", "local-fast", "sdk-memory")
+OURS = ("local", "local-fast")
 T = TypeVar("T")
 WAIT = 120  # a hang guard: every wait returns as soon as the state it waits for is observed
 TASKHUB = "default"
@@ -57,9 +61,11 @@ class Registry:
         return fn
 
 
-def new_worker(address: str, registry: Registry, **options: Any) -> DurableTaskSchedulerWorker:
-    """The SDK's own worker for ``address`` with ``registry`` on it (not started)."""
-    worker = DurableTaskSchedulerWorker(
+def new_worker(
+    address: str, registry: Registry, *, fast: bool = False, **options: Any
+) -> DurableTaskSchedulerWorker:
+    """The SDK's own worker for ``address`` with ``registry`` on it (not started); ``fast``: the fast path."""
+    worker = (LeanWorker if fast else DurableTaskSchedulerWorker)(
         host_address=address,
         taskhub=TASKHUB,
         token_credential=None,
@@ -98,12 +104,12 @@ class Backend:
 
     @property
     def ours(self) -> bool:
-        return self.kind == "local"
+        return self.kind in OURS
 
 
 @contextmanager
 def running_backend(kind: str, state_dir: Path) -> Iterator[Backend]:
-    if kind == "local":
+    if kind in OURS:
         scheduler = LocalScheduler(0, state=state_dir / "hub.sqlite3")
     else:
         scheduler = LocalScheduler(0, servicer=InMemoryOrchestrationBackend())
@@ -119,7 +125,7 @@ def running_backend(kind: str, state_dir: Path) -> Iterator[Backend]:
 def backend_with_worker(kind: str, state_dir: Path, registry: Registry, **options: Any) -> Iterator[Backend]:
     """A backend of ``kind`` and one SDK worker serving ``registry`` on it, both stopped at the end."""
     with running_backend(kind, state_dir) as backend:
-        worker = new_worker(backend.address, registry, **options)
+        worker = new_worker(backend.address, registry, fast=kind == "local-fast", **options)
         worker.start()
         try:
             yield backend

@@ -348,7 +348,8 @@ def test_with_filters_each_worker_gets_only_its_own_orchestrations(tmp_path: Pat
 
     with running_backend(backend_kind, tmp_path) as backend:
         # Everything of `app`, filters on: it must never receive `lonely`, which it could not run.
-        mains = new_worker(backend.address, app)
+        fast = backend_kind == "local-fast"
+        mains = new_worker(backend.address, app, fast=fast)
         mains.use_work_item_filters()
         mains.start()
         try:
@@ -357,7 +358,7 @@ def test_with_filters_each_worker_gets_only_its_own_orchestrations(tmp_path: Pat
             assert finished(backend, greeting).get_output() == "Hello, f!"
             state = backend.client.get_orchestration_state(instance_id)
             assert state is not None and state.runtime_status == OrchestrationStatus.PENDING
-            other = new_worker(backend.address, filtered)
+            other = new_worker(backend.address, filtered, fast=fast)
             other.use_work_item_filters()
             other.start()
             try:
