@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from durabletask.worker import ConcurrencyOptions
 
 from monitoring import settings
+from monitoring.core.batch import monitoring_batch_orchestrator
 from monitoring.core.jobs import register_job_source
 from monitoring.core.minimal import minimal_check, minimal_monitor
 from monitoring.core.orchestration import check_job_status, monitoring_job_orchestrator
@@ -28,6 +30,7 @@ from monitoring.runtime.work_loop import LeanWorker
 from monitoring.runtime.worker_choice import WorkerChoice, choose_worker
 
 logger = logging.getLogger(__name__)
+_choices: weakref.WeakKeyDictionary[DurableTaskSchedulerWorker, WorkerChoice] = weakref.WeakKeyDictionary()
 RESTARTS = 3  # how often start_worker starts a worker whose receiving thread died, before it gives up
 
 
@@ -62,14 +65,16 @@ def create_worker(
     )
     worker.add_orchestrator(monitoring_job_orchestrator)
     worker.add_activity(check_job_status)
+    worker.add_orchestrator(monitoring_batch_orchestrator)
     worker.add_orchestrator(minimal_monitor)
     worker.add_activity(minimal_check)
+    _choices[worker] = choice
     return worker
 
 
-def worker_choice(worker: DurableTaskSchedulerWorker) -> str:
-    """Which worker ``worker`` is, in words."""
-    return WorkerChoice(isinstance(worker, LeanWorker), "").name
+def chosen(worker: DurableTaskSchedulerWorker) -> WorkerChoice:
+    """Which worker :func:`create_worker` built, and why."""
+    return _choices.get(worker) or WorkerChoice(isinstance(worker, LeanWorker), "built elsewhere")
 
 
 def receiving(worker: DurableTaskSchedulerWorker) -> bool:
@@ -153,6 +158,12 @@ def worker_running() -> bool:
 def running_worker() -> DurableTaskSchedulerWorker | None:
     """The worker :func:`start_worker` runs in this process, if any."""
     return None if _worker is None else _worker.worker
+
+
+def describe_running_worker() -> str:
+    """The start line of the worker :func:`start_worker` runs (``Worker: ...: why``), or that none runs."""
+    worker = running_worker()
+    return "No worker runs in this process" if worker is None else chosen(worker).describe()
 
 
 # The SDK's worker thread is not a daemon: without this, an interpreter (or kernel) that forgot to stop it

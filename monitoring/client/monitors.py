@@ -34,6 +34,7 @@ from monitoring.client.errors import (
 )
 from monitoring.client.lineage import child_statuses
 from monitoring.client.snapshots import InstanceDetails, MonitorSnapshot
+from monitoring.core.batch import BATCH_ORCHESTRATOR_NAME, BatchRequest
 from monitoring.core.jobs import JobStatusReport, check_job
 from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest
 from monitoring.core.orchestration import CANCEL_EVENT, ORCHESTRATOR_NAME
@@ -110,6 +111,19 @@ class MonitorClient:
             return self._call(
                 lambda: self.client.schedule_new_orchestration(
                     ORCHESTRATOR_NAME, input=request.to_payload(), instance_id=new_id
+                ),
+                idempotent=False,
+            )
+
+    def start_batch(self, batch: BatchRequest, instance_id: str | None = None) -> str:
+        """Schedule a batch monitor (:mod:`monitoring.core.batch`); returns its instance id. Its jobs'
+        monitors run as its sub-orchestrations, ``<id>-job-<index>``; :meth:`cancel` of the batch cancels
+        every one still running."""
+        new_id = uuid.uuid4().hex if instance_id is None else checked_id(instance_id)
+        with _limits():
+            return self._call(
+                lambda: self.client.schedule_new_orchestration(
+                    BATCH_ORCHESTRATOR_NAME, input=batch.to_payload(), instance_id=new_id
                 ),
                 idempotent=False,
             )
