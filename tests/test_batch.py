@@ -7,6 +7,7 @@ child's result is checked against the schedule's prediction for its job (``monit
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -73,6 +74,7 @@ def results_of(output: dict[str, Any]) -> list[tuple[str, int]]:
     [
         ([], "a batch must be a JSON object with a jobs list, not []"),
         ({"jobs": []}, "jobs must be a non-empty list of monitor requests"),
+        ({"jobs": [{}, None]}, "jobs[1]: a job is a JSON object (a start body), not None"),
         ({"jobs": [{}], "extra": 1}, "unknown batch field 'extra': a batch has jobs and max_concurrent"),
         ({"jobs": [{}] * (MAX_BATCH_JOBS + 1)}, "a batch holds at most 10,000 jobs, not 10,001: split it"),
         ({"jobs": [{}], "max_concurrent": 0}, "max_concurrent must be a whole number from 1 to 1000, not 0"),
@@ -242,3 +244,62 @@ def test_kill_9_of_the_worker_and_of_the_scheduler_mid_batch_changes_no_result(
         worker.wait(timeout=WAIT)
         scheduler.send_signal(signal.SIGINT)
         scheduler.wait(timeout=WAIT)
+
+
+# --- the command line -----------------------------------------------------------------------------------
+
+
+def start_batch_command(*args: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ENDPOINT": endpoint}
+    command = [sys.executable, "-m", "monitoring", "start-batch", *args]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL
+    )
+
+
+def test_start_batch_from_job_ids_follows_the_batch_and_prints_its_result(monitors: MonitorClient) -> None:
+    ids = [new_job_id() for _ in range(3)]
+    args = [*ids, "--interval", "0.1", "--timeout", "5", "--job-duration", "0.2", "--max-concurrent", "2"]
+    done = start_batch_command(*args, endpoint=monitors.connection.endpoint)
+    assert done.returncode == 0, done.stderr
+    output = json.loads(done.stdout)
+    assert [(job["job_id"], job["final_status"], job["checks_performed"]) for job in output["jobs"]] == [
+        (job_id, "Completed", 3) for job_id in ids
+    ]
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("Scheduled batch ") and "of 3 jobs, at most 2 at once" in lines[0]
+    assert (
+        lines[-1] == "batch Completed: 0 pending, 0 running, 3 completed, 0 failed, 0 timed out, 0 cancelled"
+    )
+
+
+def test_start_batch_from_a_file_exits_1_when_a_job_did_not_complete(
+    monitors: MonitorClient, tmp_path: Path
+) -> None:
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps([job("completes", 1), job("fails", 2)]))
+    done = start_batch_command("--file", str(jobs), endpoint=monitors.connection.endpoint)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["counts"] == {"completed": 1, "failed": 1, "timed_out": 0, "cancelled": 0}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "error: give the job ids to monitor, or --file with their start bodies"),
+        (["a", "--file", "x.json"], "error: give job ids or --file, not both"),
+        (
+            ["--file", "/no/such/jobs.json"],
+            "error: cannot read /no/such/jobs.json: No such file or directory",
+        ),
+        (["a", "--max-concurrent", "0"], "--max-concurrent"),
+    ],
+)
+def test_start_batch_refuses_what_it_cannot_run_in_one_line(
+    monitors: MonitorClient, args: list[str], message: str
+) -> None:
+    before = len(monitors.list_instances())
+    done = start_batch_command(*args, endpoint=monitors.connection.endpoint)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+    assert len(monitors.list_instances()) == before

@@ -93,6 +93,7 @@ def test_demo_runs_scheduler_worker_and_one_monitor_in_one_process() -> None:
     assert result["final_status"] == "Completed" and result["checks_performed"] == 4
     assert result["monitoring_duration_seconds"] >= 0.6
     assert "embedded local scheduler at http://127.0.0.1:" in done.stderr
+    assert "Worker: the fast path (LeanWorker): http://127.0.0.1:" in done.stderr  # which worker, and why
     # Progress is polled, so a busy machine may skip lines; what it prints is in order and ends with the end.
     progress = progress_counts(done.stderr)
     assert [count for _, count in progress] == sorted(count for _, count in progress)

@@ -206,6 +206,7 @@ def test_openapi_schema_documents_every_route(http: httpx.Client) -> None:
     paths = schema["paths"]
     assert set(paths) == {
         "/api/start_monitoring_job",
+        "/api/start_monitoring_batch",
         "/api/job_status/{jobId}",
         f"{INSTANCES}/{{instanceId}}",
         f"{INSTANCES}/{{instanceId}}/raiseEvent/{{eventName}}",
@@ -224,3 +225,41 @@ def test_openapi_schema_documents_every_route(http: httpx.Client) -> None:
     assert "422" not in start_answers
     assert set(paths[f"{INSTANCES}/{{instanceId}}"]) == {"get", "delete"}
     assert http.get("/docs").status_code == 200
+
+
+def test_a_batch_starts_with_202_and_its_management_urls_show_its_result(http: httpx.Client) -> None:
+    jobs = [
+        {"job_id": new_job_id(), **QUICK_JOB},
+        {"job_id": new_job_id(), **QUICK_JOB, "job_outcome": "Failed"},
+        {**QUICK_JOB, "job_duration_seconds": 100},  # no job_id: one is made up, as for a single start
+    ]
+    response = http.post("/api/start_monitoring_batch", json={"jobs": jobs, "max_concurrent": 2})
+    assert response.status_code == 202, response.text
+    urls = response.json()
+    assert response.headers["location"] == urls["statusQueryGetUri"]
+    done = wait_for(http, urls["id"], {"Completed", "Failed"}, limit=120)
+    assert done["runtimeStatus"] == "Completed", done
+    output = done["output"]
+    assert [job["final_status"] for job in output["jobs"]] == ["Completed", "Failed", "Timeout"]
+    assert output["jobs"][0]["job_id"] == jobs[0]["job_id"] and output["jobs"][2]["job_id"]
+    assert output["counts"] == {"completed": 1, "failed": 1, "timed_out": 1, "cancelled": 0}
+
+
+@pytest.mark.parametrize(
+    ("jobs", "message"),
+    [
+        ([{}, {}, {"polling_interval_seconds": "often"}], "jobs[2]: polling_interval_seconds"),
+        (
+            [{}, {"job_source": "callable", "job_source_options": {"function": "os:getcwd"}}],
+            "jobs[1]: job_source",
+        ),
+    ],
+)
+def test_one_bad_job_refuses_the_whole_batch_with_400_naming_its_index(
+    http: httpx.Client, monitors: MonitorClient, jobs: list[dict[str, Any]], message: str
+) -> None:
+    before = instance_count(monitors)
+    response = http.post("/api/start_monitoring_batch", json={"jobs": jobs})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].startswith(message) and response.json()["field"] == "jobs"
+    assert instance_count(monitors) == before  # nothing was scheduled

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import grpc
 from azure.core.exceptions import ClientAuthenticationError
 
-from monitoring.cli import monitor, services
+from monitoring.cli import batch, monitor, services
 from monitoring.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -37,6 +37,7 @@ def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     monitor.register(commands)
+    batch.register(commands)
     services.register(commands)
     return parser
 

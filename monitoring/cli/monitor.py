@@ -30,7 +30,7 @@ from monitoring.runtime.connection import (
     local_scheduler_running,
 )
 from monitoring.scheduler.server import LocalScheduler
-from monitoring.worker import start_worker, stop_worker
+from monitoring.worker import describe_running_worker, start_worker, stop_worker
 
 # How long a new monitor may stay Pending before the CLI suggests that no worker is running.
 NO_WORKER_HINT_SECONDS = 5.0
@@ -169,6 +169,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(ensure_backend(connection), file=sys.stderr)
     try:
         start_worker(connection)
+        print(describe_running_worker(), file=sys.stderr)
         with MonitorClient(connection) as monitors:
             instance_id = monitors.start(request)
             print(

@@ -68,6 +68,10 @@ class BatchRequest:
         requests = []
         for index, job in enumerate(jobs):
             default = default_job_id(index) if default_job_id is not None else f"job-{index}"
+            if not isinstance(job, dict):
+                raise InvalidRequestError(
+                    f"jobs[{index}]: a job is a JSON object (a start body), not {shown(job)}", "jobs"
+                )
             try:
                 requests.append(MonitorRequest.from_payload(job, default_job_id=default))
             except InvalidRequestError as error:

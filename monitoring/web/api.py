@@ -3,6 +3,7 @@
 Routes (as ``func start`` serves them for the official sample, on http://localhost:7071)::
 
     POST   /api/start_monitoring_job                                         start a monitor (202)
+    POST   /api/start_monitoring_batch                                       start a batch monitor (202)
     GET    /api/job_status/{jobId}                                           the job's status, now
     GET    /runtime/webhooks/durabletask/instances/{instanceId}              status (202 active, 200 done)
     POST   /runtime/webhooks/durabletask/instances/{instanceId}/raiseEvent/{eventName}
@@ -27,8 +28,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from monitoring.client.monitors import MAX_ID_LENGTH, MAX_REASON_LENGTH, MonitorClient
+from monitoring.core.batch import DEFAULT_MAX_CONCURRENT, MAX_BATCH_JOBS, MAX_CONCURRENT, BatchRequest
 from monitoring.core.jobs import job_source_is_local_only
-from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest
+from monitoring.core.models import MAX_JOB_ID_LENGTH, MonitorRequest, new_job_id
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.web.edge import (
     DEFAULT_MAX_BODY_BYTES,
@@ -40,6 +42,28 @@ from monitoring.web.edge import (
 )
 
 INSTANCES_PATH = "/runtime/webhooks/durabletask/instances"
+
+# The batch body's schema, for the OpenAPI document; the route reads it with BatchRequest.from_body.
+BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["jobs"],
+    "additionalProperties": False,
+    "properties": {
+        "jobs": {
+            "type": "array",
+            "minItems": 1,
+            # Not maxItems: a body past 1 MB is refused (413) before it is read as a batch.
+            "description": f"at most {MAX_BATCH_JOBS:,} jobs, and the body at most 1 MB",
+            "items": {"$ref": "#/components/schemas/MonitorRequest"},
+        },
+        "max_concurrent": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_CONCURRENT,
+            "default": DEFAULT_MAX_CONCURRENT,
+        },
+    },
+}
 
 InstanceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="the instance id")]
 
@@ -152,6 +176,29 @@ def create_app(
     ) -> Response:
         monitor_request = startable_over_http(body if body is not None else MonitorRequest())
         instance_id = await run_in_threadpool(monitors.start, monitor_request)
+        urls = management_urls(base_url(request), instance_id)
+        return SafeJSONResponse(
+            urls.model_dump(), status_code=202, headers={"Location": urls.statusQueryGetUri}
+        )
+
+    @app.post(
+        "/api/start_monitoring_batch",
+        status_code=202,
+        response_model=ManagementUrls,
+        responses=_errors((400, "a job that cannot run (named by its index): nothing is scheduled")),
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": BATCH_SCHEMA}}}
+        },
+        summary="Start monitoring many jobs: one batch, each job a monitor of its own (a start body each)",
+    )
+    async def start_monitoring_batch(request: Request) -> Response:
+        batch = BatchRequest.from_body(await json_body(request), default_job_id=lambda _: new_job_id())
+        for index, job in enumerate(batch.jobs):
+            try:
+                startable_over_http(job)
+            except InvalidRequestError as error:
+                raise InvalidRequestError(f"jobs[{index}]: {error}", "jobs") from None
+        instance_id = await run_in_threadpool(monitors.start_batch, batch)
         urls = management_urls(base_url(request), instance_id)
         return SafeJSONResponse(
             urls.model_dump(), status_code=202, headers={"Location": urls.statusQueryGetUri}
