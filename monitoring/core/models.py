@@ -232,9 +232,13 @@ class MonitorRequest:
     def to_payload(self) -> dict[str, Any]:
         """The official sample's fields and the simulated job's, plus any optional field not at its default.
 
-        A plain request therefore has the same five-field shape as before these options existed.
+        A plain request therefore has the same five-field shape as before these options existed. A request
+        that asks another source leaves out the simulated job's fields: they describe no job it watches.
         """
         payload = field_dict(self)
+        if self.job_source != "simulated":
+            for name in SIMULATED_JOB_FIELDS:
+                del payload[name]
         for name, default in _OPTIONAL_DEFAULTS.items():
             if payload[name] == default:
                 del payload[name]
@@ -308,13 +312,8 @@ def _init(self: MonitorRequest, *args: Any, **kwargs: Any) -> None:
 MonitorRequest.__init__ = _init  # type: ignore[method-assign]
 
 
-_BASE_FIELDS = (
-    "job_id",
-    "polling_interval_seconds",
-    "timeout_seconds",
-    "job_duration_seconds",
-    "job_outcome",
-)
+SIMULATED_JOB_FIELDS = ("job_duration_seconds", "job_outcome")  # what the simulated job source reads
+_BASE_FIELDS = ("job_id", "polling_interval_seconds", "timeout_seconds", *SIMULATED_JOB_FIELDS)
 # The fields after those, each with its default: left out of the payload while at the default.
 _OPTIONAL_DEFAULTS = {field.name: field.default for field in fields(MonitorRequest)[len(_BASE_FIELDS) :]}
 
