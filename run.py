@@ -37,7 +37,7 @@ def say(message: str) -> None:
 def restore_ctrl_c() -> None:
     """Take SIGINT back if this process was started with it ignored (a background job of a script, some CI
     runners): an ignored signal stays ignored across exec, so every child would ignore Ctrl-C too. A handled
-    one is reset to the default there, and Python turns that into KeyboardInterrupt."""
+    one is reset to the default in a child, where Python raises KeyboardInterrupt for it again."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -101,6 +101,9 @@ def test_a_progress_line_counts_in_words_and_says_how_soon_the_next_check_is() -
     )
     later = replace(snapshot, custom_status=replace(status, check_count=2, elapsed_seconds=5.0))
     assert later.describe(job_id=False) == "[Running] job Running, 2 checks, elapsed 5.0 s, next check now"
+    # Another worker's status that does not say when it was published: the time, as it wrote it.
+    foreign = replace(snapshot, custom_status=replace(status, started_at=None))
+    assert foreign.describe(job_id=False).endswith(", next check at 2026-12-07T01:00:05.000Z")
 
 
 def test_demo_runs_scheduler_worker_and_one_monitor_in_one_process() -> None:

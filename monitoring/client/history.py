@@ -106,7 +106,7 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
     """
     entries: list[TimelineEntry] = []
     episode: datetime | None = None  # start of the episode being read
-    continued = False  # the generation being read continues an earlier one, and its first episode is read
+    continued = False  # reading the first episode of a generation that continues an earlier one
     guard_due: str | None = None  # the due time of the monitor's guard, once created; "" while expected
     activity_names: dict[int, str] = {}
     check_numbers: dict[int, int | None] = {}  # task id -> the check number its request names

@@ -157,14 +157,15 @@ class MonitorSnapshot:
 def _next_check(status: MonitorStatus, due: str) -> str:
     """How long after this status was published the next check is due; its time if the status lacks the
     moment it was published (its start and elapsed seconds) or has an unreadable time."""
-    try:
-        if status.started_at is None or status.elapsed_seconds is None:
-            raise ValueError("no moment of publishing")
-        published = from_iso(status.started_at) + timedelta(seconds=status.elapsed_seconds)
-        wait = round((from_iso(due) - published).total_seconds(), 1)
-    except (ValueError, OverflowError):
-        return f"next check at {due}"
-    return f"next check in {wait:g} s" if wait > 0 else "next check now"
+    if status.started_at is not None and status.elapsed_seconds is not None:
+        try:
+            published = from_iso(status.started_at) + timedelta(seconds=status.elapsed_seconds)
+            wait = round((from_iso(due) - published).total_seconds(), 1)
+        except (ValueError, OverflowError):  # another worker's text, or NaN or infinite seconds
+            pass
+        else:
+            return f"next check in {wait:g} s" if wait > 0 else "next check now"
+    return f"next check at {due}"
 
 
 def _compact(value: Any, limit: int = 160) -> str:
