@@ -16,6 +16,8 @@ from test_cli import cli
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import shown_input
 from monitoring.client.tracking import RunTrace
+from monitoring.core import jobs
+from monitoring.core.jobs import SimulatedJobSource, register_job_source
 from monitoring.core.models import MonitorRequest
 from monitoring.notebook.job_service import JobService
 from monitoring.web.serving import BackgroundServer
@@ -166,6 +168,19 @@ def test_a_request_without_the_new_fields_keeps_the_samples_shape() -> None:
     # A run of it is described by its source, not by the simulated job's length it does not have.
     traced = RunTrace("monitor-j", MonitorRequest(job_id="j", status_url="http://127.0.0.1:9/jobs/1"))
     assert traced.describe() == "j: every 5 s, timeout 30 s, job from http -> Scheduled, 0 checks so far"
+
+
+def test_a_source_that_does_not_say_otherwise_keeps_the_simulated_jobs_fields() -> None:
+    """The bench's recording source is the simulated job's kin: its requests must keep how long the job runs
+    (in the monitor's input, and in the input each later generation gets)."""
+    register_job_source("kin_for_test", SimulatedJobSource())
+    try:
+        request = MonitorRequest(job_id="j", job_duration_seconds=50, job_source="kin_for_test")
+        payload = request.to_payload()
+        assert (payload["job_duration_seconds"], payload["job_outcome"]) == (50, "Completed")
+        assert MonitorRequest.from_payload(payload, default_job_id="x") == request
+    finally:
+        jobs._SOURCES.pop("kin_for_test", None)  # the registry has no public removal: a test's own clean-up
 
 
 def test_a_header_written_into_the_request_is_never_shown_where_the_input_is(
