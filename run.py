@@ -34,6 +34,14 @@ def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+def restore_ctrl_c() -> None:
+    """Take SIGINT back if this process was started with it ignored (a background job of a script, some CI
+    runners): an ignored signal stays ignored across exec, so every child would ignore Ctrl-C too. A handled
+    one is reset to the default in a child, where Python raises KeyboardInterrupt for it again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run(*command: str | Path, env: dict[str, str] | None = None, own_session: bool = False) -> None:
     """Run ``command`` in ROOT; exit with its code if it fails.
 
@@ -42,6 +50,7 @@ def run(*command: str | Path, env: dict[str, str] | None = None, own_session: bo
     With ``own_session`` the child runs in a session of its own, out of the terminal's reach, and a Ctrl-C
     (or a SIGTERM) here asks it to stop with SIGTERM.
     """
+    restore_ctrl_c()
     with subprocess.Popen(
         [str(part) for part in command], cwd=ROOT, env=env, start_new_session=own_session
     ) as child:

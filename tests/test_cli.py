@@ -19,7 +19,8 @@ from processes import child_pids, command_line_once_started, wait_until_gone
 from test_scheduler import free_port
 
 from monitoring.client.monitors import MonitorClient
-from monitoring.core.models import MonitorRequest
+from monitoring.client.snapshots import MonitorSnapshot
+from monitoring.core.models import MonitorRequest, MonitorStatus
 from monitoring.runtime.connection import Connection
 from monitoring.scheduler import process
 from monitoring.scheduler import server as sched
@@ -81,8 +82,28 @@ def progress_counts(stderr: str) -> list[tuple[str, int]]:
     """(runtime status, check count) of each progress line the CLI printed, in order."""
     return [
         (match[1], int(match[2]))
-        for match in re.finditer(r"^\[(\w+)\] job \S+: \w+, checks (\d+)", stderr, re.MULTILINE)
+        for match in re.finditer(r"^\[(\w+)\] job \w+, (\d+) checks?\b", stderr, re.MULTILINE)
     ]
+
+
+def test_a_progress_line_counts_in_words_and_says_how_soon_the_next_check_is() -> None:
+    status = MonitorStatus(
+        job_id="job-1f0c", status="Running", check_count=1, elapsed_seconds=0.25,
+        started_at="2026-12-07T01:00:00.000Z", next_check_time="2026-12-07T01:00:05.000Z",
+    )  # fmt: skip
+    snapshot = MonitorSnapshot("monitor-1", "Running", status, None, None)
+    assert (
+        snapshot.describe() == "[Running] job job-1f0c: Running, 1 check, elapsed 0.2 s, next check in 4.8 s"
+    )
+    assert (
+        snapshot.describe(job_id=False)
+        == "[Running] job Running, 1 check, elapsed 0.2 s, next check in 4.8 s"
+    )
+    later = replace(snapshot, custom_status=replace(status, check_count=2, elapsed_seconds=5.0))
+    assert later.describe(job_id=False) == "[Running] job Running, 2 checks, elapsed 5.0 s, next check now"
+    # Another worker's status that does not say when it was published: the time, as it wrote it.
+    foreign = replace(snapshot, custom_status=replace(status, started_at=None))
+    assert foreign.describe(job_id=False).endswith(", next check at 2026-12-07T01:00:05.000Z")
 
 
 def test_demo_runs_scheduler_worker_and_one_monitor_in_one_process() -> None:
@@ -117,6 +138,12 @@ def test_start_follows_a_run_and_prints_the_result(monitors: MonitorClient) -> N
     assert result.pop("monitoring_duration_seconds") >= 0.4
     assert result == {"job_id": "job-123", "final_status": "Completed", "checks_performed": 3}
     assert "Scheduled monitor" in done.stderr and progress_counts(done.stderr)[-1] == ("Completed", 3)
+    # The job is named once, above the progress lines; they say how soon the next check is, not its time.
+    assert [line for line in done.stderr.splitlines() if "job-123" in line] == [
+        next(line for line in done.stderr.splitlines() if line.startswith("Scheduled monitor"))
+    ]
+    running = [line for line in done.stderr.splitlines() if line.startswith("[Running] job Running")]
+    assert all(re.search(r", next check (in [\d.]+ s|now)$", line) for line in running), done.stderr
 
 
 def test_start_timeout_exits_non_zero(monitors: MonitorClient) -> None:

@@ -169,6 +169,31 @@ def test_failed_attempts_are_crosses_beside_one_dot_per_check(
     page.screenshot(path=str(artifacts / "dashboard-instance-retries.png"), full_page=True)
 
 
+def test_a_later_generation_draws_its_guard_in_its_lane_and_no_carried_event_at_its_start(
+    browser_page: Any, dashboard_server: BackgroundServer, monitors: MonitorClient, artifacts: Path
+) -> None:
+    """Generation 3 of a monitor (two checks a generation) with an event raised in generation 1, carried
+    over by each continue-as-new: the guard has its lane, the event its row but no time to be drawn at."""
+    page = browser_page
+    request = MonitorRequest(new_job_id(), 0.2, 1, job_duration_seconds=10, checks_per_generation=2)
+    instance_id = monitors.start(request)
+    monitors.raise_event(instance_id, "note", {"said": "hello"})
+    final = monitors.follow(instance_id, timeout=30)
+    assert final.custom_status is not None and final.custom_status.generation == 3
+    open_instance(page, dashboard_server, instance_id)
+    page.wait_for_selector("#timeline tr.kind-ended", timeout=WAIT_MS)
+    lanes = page.locator("#chart .lane-name").all_text_contents()  # SVG text: no layout text to read
+    assert lanes[0] == "checks" and "guard" in lanes and "events" not in lanes, lanes
+    timers = page.locator("#chart [data-kind='timer'] title").all_text_contents()
+    assert [title.split(":")[0] for title in timers].count("deadline guard") == 1, timers
+    assert page.locator("#chart [data-kind='event']").count() == 0
+    carried = page.locator("#timeline tbody tr.kind-event")
+    assert carried.count() == 1
+    assert carried.locator("td").nth(2).inner_text() == "event note (raised before this generation began)"
+    assert carried.locator("td").nth(0).inner_text() == ""
+    page.screenshot(path=str(artifacts / "dashboard-instance-generation-3.png"), full_page=True)
+
+
 def test_live_monitor_is_suspended_resumed_and_cancelled_from_the_page(
     browser_page: Any,
     dashboard_server: BackgroundServer,

@@ -142,7 +142,7 @@ def test_snapshots_read_any_shape_and_describe_it_in_one_line(foreign: MonitorCl
 def test_the_samples_four_fields_show_as_progress(foreign: MonitorClient) -> None:
     instance_id = start_waiting(foreign, "sample")
     line = foreign.snapshot(instance_id).describe()
-    assert line == "[Running] job sample: Running, checks 3"
+    assert line == "[Running] job sample: Running, 3 checks"
     finish(foreign, instance_id)
     assert foreign.snapshot(instance_id).result.checks_performed == 4  # type: ignore[union-attr]
 

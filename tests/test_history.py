@@ -12,6 +12,7 @@ from conftest import new_job_id
 from monitoring.client.history import TimelineEntry, build_timeline, in_time_order
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
+from monitoring.core.payloads import from_iso, to_iso
 
 NO_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)  # how the in-memory backend stamps most events
 START = datetime(2025, 9, 19, 18, 5, 0, tzinfo=timezone.utc)
@@ -121,6 +122,54 @@ def test_a_real_run_shows_every_check_and_every_timer(monitors: MonitorClient) -
     assert ordered[-1] is guard and ordered[0].kind == "started"
     for timer in (entry for entry in timeline if entry.kind == "timer"):
         assert timer.since is not None and timer.since <= timer.at  # type: ignore[operator]
+
+
+def test_a_later_generation_has_its_guard_and_no_start_time_for_an_event_carried_into_it() -> None:
+    """Generation 2 begins with the input continue-as-new gave it, the events it carried over from generation
+    1 (stamped with no time by the local scheduler; a real stamp is kept), then its guard and a wait."""
+    carried = {"request": {"job_id": "job-1"}, "progress": {"generation": 2}}
+    events: list[history.HistoryEvent] = [
+        started(20),
+        history.ExecutionStartedEvent(-1, NO_TIME, "monitoring_job_orchestrator", input=json.dumps(carried)),
+        history.EventRaisedEvent(-1, NO_TIME, "note", input='"hello"'),
+        history.EventRaisedEvent(-1, at(12), "stamped", input=None),
+        history.TimerCreatedEvent(1, NO_TIME, fire_at=at(40)),
+        history.TimerCreatedEvent(2, NO_TIME, fire_at=at(25)),
+        started(25.002),
+        history.TimerFiredEvent(-1, NO_TIME, fire_at=at(25), timer_id=2),
+        history.EventRaisedEvent(-1, NO_TIME, "later", input=None),
+        history.TimerCreatedEvent(3, NO_TIME, fire_at=at(40)),  # the guard renewed after an early firing
+    ]
+    assert [(e.kind, e.at, e.label, e.status, e.detail) for e in build_timeline(events)] == [
+        ("started", "2025-09-19T18:05:20.000Z", "monitoring_job_orchestrator started (generation 2)", None,
+         "job-1"),
+        ("event", None, "event note (raised before this generation began)", None, '"hello"'),
+        ("event", "2025-09-19T18:05:12.000Z", "event stamped", None, None),
+        ("timer", "2025-09-19T18:05:40.000Z", "deadline guard", "pending", None),
+        ("timer", "2025-09-19T18:05:25.000Z", "timer", "fired", None),
+        ("event", "2025-09-19T18:05:25.002Z", "event later", None, None),
+        ("timer", "2025-09-19T18:05:40.000Z", "deadline guard", "pending", None),
+    ]  # fmt: skip
+
+
+def test_a_real_later_generation_shows_its_guard_and_the_event_it_carried(monitors: MonitorClient) -> None:
+    # Three generations of two checks; an event nothing waits for, raised in generation 1, is carried on.
+    request = MonitorRequest(new_job_id(), 0.2, 1, job_duration_seconds=10, checks_per_generation=2)
+    instance_id = monitors.start(request)
+    monitors.raise_event(instance_id, "note", {"said": "hello"})
+    final = monitors.follow(instance_id, timeout=30)
+    assert final.custom_status is not None and final.custom_status.generation == 3
+
+    timeline = build_timeline(monitors.history(instance_id))
+    assert timeline[0].label == "monitoring_job_orchestrator started (generation 3)"
+    assert timeline[0].detail == request.job_id
+    assert [(entry.at, entry.label) for entry in timeline if entry.kind == "event"] == [
+        (None, "event note (raised before this generation began)")
+    ]
+    guards = [entry for entry in timeline if entry.label == "deadline guard"]
+    assert len(guards) == 1 and guards[0].status == "pending" and guards[0] is timeline[2]
+    due = from_iso(final.custom_status.deadline) + timedelta(seconds=request.deadline_grace_seconds)  # type: ignore[arg-type]
+    assert guards[0].at == to_iso(due)
 
 
 def test_time_order_keeps_untimed_entries_after_their_predecessor_and_ties_in_history_order() -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,7 @@ from monitoring.core.models import (
     MonitorProgress,
     MonitorRequest,
     MonitorResult,
+    MonitorStatus,
     continuation_payload,
     parse_monitor_input,
 )
@@ -152,3 +156,12 @@ def test_optional_fields_appear_in_the_payload_only_when_set_and_round_trip() ->
         "backoff_factor",
     }
     assert MonitorRequest.from_payload(payload, default_job_id="x") == request
+
+
+@pytest.mark.parametrize(("row", "payload"), [("custom status", MonitorStatus), ("output", MonitorResult)])
+def test_the_readme_names_every_field_of_the_status_and_the_output(row: str, payload: type) -> None:
+    """The README's "what | shape" table names each field the orchestrator publishes (in backticks)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    line = next(line for line in readme.splitlines() if line.startswith(f"| {row} | "))
+    named = set(re.findall(r"`(\w+)`", line))
+    assert [field.name for field in fields(payload) if field.name not in named] == []

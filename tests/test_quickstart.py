@@ -6,7 +6,7 @@ must serve JupyterLab on loopback, open on notebook 01 (the printed link, and th
 when Chromium is installed), save notebooks without outputs, and stop on Ctrl-C with no process left.
 ``python3 run.py test`` then runs in the same clone (after the tutorial has saved a notebook), limited by
 ``PYTEST_ADDOPTS`` to the fast checks that opening the tutorial could break, so the suite does not run
-itself again.
+itself again. Both commands, started with SIGINT ignored, still stop on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ NESTED = "MONITORING_QUICKSTART_NESTED"  # set in the clone's own test run, so i
 SETUP_SECONDS = 900  # a first install from an empty pip cache on a slow network; only guards a hang
 FIRST_NOTEBOOK = "01_monitoring_pattern.ipynb"
 CONFIRM = "Shut down this Jupyter server"  # JupyterLab's question after a first Ctrl-C in a terminal
+# How a script's background job (``command &``) or some CI runners start a command: SIGINT ignored, which
+# every process it starts inherits unless it takes the signal back (``exec`` keeps the shell out of the way).
+IGNORING_CTRL_C = "trap '' INT; exec "
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get(NESTED)), reason="already inside a quick-start run")
 
@@ -142,10 +145,10 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
     yield target, env
 
 
-class Tutorial:
-    """``python3 run.py tutorial`` running in the clone as in a person's terminal: a process group of its own,
-    and a terminal (a pseudo-terminal) as its input; or, with ``terminal=False``, /dev/null as its input (a
-    pipe, a script, an IDE's run button).
+class Command:
+    """A ``run.py`` command running in the clone as in a person's terminal: a process group of its own, and a
+    terminal (a pseudo-terminal) as its input; or, with ``terminal=False``, /dev/null as its input (a pipe, a
+    script, an IDE's run button). Its output goes to ``<log>.log`` beside the clone.
 
     JupyterLab asks to confirm a Ctrl-C only when its input is a terminal. With any other input it does not
     handle Ctrl-C at all: the first one interrupted its event loop at once, without stopping its kernels, and
@@ -154,8 +157,11 @@ class Tutorial:
     ``run.py`` then runs it in a session of its own and turns the Ctrl-C into a SIGTERM, which it handles.
     """
 
-    def __init__(self, clone: Path, env: dict[str, str], command: str, terminal: bool = True) -> None:
-        self.log_path = clone.parent / ("tutorial.log" if terminal else "tutorial-no-terminal.log")
+    def __init__(
+        self, clone: Path, env: dict[str, str], command: str, log: str, terminal: bool = True
+    ) -> None:
+        self.log_path = clone.parent / f"{log}.log"
+        self.env = env
         self.log = self.log_path.open("w")
         self.terminal: int | None = None
         stdin: Any = subprocess.DEVNULL
@@ -174,11 +180,13 @@ class Tutorial:
     def output(self) -> str:
         return self.log_path.read_text()
 
-    def url(self) -> str | None:
+    def running(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(
-                f"the tutorial command exited {self.process.returncode}:\n{self.output()[-3000:]}"
-            )
+            raise AssertionError(f"the command exited {self.process.returncode}:\n{self.output()[-3000:]}")
+        return True
+
+    def url(self) -> str | None:
+        self.running()
         found = re.search(r"http://127\.0\.0\.1:\d+/\S*\?token=\w+", self.output())
         return found.group(0) if found else None
 
@@ -220,7 +228,7 @@ def test_quick_start_commands_work_as_written(
     target, env = clone
     tutorial_line, test_line = quick_start_commands()
 
-    tutorial = Tutorial(target, env, tutorial_line)
+    tutorial = Command(target, env, tutorial_line, "tutorial")
     try:
         url = wait_until(tutorial.url, SETUP_SECONDS, "the tutorial to print JupyterLab's link")
         # It serves on loopback and its link opens notebook 01.
@@ -260,7 +268,63 @@ def test_quick_start_commands_work_as_written(
         tutorial.kill()
 
     # With no terminal as its input, one Ctrl-C stops it as cleanly: its kernels shut down, nothing left.
-    piped = Tutorial(target, env, tutorial_line, terminal=False)
+    _one_ctrl_c_stops_the_tutorial(
+        Command(target, env, tutorial_line, "tutorial-no-terminal", terminal=False)
+    )
+
+    # The test command, verbatim, in the clone the tutorial just used.
+    nested = {
+        **env,
+        NESTED: "1",
+        "PYTEST_ADDOPTS": "-q -p no:cacheprovider -k 'test_notebooks_clean or test_environment'",
+    }
+    completed = subprocess.run(
+        test_line, shell=True, cwd=target, env=nested, capture_output=True, text=True, timeout=SETUP_SECONDS
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert re.search(r"\d+ passed", completed.stdout), completed.stdout[-2000:]
+
+
+def test_both_commands_stop_on_ctrl_c_when_started_with_it_ignored(
+    clone: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Started with SIGINT ignored, ``run.py`` takes it back for itself and for what it starts (pip, ruff,
+    JupyterLab, pytest and its workers): a Ctrl-C stops the command and leaves nothing running."""
+    target, env = clone
+    tutorial_line, test_line = quick_start_commands()
+    _one_ctrl_c_stops_the_tutorial(
+        Command(target, env, IGNORING_CTRL_C + tutorial_line, "tutorial-ignoring-ctrl-c", terminal=False)
+    )
+
+    # The test command, in the middle of a test that only a signal ends (pytest's workers around it).
+    marker = tmp_path / "running"
+    waits = tmp_path / "test_waits.py"
+    waits.write_text(
+        "import os, time\n\n\ndef test_waits_for_ctrl_c():\n"
+        f"    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    while True:\n        time.sleep(1)\n"
+    )
+    nested = {**env, NESTED: "1", "PYTEST_ADDOPTS": "-q -p no:cacheprovider"}
+    command_only = test_line.split("#", 1)[0].strip()  # the README's line ends with a comment
+    line = f"{IGNORING_CTRL_C}{command_only} {waits} -k test_waits_for_ctrl_c"
+    command = Command(target, nested, line, "test-ignoring-ctrl-c", terminal=False)
+    try:
+        wait_until(
+            lambda: command.running() and marker.exists() and marker.read_text(), 600, "the test to start"
+        )
+        below = command.below()
+        assert int(marker.read_text()) in below, (marker.read_text(), below)
+        command.ctrl_c()
+        # The timeout only guards a hang; 2 is pytest's exit status for a run cut short.
+        assert command.process.wait(timeout=120) == 2, command.output()[-3000:]
+        assert "KeyboardInterrupt" in command.output(), command.output()[-3000:]
+        wait_until(lambda: not any(alive(pid) for pid in below), 30, "pytest's processes to end")
+    finally:
+        command.kill()
+
+
+def _one_ctrl_c_stops_the_tutorial(piped: Command) -> None:
+    """With no terminal as its input, one Ctrl-C stops the tutorial: its kernels shut down, nothing left."""
+    env = piped.env
     try:
         url = wait_until(piped.url, SETUP_SECONDS, "the tutorial to print JupyterLab's link")
         assert "(Ctrl-C stops it)" in piped.output(), piped.output()[-3000:]
@@ -276,18 +340,6 @@ def test_quick_start_commands_work_as_written(
         assert "Traceback" not in piped.output(), piped.output()[-3000:]
     finally:
         piped.kill()
-
-    # The test command, verbatim, in the clone the tutorial just used.
-    nested = {
-        **env,
-        NESTED: "1",
-        "PYTEST_ADDOPTS": "-q -p no:cacheprovider -k 'test_notebooks_clean or test_environment'",
-    }
-    completed = subprocess.run(
-        test_line, shell=True, cwd=target, env=nested, capture_output=True, text=True, timeout=SETUP_SECONDS
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert re.search(r"\d+ passed", completed.stdout), completed.stdout[-2000:]
 
 
 def _answers(url: str, path: str) -> Any:

@@ -15,6 +15,9 @@ from test_cli import cli
 
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import shown_input
+from monitoring.client.tracking import RunTrace
+from monitoring.core import jobs
+from monitoring.core.jobs import SimulatedJobSource, register_job_source
 from monitoring.core.models import MonitorRequest
 from monitoring.notebook.job_service import JobService
 from monitoring.web.serving import BackgroundServer
@@ -138,7 +141,9 @@ def test_the_http_api_takes_the_same_fields_and_refuses_callable(api_server: Bac
         )
         assert started.status_code == 202
         status = http.get(started.json()["statusQueryGetUri"].replace(api_server.url, ""))
-        assert status.json()["input"]["job_source"] == "http"
+        stored = status.json()["input"]
+        assert stored["job_source"] == "http"
+        assert not {"job_duration_seconds", "job_outcome"} & set(stored), stored  # the simulated job's fields
         refused = http.post(
             "/api/start_monitoring_job",
             json={**body, "job_source": "callable", "job_source_options": {"function": "os:getcwd"}},
@@ -153,10 +158,29 @@ def test_a_request_without_the_new_fields_keeps_the_samples_shape() -> None:
         "job_id", "polling_interval_seconds", "timeout_seconds", "job_duration_seconds", "job_outcome",
     ]  # fmt: skip
     real = MonitorRequest(job_id="j", status_url="http://127.0.0.1:9/jobs/1").to_payload()
-    assert list(real)[-2:] == ["job_source", "job_source_options"] and "status_url" not in real
+    # The source carries the job's description: no simulated job length or outcome beside it.
+    assert list(real) == [
+        "job_id", "polling_interval_seconds", "timeout_seconds", "job_source", "job_source_options",
+    ]  # fmt: skip
     assert MonitorRequest.from_payload(real, default_job_id="x") == MonitorRequest(
         job_id="j", status_url="http://127.0.0.1:9/jobs/1"
     )
+    # A run of it is described by its source, not by the simulated job's length it does not have.
+    traced = RunTrace("monitor-j", MonitorRequest(job_id="j", status_url="http://127.0.0.1:9/jobs/1"))
+    assert traced.describe() == "j: every 5 s, timeout 30 s, job from http -> Scheduled, 0 checks so far"
+
+
+def test_a_source_that_does_not_say_otherwise_keeps_the_simulated_jobs_fields() -> None:
+    """The bench's recording source is the simulated job's kin: its requests must keep how long the job runs
+    (in the monitor's input, and in the input each later generation gets)."""
+    register_job_source("kin_for_test", SimulatedJobSource())
+    try:
+        request = MonitorRequest(job_id="j", job_duration_seconds=50, job_source="kin_for_test")
+        payload = request.to_payload()
+        assert (payload["job_duration_seconds"], payload["job_outcome"]) == (50, "Completed")
+        assert MonitorRequest.from_payload(payload, default_job_id="x") == request
+    finally:
+        jobs._SOURCES.pop("kin_for_test", None)  # the registry has no public removal: a test's own clean-up
 
 
 def test_a_header_written_into_the_request_is_never_shown_where_the_input_is(

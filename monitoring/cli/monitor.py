@@ -37,7 +37,8 @@ NO_WORKER_HINT_SECONDS = 5.0
 
 
 def _print_progress(snapshot: MonitorSnapshot) -> None:
-    print(snapshot.describe(), file=sys.stderr, flush=True)
+    """One line a change, under the line that named the monitor and its job."""
+    print(snapshot.describe(job_id=False), file=sys.stderr, flush=True)
 
 
 def _hint_if_no_worker(monitors: MonitorClient, instance_id: str) -> threading.Timer:

@@ -24,7 +24,8 @@ from durabletask.client import OrchestrationStatus
 
 from monitoring.client.snapshots import runtime_status_name
 from monitoring.core.jobs import JobStatusReport
-from monitoring.core.orchestration import ACTIVITY_NAME
+from monitoring.core.models import CONTINUATION_KEYS
+from monitoring.core.orchestration import ACTIVITY_NAME, ORCHESTRATOR_NAME
 from monitoring.core.payloads import decode_payload, to_iso
 
 EntryKind = Literal["started", "check", "check-failed", "activity", "timer", "event", "terminated", "ended"]
@@ -82,10 +83,31 @@ def _status_name(value: int) -> str:
         return str(value)
 
 
+def _generation(payload: Any) -> tuple[Any, int | None]:
+    """The job id a monitor's input names, and its generation if it continues an earlier one (else None;
+    0 if it does not say which)."""
+    if not isinstance(payload, dict):
+        return None, None
+    if set(payload) != CONTINUATION_KEYS:
+        return payload.get("job_id"), None
+    request, progress = payload["request"], payload["progress"]
+    job = request.get("job_id") if isinstance(request, dict) else None
+    number = progress.get("generation") if isinstance(progress, dict) else None
+    return job, number if isinstance(number, int) and not isinstance(number, bool) else 0
+
+
 def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry]:
-    """The instance's start, each check (with the job's answer), each timer, each event, and its end."""
+    """The instance's start, each check (with the job's answer), each timer, each event, and its end.
+
+    A monitor's first task in each generation is its guard timer (deadline plus grace), and so is a timer
+    renewing it (same due time). Events read in the first episode of a generation that continues an
+    earlier one were raised before it began (continue-as-new carries them over): without a time of their
+    own they get none, rather than the generation's start.
+    """
     entries: list[TimelineEntry] = []
     episode: datetime | None = None  # start of the episode being read
+    continued = False  # reading the first episode of a generation that continues an earlier one
+    guard_due: str | None = None  # the due time of the monitor's guard, once created; "" while expected
     activity_names: dict[int, str] = {}
     check_numbers: dict[int, int | None] = {}  # task id -> the check number its request names
     timer_entries: dict[int, int] = {}  # timer event id -> index in entries
@@ -98,11 +120,15 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
     for event in events:
         if isinstance(event, history.OrchestratorStartedEvent):
             episode = _real_time(event.timestamp) or episode
+            continued = False
         elif isinstance(event, history.ExecutionStartedEvent):
-            payload = decode_payload(event.input)
-            job = payload.get("job_id") if isinstance(payload, dict) else None
-            entries.append(TimelineEntry("started", when(event), f"{event.name} started", detail=job))
+            job, generation = _generation(decode_payload(event.input))
+            continued = generation is not None
+            label = f"{event.name} started" + (f" (generation {generation})" if generation else "")
+            entries.append(TimelineEntry("started", when(event), label, detail=_text(job)))
+            guard_due = "" if event.name == ORCHESTRATOR_NAME else None
         elif isinstance(event, history.TaskScheduledEvent):
+            guard_due = None if guard_due == "" else guard_due  # a monitor schedules no task before its guard
             activity_names[event.event_id] = event.name
             check_numbers[event.event_id] = _check_number(event.input)
         elif isinstance(event, history.TaskCompletedEvent):
@@ -127,14 +153,13 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
                 entries.append(TimelineEntry("activity", when(event), f"{name} failed", "Error", message))
         elif isinstance(event, history.TimerCreatedEvent):
             timer_entries[event.event_id] = len(entries)
-            # A monitor's first timer in each generation is its guard (deadline plus grace), not a wait;
-            # one right after a failed attempt is the wait before the retry.
+            # Besides the guard, a timer right after a failed attempt is the wait before the retry.
+            fire_at = to_iso(event.fire_at)
             label = "timer"
-            if entries and entries[-1].kind == "started":
-                label = "deadline guard"
+            if guard_due in ("", fire_at):
+                label, guard_due = "deadline guard", fire_at
             elif entries and entries[-1].kind == "check-failed":
                 label = "retry wait"
-            fire_at = to_iso(event.fire_at)
             entries.append(TimelineEntry("timer", fire_at, label, "pending", since=when(event)))
         elif isinstance(event, history.TimerFiredEvent):
             index = timer_entries.get(event.timer_id)
@@ -144,7 +169,11 @@ def build_timeline(events: Sequence[history.HistoryEvent]) -> list[TimelineEntry
             else:
                 entries.append(TimelineEntry("timer", to_iso(event.fire_at), "timer", "fired"))
         elif isinstance(event, history.EventRaisedEvent):
-            entries.append(TimelineEntry("event", when(event), f"event {event.name}", detail=event.input))
+            if continued and _real_time(event.timestamp) is None:
+                label = f"event {event.name} (raised before this generation began)"
+                entries.append(TimelineEntry("event", None, label, detail=event.input))
+            else:
+                entries.append(TimelineEntry("event", when(event), f"event {event.name}", detail=event.input))
         elif isinstance(event, history.ExecutionTerminatedEvent):
             reason = decode_payload(event.input)
             entries.append(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from durabletask.client import OrchestrationState, OrchestrationStatus
@@ -113,38 +113,59 @@ class MonitorSnapshot:
             output_json=output,
         )
 
-    def describe(self) -> str:
-        """One line for a terminal or a log (control characters escaped, whatever was published)."""
-        parts = [f"[{self.runtime_status}]", *self._status_parts()]
+    def describe(self, *, job_id: bool = True) -> str:
+        """One line for a terminal or a log (control characters escaped, whatever was published).
+
+        ``job_id=False`` leaves the job's id out: for lines that follow one monitor, under a line naming it.
+        """
+        parts = [f"[{self.runtime_status}]", *self._status_parts(job_id)]
         if self.failure:
             parts.append(self.failure)
         return printable(" ".join(parts), limit=500)
 
-    def _status_parts(self) -> list[str]:
+    def _status_parts(self, job_id: bool) -> list[str]:
         status = self.custom_status
         if status is None or status == MonitorStatus():  # nothing this package knows: show it as it is
             raw = self.custom_status_json
             return [] if raw is None else [f"custom status: {_compact(raw)}"]
-        progress = [status.status, None if status.check_count is None else f"checks {status.check_count}"]
-        shown = ", ".join(part for part in progress if part is not None)
-        parts = [
-            f"job {status.job_id if status.job_id is not None else '?'}" + (f": {shown}" if shown else "")
+        count = status.check_count
+        progress = [
+            status.status,
+            None if count is None else f"{count} check{'' if count == 1 else 's'}",
+            None if status.elapsed_seconds is None else f"elapsed {status.elapsed_seconds:.1f} s",
         ]
-        if status.elapsed_seconds is not None:
-            parts.append(f"elapsed {status.elapsed_seconds:.1f}s")
+        if status.next_check_time and not (
+            status.final_status or self.is_terminal or self.runtime_status == "Suspended"
+        ):
+            progress.append(_next_check(status, status.next_check_time))
+        shown = ", ".join(part for part in progress if part is not None)
+        named = f"job {status.job_id if status.job_id is not None else '?'}" if job_id else "job"
+        parts = [named + (":" if job_id and shown else "") + (f" {shown}" if shown else "")]
         if status.final_status:
             parts.append(f"-> {status.final_status}")
         elif self.runtime_status == "Suspended":
             parts.append("(suspended: no checks until resumed)")
         elif self.runtime_status == "Terminated":
             parts.append("(terminated)")
-        elif status.next_check_time:
-            parts.append(f"next check {status.next_check_time}")
         if status.reason:
             parts.append(f"({status.reason})")
         elif status.last_error and not self.is_terminal:
             parts.append(f"(last error: {status.last_error})")
         return parts
+
+
+def _next_check(status: MonitorStatus, due: str) -> str:
+    """How long after this status was published the next check is due; its time if the status lacks the
+    moment it was published (its start and elapsed seconds) or has an unreadable time."""
+    if status.started_at is not None and status.elapsed_seconds is not None:
+        try:
+            published = from_iso(status.started_at) + timedelta(seconds=status.elapsed_seconds)
+            wait = round((from_iso(due) - published).total_seconds(), 1)
+        except (ValueError, OverflowError):  # another worker's text, or NaN or infinite seconds
+            pass
+        else:
+            return f"next check in {wait:g} s" if wait > 0 else "next check now"
+    return f"next check at {due}"
 
 
 def _compact(value: Any, limit: int = 160) -> str:

@@ -131,9 +131,12 @@ class RunTrace:
 
     def describe(self) -> str:
         request = self.request
+        job = (
+            f"job {request.job_duration_seconds:g} s" if self.simulated else f"job from {request.job_source}"
+        )
         settings = (
             f"{request.job_id}: every {request.polling_interval_seconds:g} s, "
-            f"timeout {request.timeout_seconds:g} s, job {request.job_duration_seconds:g} s"
+            f"timeout {request.timeout_seconds:g} s, {job}"
         )
         if self.latest is not None and self.latest.is_terminal:
             result, checks = self.result, self.check_count

@@ -170,7 +170,9 @@ def register_job_source(name: str, source: JobStatusSource, *, local_only: bool 
     The built-in sources register here, and so can any module the worker imports. A source may also offer
     ``validate_options(options: dict) -> dict`` (raising ``ValueError`` with a one-line message): it checks
     and normalises the request's ``job_source_options``; without it the source takes no options.
-    ``local_only`` sources run code a request names: the HTTP API refuses them.
+    ``local_only`` sources run code a request names: the HTTP API refuses them. A source that ignores the
+    simulated job's length and outcome says so with ``reads_simulated_job = False``: requests for it leave
+    them out of their payload.
 
     An installed package can register one with no import at all, through the ``monitoring.job_sources``
     entry-point group (``name = "package.module:object"``, an instance or a class to instantiate).
@@ -218,6 +220,13 @@ def job_source(name: str) -> JobStatusSource:
 
 def job_source_is_local_only(name: str) -> bool:
     return name in _LOCAL_ONLY
+
+
+def reads_simulated(name: str) -> bool:
+    """Whether the source ``name`` reads the simulated job's ``job_duration_seconds`` and ``job_outcome``:
+    yes, unless it says ``reads_simulated_job = False`` (as the sources that ask a real job do)."""
+    _load_entry_points()
+    return bool(getattr(_SOURCES.get(name), "reads_simulated_job", True))
 
 
 def validate_job_source(name: Any, options: Any) -> dict[str, Any] | None:

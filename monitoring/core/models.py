@@ -20,7 +20,7 @@ from durabletask import task
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from monitoring.core.jobs import JOB_OUTCOMES, JobCheckRequest, JobOutcome, job_source_names
+from monitoring.core.jobs import JOB_OUTCOMES, JobCheckRequest, JobOutcome, job_source_names, reads_simulated
 from monitoring.core.payloads import InvalidRequestError, Payload, field_dict
 from monitoring.core.schedule import CheckSchedule, JobStatus
 from monitoring.core.sources import resolve_job_source
@@ -232,9 +232,11 @@ class MonitorRequest:
     def to_payload(self) -> dict[str, Any]:
         """The official sample's fields and the simulated job's, plus any optional field not at its default.
 
-        A plain request therefore has the same five-field shape as before these options existed.
+        A plain request therefore has the same five-field shape as before these options existed; one for a
+        source that asks a real job (``http``, ``callable``) leaves out the simulated job's two fields.
         """
-        payload = field_dict(self)
+        dropped = () if reads_simulated(self.job_source) else SIMULATED_JOB_FIELDS
+        payload = {name: value for name, value in field_dict(self).items() if name not in dropped}
         for name, default in _OPTIONAL_DEFAULTS.items():
             if payload[name] == default:
                 del payload[name]
@@ -308,13 +310,8 @@ def _init(self: MonitorRequest, *args: Any, **kwargs: Any) -> None:
 MonitorRequest.__init__ = _init  # type: ignore[method-assign]
 
 
-_BASE_FIELDS = (
-    "job_id",
-    "polling_interval_seconds",
-    "timeout_seconds",
-    "job_duration_seconds",
-    "job_outcome",
-)
+SIMULATED_JOB_FIELDS = ("job_duration_seconds", "job_outcome")  # what the simulated job (and its kin) reads
+_BASE_FIELDS = ("job_id", "polling_interval_seconds", "timeout_seconds", *SIMULATED_JOB_FIELDS)
 # The fields after those, each with its default: left out of the payload while at the default.
 _OPTIONAL_DEFAULTS = {field.name: field.default for field in fields(MonitorRequest)[len(_BASE_FIELDS) :]}
 

@@ -170,6 +170,8 @@ class HttpJobSource:
     :func:`monitoring.settings.secret` (the environment is read there, not in the pattern's core).
     """
 
+    reads_simulated_job = False  # a real job: no simulated length or outcome
+
     def __init__(self, secrets: Secrets = _no_secrets) -> None:
         self.secrets = secrets
 
@@ -232,6 +234,8 @@ def _function_options(given: dict[str, Any]) -> tuple[str, dict[str, JobStatus] 
 
 class CallableJobSource:
     """Call ``package.module:function`` with the job id; it returns the job's word for its state."""
+
+    reads_simulated_job = False  # a real job: no simulated length or outcome
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         function, mapping = _function_options(options)

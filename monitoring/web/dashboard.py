@@ -39,7 +39,7 @@ from monitoring.client.lineage import read_lineage
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.overview import InstanceIndex, ListQuery
 from monitoring.core.jobs import job_source_names
-from monitoring.core.models import MonitorRequest
+from monitoring.core.models import SIMULATED_JOB_FIELDS, MonitorRequest
 from monitoring.core.payloads import InvalidRequestError, to_iso
 from monitoring.core.predict import predict
 from monitoring.runtime.connection import Connection
@@ -118,7 +118,7 @@ def _monitor_request(payload: Any) -> MonitorRequest:
 # request's object field a). A source appears once it is registered (monitoring.core.jobs) and the request
 # model has its fields: "http" with a status URL in job_source_options.url.
 FORM_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "simulated": ("simulated job", ("job_duration_seconds", "job_outcome")),
+    "simulated": ("simulated job", SIMULATED_JOB_FIELDS),
     "http": ("status URL (http)", ("job_source_options.url",)),
 }
 
