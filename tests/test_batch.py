@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from test_scheduler import free_port
 
@@ -303,3 +304,29 @@ def test_start_batch_refuses_what_it_cannot_run_in_one_line(
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
     assert len(monitors.list_instances()) == before
+
+
+def test_the_dashboard_shows_a_batch_with_its_children_and_their_states(
+    monitors: MonitorClient, dashboard_server: Any
+) -> None:
+    jobs = [job("completes", 1), job("fails", 2), {**job("times out", 3), "timeout_seconds": 600}]
+    batch = BatchRequest.from_body({"jobs": jobs, "max_concurrent": 3})
+    batch_id = monitors.start_batch(batch)
+
+    def two_ended_and_the_third_running(snapshot: MonitorSnapshot) -> bool:
+        status = snapshot.custom_status_json if isinstance(snapshot.custom_status_json, dict) else {}
+        states = [entry["state"] for entry in status.get("jobs", [])]
+        return states == ["completed", "failed", "running"]
+
+    monitors.wait_for(batch_id, two_ended_and_the_third_running, timeout=WAIT)
+    with httpx.Client(base_url=dashboard_server.url, timeout=30) as http:
+        page = http.get(f"/api/instances/{batch_id}").json()
+    assert page["childCount"] == 3
+    assert [(child["instanceId"], child["runtimeStatus"]) for child in page["children"]] == [
+        (child_instance_id(batch_id, 0), "Completed"),
+        (child_instance_id(batch_id, 1), "Completed"),  # its monitor ended Failed by its checks: completed
+        (child_instance_id(batch_id, 2), "Running"),
+    ]
+    assert page["card"] is not None
+    monitors.cancel(batch_id)
+    monitors.wait_for(batch_id, lambda snapshot: snapshot.is_terminal, timeout=WAIT)

@@ -7,8 +7,9 @@ both from the history events of ``client.get_orchestration_history(instance_id)`
 the dashboard, a notebook or a test can give it any history. A child created in an earlier generation
 (before a continue-as-new) is no longer in the history, so it is not among the children.
 
-:func:`child_statuses` then asks the scheduler for each child's runtime status: children with the SDK's
-default ids (``<parent>:<hex>``) in one query by prefix, any other child by id.
+:func:`child_statuses` then asks the scheduler for each child's runtime status: children whose ids begin
+with the parent's (the SDK's default ``<parent>:<hex>``, a batch's ``<parent>-job-<n>``) in one query by
+prefix, any other child by id.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def child_statuses(
     child that is gone, e.g. purged)."""
     shown = list(children[:limit])
     statuses: dict[str, str] = {}
-    if any(child.startswith(f"{parent_id}:") for child in shown):
-        query = OrchestrationQuery(instance_id_prefix=f"{parent_id}:", fetch_inputs_and_outputs=False)
+    if any(child.startswith(parent_id) for child in shown):  # "<parent>:<hex>", "<parent>-job-<n>", ...
+        query = OrchestrationQuery(instance_id_prefix=parent_id, fetch_inputs_and_outputs=False)
         for state in client.get_all_orchestration_states(query):
             statuses[state.instance_id] = runtime_status_name(state.runtime_status)
     for child in shown:
