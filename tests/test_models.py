@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.core.generations import MonitorProgress, continuation_payload, parse_monitor_input
 from monitoring.core.models import (
     MAX_CHECKS_PER_MONITOR,
     REQUEST_FIELDS,
-    MonitorProgress,
     MonitorRequest,
     MonitorResult,
     MonitorStatus,
-    continuation_payload,
-    parse_monitor_input,
 )
 from monitoring.core.payloads import InvalidRequestError, from_iso, to_iso
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitoring.client.snapshots import TERMINAL_RUNTIME_STATUSES
-from monitoring.core.models import MonitorRequest, parse_monitor_input
+from monitoring.core.generations import parse_monitor_input
+from monitoring.core.models import MonitorRequest
 from monitoring.core.payloads import InvalidRequestError, from_iso, to_iso
 from monitoring.core.predict import Prediction, predict
 from monitoring.core.schedule import CheckSchedule

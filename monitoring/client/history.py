@@ -23,8 +23,8 @@ from durabletask import history
 from durabletask.client import OrchestrationStatus
 
 from monitoring.client.snapshots import runtime_status_name
+from monitoring.core.generations import CONTINUATION_KEYS
 from monitoring.core.jobs import JobStatusReport
-from monitoring.core.models import CONTINUATION_KEYS
 from monitoring.core.orchestration import ACTIVITY_NAME, ORCHESTRATOR_NAME
 from monitoring.core.payloads import decode_payload, to_iso
 

@@ -13,13 +13,8 @@ from typing import Any
 
 from durabletask.client import OrchestrationState, OrchestrationStatus
 
-from monitoring.core.models import (
-    CONTINUATION_KEYS,
-    MonitorRequest,
-    MonitorResult,
-    MonitorStatus,
-    parse_monitor_input,
-)
+from monitoring.core.generations import CONTINUATION_KEYS, parse_monitor_input
+from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.payloads import InvalidRequestError, decode_payload, from_iso, json_safe, to_iso
 from monitoring.core.sources import hidden_header_value

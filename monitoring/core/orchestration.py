@@ -32,15 +32,9 @@ from typing import Any
 
 from durabletask import task
 
+from monitoring.core.generations import MonitorProgress, continuation_payload, parse_monitor_input
 from monitoring.core.jobs import JobCheckRequest, JobStatusReport, check_job
-from monitoring.core.models import (
-    MonitorProgress,
-    MonitorRequest,
-    MonitorResult,
-    MonitorStatus,
-    continuation_payload,
-    parse_monitor_input,
-)
+from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus
 from monitoring.core.payloads import from_iso, to_iso
 from monitoring.core.schedule import (
     FinalStatus,
