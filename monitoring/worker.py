@@ -83,7 +83,7 @@ def receiving(worker: DurableTaskSchedulerWorker) -> bool:
     return thread is not None and thread.is_alive()
 
 
-class _Supervisor:
+class SupervisedWorker:
     """This process's worker, started again (up to :data:`RESTARTS` times) if its receiving thread dies."""
 
     def __init__(self, connection: Connection) -> None:
@@ -119,7 +119,7 @@ class _Supervisor:
 
 
 _worker_lock = threading.Lock()
-_worker: _Supervisor | None = None
+_worker: SupervisedWorker | None = None
 
 
 def start_worker(connection: Connection) -> bool:
@@ -135,7 +135,7 @@ def start_worker(connection: Connection) -> bool:
                 return False
             _worker.stop()
             _worker = None
-        _worker = _Supervisor(connection)
+        _worker = SupervisedWorker(connection)
         return True
 
 

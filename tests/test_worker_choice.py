@@ -32,7 +32,7 @@ from monitoring.runtime.connection import local_connection
 from monitoring.runtime.warm_replay import WarmReplays
 from monitoring.runtime.work_loop import LeanWorker
 from monitoring.scheduler.server import LocalScheduler
-from monitoring.worker import create_worker, receiving, start_worker, stop_worker, worker_running
+from monitoring.worker import SupervisedWorker, create_worker, receiving
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 120  # a hang guard: every wait returns as soon as the state it waits for is observed
@@ -280,7 +280,7 @@ def test_a_dead_receiving_thread_is_noticed_and_the_worker_started_again(
     monkeypatch.setattr("threading.excepthook", lambda args: None)  # the dying thread's traceback: expected
     monkeypatch.setenv("MONITORING_WORKER", "sdk")
     connection = local_connection(ours.address)
-    start_worker(connection)
+    supervised = SupervisedWorker(connection)  # what start_worker runs (not it: that is the session's worker)
     try:
         with MonitorClient(connection) as monitors:
             request = MonitorRequest(
@@ -291,10 +291,10 @@ def test_a_dead_receiving_thread_is_noticed_and_the_worker_started_again(
         assert done.runtime_status == "Completed" and done.result is not None
         assert done.result.checks_performed == predict(request).checks_performed
         assert len(calls) == 2 and calls[0] is not calls[1]  # a new worker, started by the supervisor
-        assert worker_running()
+        assert supervised.restarts == 1 and supervised.alive
     finally:
-        stop_worker()
-    assert not worker_running()
+        supervised.stop()
+    assert not supervised.alive
 
 
 def test_the_worker_command_exits_non_zero_when_its_receiving_thread_dies(ours: LocalScheduler) -> None:
