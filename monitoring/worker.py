@@ -22,6 +22,7 @@ from monitoring import settings
 from monitoring.core.batch import monitoring_batch_orchestrator
 from monitoring.core.jobs import register_job_source
 from monitoring.core.minimal import minimal_check, minimal_monitor
+from monitoring.core.notify import Notifier
 from monitoring.core.orchestration import check_job_status, monitoring_job_orchestrator
 from monitoring.core.sources import HttpJobSource
 from monitoring.runtime.connection import Connection, credential, sdk_logger
@@ -65,6 +66,7 @@ def create_worker(
     )
     worker.add_orchestrator(monitoring_job_orchestrator)
     worker.add_activity(check_job_status)
+    worker.add_activity(Notifier(secrets=settings.secret).notify_outcome)
     worker.add_orchestrator(monitoring_batch_orchestrator)
     worker.add_orchestrator(minimal_monitor)
     worker.add_activity(minimal_check)

@@ -76,7 +76,14 @@ def results_of(output: dict[str, Any]) -> list[tuple[str, int]]:
         ([], "a batch must be a JSON object with a jobs list, not []"),
         ({"jobs": []}, "jobs must be a non-empty list of monitor requests"),
         ({"jobs": [{}, None]}, "jobs[1]: a job is a JSON object (a start body), not None"),
-        ({"jobs": [{}], "extra": 1}, "unknown batch field 'extra': a batch has jobs and max_concurrent"),
+        (
+            {"jobs": [{}], "extra": 1},
+            "unknown batch field 'extra': a batch has jobs, max_concurrent, notify_url, notify_headers",
+        ),
+        (
+            {"jobs": [{}], "notify_url": "ftp://host/drop?token=secret"},
+            "notify_url must be an http:// or https:// URL with a host, not 'ftp://host/drop'",
+        ),
         ({"jobs": [{}] * (MAX_BATCH_JOBS + 1)}, "a batch holds at most 10,000 jobs, not 10,001: split it"),
         ({"jobs": [{}], "max_concurrent": 0}, "max_concurrent must be a whole number from 1 to 1000, not 0"),
         (

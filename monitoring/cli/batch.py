@@ -18,7 +18,9 @@ from monitoring.cli.common import (
     EXIT_NOT_COMPLETED,
     UsageError,
     add_job_options,
+    add_notify_options,
     bounded_count,
+    notify_fields,
     seconds,
 )
 from monitoring.client.monitors import MonitorClient
@@ -52,7 +54,7 @@ def _body_from(args: argparse.Namespace) -> dict[str, Any]:
         body = {"jobs": body} if isinstance(body, list) else body
         if isinstance(body, dict) and args.max_concurrent is not None:
             body = {**body, "max_concurrent": args.max_concurrent}
-        return body
+        return {**body, **notify_fields(args)} if isinstance(body, dict) else body
     if not args.job_ids:
         raise UsageError("give the job ids to monitor, or --file with their start bodies")
     options = {
@@ -62,7 +64,8 @@ def _body_from(args: argparse.Namespace) -> dict[str, Any]:
         "job_outcome": args.job_outcome,
     }
     limit = DEFAULT_MAX_CONCURRENT if args.max_concurrent is None else args.max_concurrent
-    return {"jobs": [{"job_id": job_id, **options} for job_id in args.job_ids], "max_concurrent": limit}
+    jobs = [{"job_id": job_id, **options} for job_id in args.job_ids]
+    return {"jobs": jobs, "max_concurrent": limit, **notify_fields(args)}
 
 
 def describe(snapshot: MonitorSnapshot) -> str:
@@ -134,4 +137,5 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help=f"seconds before each job's monitor gives up (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
     add_job_options(batch)
+    add_notify_options(batch)
     batch.set_defaults(handler=cmd_start_batch)

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from monitoring.core.jobs import JOB_OUTCOMES
 from monitoring.core.models import DEFAULT_JOB_DURATION_SECONDS
@@ -123,3 +123,26 @@ def configure_logging(verbose: bool) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("monitoring.sdk").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def add_notify_options(parser: argparse.ArgumentParser) -> None:
+    """``--notify-url`` and ``--notify-header``: where the result is POSTed when the monitor ends."""
+    parser.add_argument("--notify-url", metavar="URL", help="POST the result to this http(s) URL at the end")
+    parser.add_argument(
+        "--notify-header",
+        action="append",
+        metavar="'NAME: VALUE'",
+        help="a header of that POST (repeatable); ${NAME} in the value: the worker's environment variable",
+    )
+
+
+def notify_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The notification fields of a request, from ``--notify-url`` and ``--notify-header``."""
+    headers: dict[str, str] | None = None
+    for given in getattr(args, "notify_header", None) or []:
+        name, colon, value = given.partition(":")
+        if not colon or not name.strip():
+            raise UsageError(f"--notify-header must be 'NAME: VALUE', not {given.split(':')[0]!r}...")
+        headers = {**(headers or {}), name.strip(): value.strip()}
+    url = getattr(args, "notify_url", None)
+    return {"notify_url": url, "notify_headers": headers} if url is not None or headers else {}

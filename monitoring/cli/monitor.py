@@ -12,6 +12,8 @@ from monitoring.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_NOT_COMPLETED,
     add_job_options,
+    add_notify_options,
+    notify_fields,
     seconds,
 )
 from monitoring.client.errors import InstanceStateError
@@ -83,6 +85,7 @@ def _request_from(args: argparse.Namespace) -> MonitorRequest:
         job_outcome=args.job_outcome,
         status_url=getattr(args, "status_url", None),
         status_field=getattr(args, "status_field", None),
+        **notify_fields(args),
     )
 
 
@@ -206,6 +209,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help=f"seconds before the monitor gives up (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
     add_job_options(start)
+    add_notify_options(start)
     start.add_argument(
         "--status-url",
         metavar="URL",

@@ -17,7 +17,7 @@ from monitoring.core.generations import CONTINUATION_KEYS, parse_monitor_input
 from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.core.payloads import InvalidRequestError, decode_payload, from_iso, json_safe, to_iso
-from monitoring.core.sources import hidden_header_value
+from monitoring.core.sources import hidden_header_value, url_for_messages
 from monitoring.core.validation import printable
 
 TERMINAL_RUNTIME_STATUSES = frozenset({"Completed", "Failed", "Terminated"})
@@ -169,17 +169,37 @@ def _compact(value: Any, limit: int = 160) -> str:
 
 
 def shown_input(payload: Any) -> Any:
-    """A monitor's stored input as it may be shown (API, dashboard): the values of http headers hidden.
+    """A monitor's (or a batch's) stored input as it may be shown (API, dashboard): the values of http
+    headers hidden, and the query of a ``notify_url``.
 
-    Any JSON is taken, a continuation's input included; only ``job_source_options.headers`` changes.
+    Any JSON is taken, a continuation's input and a batch's included; nothing else changes.
     """
-    if isinstance(payload, dict) and set(payload) == CONTINUATION_KEYS:
-        return {**payload, "request": shown_input(payload["request"])}
-    options = payload.get("job_source_options") if isinstance(payload, dict) else None
-    if not isinstance(options, dict) or not isinstance(options.get("headers"), dict):
+    if not isinstance(payload, dict):
         return payload
-    headers = {name: hidden_header_value(value) for name, value in options["headers"].items()}
-    return {**payload, "job_source_options": {**options, "headers": headers}}
+    if set(payload) == CONTINUATION_KEYS:
+        return {**payload, "request": shown_input(payload["request"])}
+    if isinstance(payload.get("batch"), dict):  # a later generation of a batch
+        return {**payload, "batch": shown_input(payload["batch"])}
+    shown = _notify_hidden(payload)
+    if isinstance(shown.get("jobs"), list):
+        shown["jobs"] = [shown_input(job) for job in shown["jobs"]]
+    options = shown.get("job_source_options")
+    if isinstance(options, dict) and isinstance(options.get("headers"), dict):
+        headers = {name: hidden_header_value(value) for name, value in options["headers"].items()}
+        shown["job_source_options"] = {**options, "headers": headers}
+    return shown
+
+
+def _notify_hidden(payload: dict[str, Any]) -> dict[str, Any]:
+    shown = dict(payload)
+    url = shown.get("notify_url")
+    if isinstance(url, str) and ("?" in url or "@" in url or "#" in url):
+        shown["notify_url"] = url_for_messages(url) + "?(hidden)"
+    if isinstance(shown.get("notify_headers"), dict):
+        shown["notify_headers"] = {
+            name: hidden_header_value(v) for name, v in shown["notify_headers"].items()
+        }
+    return shown
 
 
 @dataclass(frozen=True)

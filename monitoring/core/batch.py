@@ -21,6 +21,7 @@ from typing import Any
 from durabletask import task
 
 from monitoring.core.models import MonitorRequest
+from monitoring.core.notify import check_notify, notify
 from monitoring.core.orchestration import CANCEL_EVENT, ORCHESTRATOR_NAME
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.core.validation import shown
@@ -31,6 +32,7 @@ DEFAULT_MAX_CONCURRENT = 100
 MAX_CONCURRENT = 1_000
 STATUS_JOBS_LIMIT = 100  # past this many jobs, the custom status lists only the jobs not yet ended
 CHILDREN_PER_GENERATION = 500
+BATCH_FIELDS = ("jobs", "max_concurrent", "notify_url", "notify_headers")
 STATES = ("pending", "running", "completed", "failed", "timed_out", "cancelled")
 FINAL_STATE = {"Completed": "completed", "Failed": "failed", "Timeout": "timed_out", "Cancelled": "cancelled"}
 
@@ -41,6 +43,8 @@ class BatchRequest:
 
     jobs: tuple[MonitorRequest, ...]
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    notify_url: str | None = None  # the batch's output is POSTed here when it ends (monitoring.core.notify)
+    notify_headers: dict[str, str] | None = None
 
     @classmethod
     def from_body(cls, body: Any, *, default_job_id: Any = None) -> BatchRequest:
@@ -48,11 +52,14 @@ class BatchRequest:
         with a message naming its index. ``default_job_id(index)`` names a job that has no ``job_id``."""
         if not isinstance(body, dict):
             raise InvalidRequestError(f"a batch must be a JSON object with a jobs list, not {shown(body)}")
-        unknown = sorted(set(body) - {"jobs", "max_concurrent"})
+        unknown = sorted(set(body) - set(BATCH_FIELDS))
         if unknown:
-            raise InvalidRequestError(
-                f"unknown batch field {unknown[0]!r}: a batch has jobs and max_concurrent"
-            )
+            allowed = ", ".join(BATCH_FIELDS)
+            raise InvalidRequestError(f"unknown batch field {unknown[0]!r}: a batch has {allowed}")
+        url, headers = body.get("notify_url"), body.get("notify_headers")
+        if url is not None and not isinstance(url, str):
+            raise InvalidRequestError(f"notify_url must be a URL, not {shown(url)}", "notify_url")
+        check_notify(url, headers)
         jobs, limit = body.get("jobs"), body.get("max_concurrent", DEFAULT_MAX_CONCURRENT)
         if not isinstance(jobs, list) or not jobs:
             raise InvalidRequestError("jobs must be a non-empty list of monitor requests", "jobs")
@@ -76,10 +83,15 @@ class BatchRequest:
                 requests.append(MonitorRequest.from_payload(job, default_job_id=default))
             except InvalidRequestError as error:
                 raise InvalidRequestError(f"jobs[{index}]: {error}", "jobs") from None
-        return cls(tuple(requests), limit)
+        return cls(tuple(requests), limit, url, dict(headers) if headers is not None else None)
 
     def to_payload(self) -> dict[str, Any]:
-        return {"jobs": [job.to_payload() for job in self.jobs], "max_concurrent": self.max_concurrent}
+        payload = {"jobs": [job.to_payload() for job in self.jobs], "max_concurrent": self.max_concurrent}
+        if self.notify_url is not None:
+            payload["notify_url"] = self.notify_url
+        if self.notify_headers is not None:
+            payload["notify_headers"] = self.notify_headers
+        return payload
 
 
 def child_instance_id(batch_id: str, index: int) -> str:
@@ -210,11 +222,16 @@ def monitoring_batch_orchestrator(
                 )
             continue
         outcomes[running.pop(done)] = outcome_of(done)
+    generation = int(carried.get("generation", 1)) if carried else 1
     if not cancelled and next_index < len(jobs):  # this generation's share is done: the next one goes on
-        carry = {"outcomes": outcomes, "next": next_index, "cancelled": False}
+        carry = {"outcomes": outcomes, "next": next_index, "cancelled": False, "generation": generation + 1}
         ctx.continue_as_new({"batch": batch.to_payload(), "carried": carry}, save_events=True)
         return None
     for index in range(next_index, len(jobs)):
         outcomes[index] = NOT_STARTED
     ctx.set_custom_status(batch_status(batch_id, jobs, outcomes, set()))
-    return batch_output(batch_id, jobs, outcomes)
+    output = batch_output(batch_id, jobs, outcomes)
+    if batch.notify_url is None:
+        return output
+    sent = yield from notify(ctx, batch.notify_url, batch.notify_headers, f"{batch_id}:{generation}", output)
+    return {**output, **sent}

@@ -21,6 +21,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, Validation
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from monitoring.core.jobs import JOB_OUTCOMES, JobCheckRequest, JobOutcome, job_source_names, reads_simulated
+from monitoring.core.notify import check_notify
 from monitoring.core.payloads import InvalidRequestError, Payload, field_dict
 from monitoring.core.schedule import CheckSchedule
 from monitoring.core.sources import resolve_job_source
@@ -168,10 +169,18 @@ class MonitorRequest:
     status_field: Annotated[
         text(MAX_STATUS_FIELD_LENGTH) | None, Field(description="shorthand for the http source's field")
     ] = None
+    notify_url: Annotated[
+        text(MAX_STATUS_URL_LENGTH) | None,
+        Field(description="http(s) URL the result is POSTed to, at the end"),
+    ] = None
+    notify_headers: Annotated[
+        dict[str, str] | None, Field(description="headers of that POST; ${NAME}: a worker's variable")
+    ] = dataclass_field(default=None, hash=False)
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitorRequest:
         """The checks that span several fields (each names the field to change)."""
+        check_notify(self.notify_url, self.notify_headers)
         shorthand = self.status_url is not None or self.status_field is not None
         try:
             source, options = resolve_job_source(
@@ -342,13 +351,17 @@ class MonitorStatus(Payload):
     failed_attempts: int = 0  # failed attempts of the check in progress: > 0 means it is being retried
 
 
+_SAID_IF_ANY = ("reason", "notified", "notify_error")  # result fields left out when None
+
+
 @dataclass(frozen=True)
 class MonitorResult(Payload):
     """The orchestration's output, in the official sample's shape.
 
     ``reason`` says in words why a monitor ended ``Failed`` by its own checks, ``Cancelled``, or ``Timeout``
-    because a check did not answer; it is left out of the payload when there is nothing to add. A result
-    read from another worker's output (:meth:`Payload.read`) leaves the fields it lacks at None.
+    because a check did not answer; ``notified`` (and ``notify_error``) whether the result reached the
+    request's ``notify_url``. Each is left out of the payload when there is nothing to say. A result read
+    from another worker's output (:meth:`Payload.read`) leaves the fields it lacks at None.
     """
 
     job_id: str | None = None
@@ -356,9 +369,9 @@ class MonitorResult(Payload):
     checks_performed: int | None = None
     monitoring_duration_seconds: float | None = None
     reason: str | None = None
+    notified: bool | None = None
+    notify_error: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
         payload = super().to_payload()
-        if payload["reason"] is None:
-            del payload["reason"]
-        return payload
+        return {key: value for key, value in payload.items() if value is not None or key not in _SAID_IF_ANY}

@@ -35,6 +35,7 @@ from durabletask import task
 from monitoring.core.generations import MonitorProgress, continuation_payload, parse_monitor_input
 from monitoring.core.jobs import JobCheckRequest, JobStatusReport, check_job
 from monitoring.core.models import MonitorRequest, MonitorResult, MonitorStatus
+from monitoring.core.notify import notify
 from monitoring.core.payloads import from_iso, to_iso
 from monitoring.core.schedule import (
     FinalStatus,
@@ -140,16 +141,23 @@ class _Monitor:
         self.ctx.set_custom_status(status.to_payload())
         return status
 
-    def end(self, final_status: FinalStatus, reason: str | None = None) -> dict[str, Any]:
+    def end(self, final_status: FinalStatus, reason: str | None = None) -> Steps:
+        """Publish the final status; the result, once it has been sent to ``notify_url`` (if any)."""
         status = self.publish(final_status, reason)
         self.log.info("Monitoring %s ended: %s", self.request.job_id, final_status)
-        return MonitorResult(
+        result = MonitorResult(
             job_id=self.request.job_id,
             final_status=final_status,
             checks_performed=self.progress.checks_done,
             monitoring_duration_seconds=status.elapsed_seconds,
             reason=reason,
         ).to_payload()
+        url = self.request.notify_url
+        if url is None:
+            return result
+        key = f"{self.ctx.instance_id}:{self.progress.generation}"
+        sent = yield from notify(self.ctx, url, self.request.notify_headers, key, result)
+        return {**result, **sent}
 
     # --- the steps --------------------------------------------------------------------------------------
 
@@ -253,7 +261,7 @@ class _Monitor:
                 decision = decide_after_check(self.schedule, number, report.status)
                 self.log.info("Check %d of %s: %s", number, request.job_id, report.status)
                 if decision.final_status is not None:
-                    return self.end(decision.final_status)
+                    return (yield from self.end(decision.final_status))
                 self.publish()
                 checks_this_generation += 1
                 if checks_this_generation >= request.checks_per_generation:
@@ -263,7 +271,7 @@ class _Monitor:
                     ctx.continue_as_new(continuation_payload(request, self.progress), save_events=True)
                     return None
         except _Ended as ended:
-            return self.end(ended.final_status, ended.reason)
+            return (yield from self.end(ended.final_status, ended.reason))
 
 
 def monitoring_job_orchestrator(ctx: task.OrchestrationContext, payload: Any) -> Steps:

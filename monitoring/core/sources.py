@@ -136,11 +136,7 @@ class HttpOptions:
             )
         headers = options.pop("headers", None)
         if headers is not None:
-            if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-                raise ValueError("headers must be a JSON object of strings")
-            for name, value in headers.items():
-                if not _HEADER_NAME.match(name) or "\n" in value or "\r" in value:
-                    raise ValueError(f"header {name!r} is not a valid HTTP header (its value is not shown)")
+            check_headers(headers)
         timeout = options.pop("timeout_seconds", DEFAULT_HTTP_TIMEOUT_SECONDS)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise ValueError(f"timeout_seconds must be a number of seconds, not {timeout!r}")
@@ -159,8 +155,29 @@ class HttpOptions:
 Secrets = Callable[[str], "str | None"]
 
 
-def _no_secrets(name: str) -> str | None:
+def no_secrets(name: str) -> str | None:
     return None
+
+
+def check_headers(headers: Any) -> None:
+    """Raise ValueError unless ``headers`` is a JSON object of valid HTTP headers (values never shown)."""
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise ValueError("headers must be a JSON object of strings")
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name) or "\n" in value or "\r" in value:
+            raise ValueError(f"header {name!r} is not a valid HTTP header (its value is not shown)")
+
+
+def with_secrets(header: str, value: str, secrets: Secrets) -> str:
+    """``value`` with each ``${NAME}`` replaced by the worker's secret NAME."""
+
+    def substitute(found: re.Match[str]) -> str:
+        secret = secrets(found.group(1))
+        if secret is None:
+            raise JobSourceError(f"header {header}: the worker has no environment variable {found.group(1)}")
+        return secret
+
+    return _VARIABLE.sub(substitute, value)
 
 
 class HttpJobSource:
@@ -172,21 +189,8 @@ class HttpJobSource:
 
     reads_simulated_job = False  # a real job: no simulated length or outcome
 
-    def __init__(self, secrets: Secrets = _no_secrets) -> None:
+    def __init__(self, secrets: Secrets = no_secrets) -> None:
         self.secrets = secrets
-
-    def _with_secrets(self, header: str, value: str) -> str:
-        """``value`` with each ``${NAME}`` replaced by the worker's secret NAME."""
-
-        def substitute(found: re.Match[str]) -> str:
-            secret = self.secrets(found.group(1))
-            if secret is None:
-                raise JobSourceError(
-                    f"header {header}: the worker has no environment variable {found.group(1)}"
-                )
-            return secret
-
-        return _VARIABLE.sub(substitute, value)
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return HttpOptions.parse(options).to_payload()
@@ -199,7 +203,8 @@ class HttpJobSource:
 
         options = HttpOptions.parse(request.source_options or {})
         where = url_for_messages(options.url)
-        headers = {name: self._with_secrets(name, value) for name, value in (options.headers or {}).items()}
+        given = (options.headers or {}).items()
+        headers = {name: with_secrets(name, value, self.secrets) for name, value in given}
         try:
             response = httpx.get(options.url, headers=headers, timeout=options.timeout_seconds)
         except httpx.TimeoutException:
