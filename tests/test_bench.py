@@ -293,3 +293,20 @@ def test_a_stack_process_stopped_with_sigterm_leaves_no_scheduler_behind() -> No
     finally:
         stack.kill()
         stack.wait()
+
+
+def test_the_batch_stack_runs_every_phase_as_one_batch_and_counts_every_check(tmp_path: Path) -> None:
+    """``--stacks project-batch`` (asked for by name only): each phase's monitors as the jobs of one batch."""
+    done = subprocess.run(
+        [sys.executable, "-m", "monitoring.bench", *TINY, "--stacks", "project-batch", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "MONITORING_STATE_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout[done.stdout.index("{") : done.stdout.rindex("}") + 1])
+    result = run["stacks"]["project-batch"]
+    for phase in (*result["on_time"], result["saturated"], result["long"]):
+        assert phase["checks_done"] == phase["checks_expected"] > 0
+        assert phase["scheduler_cpu_seconds"] > 0

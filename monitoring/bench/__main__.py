@@ -15,7 +15,7 @@ from pathlib import Path
 
 from monitoring.bench.phases import run_all, run_stack
 from monitoring.bench.report import results_table, update_readme
-from monitoring.bench.stacks import STACKS, BenchSettings, run_worker_process
+from monitoring.bench.stacks import OPTIONAL_STACKS, STACKS, BenchSettings, run_worker_process
 from monitoring.cli.common import EXIT_USAGE, Parser, UsageError, count, counts, seconds
 
 PROG = "python -m monitoring.bench"
@@ -42,7 +42,11 @@ def build_parser() -> Parser:
         metavar="N,N,...",
         help="also run the on-time phase with these monitor counts (the table lists their p99)",
     )
-    bench.add_argument("--stacks", default=",".join(STACKS), help="which stacks, comma-separated")
+    bench.add_argument(
+        "--stacks",
+        default=",".join(STACKS),
+        help=f"which stacks, comma-separated (default all but {', '.join(OPTIONAL_STACKS)})",
+    )
     bench.add_argument("--json", action="store_true", help="print every figure as JSON")
     bench.add_argument(
         "--update-readme",
@@ -58,9 +62,10 @@ def build_parser() -> Parser:
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     stacks = [name.strip() for name in args.stacks.split(",") if name.strip()]
-    unknown = sorted(set(stacks) - set(STACKS))
+    unknown = sorted(set(stacks) - set(STACKS) - set(OPTIONAL_STACKS))
     if unknown or not stacks:
-        raise UsageError(f"--stacks takes names from {', '.join(STACKS)}, not {args.stacks!r}")
+        names = ", ".join((*STACKS, *OPTIONAL_STACKS))
+        raise UsageError(f"--stacks takes names from {names}, not {args.stacks!r}")
     if args.interval <= 0 or args.checks < 2:
         raise UsageError("--interval must be greater than zero and --checks at least 2")
     # --monitors first, in a fresh process (StackResult.main_on_time), then the other sizes, smallest first.
@@ -92,7 +97,7 @@ def run_subprocess(argv: Sequence[str]) -> int:
     """``stack NAME``: measure one stack, print its JSON; ``worker``: one worker process of scale-out."""
     parser = argparse.ArgumentParser(prog=PROG)
     parser.add_argument("command", choices=["stack", "worker"])
-    parser.add_argument("stack", nargs="?", choices=STACKS)
+    parser.add_argument("stack", nargs="?", choices=(*STACKS, *OPTIONAL_STACKS))
     parser.add_argument("--settings", default="{}")
     parser.add_argument("--port", type=int)
     parser.add_argument("--spool", type=Path)

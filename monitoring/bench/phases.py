@@ -56,6 +56,9 @@ def run_batch(
         calling = time.monotonic()
         stack.schedule(f"{prefix}{index:06d}", interval, checks)
         scheduled_in += time.monotonic() - calling
+    calling = time.monotonic()
+    stack.scheduled()
+    scheduled_in += time.monotonic() - calling
     started_over = time.monotonic() - began if spread else 0.0
     # Every monitor has made at least its first check (started over one interval, the earliest may be on
     # their second): about what N waiting monitors weigh.

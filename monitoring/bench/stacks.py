@@ -34,6 +34,7 @@ from monitoring.bench.records import (
     free_loopback_port,
     process_memory_mb,
 )
+from monitoring.core.batch import BATCH_ORCHESTRATOR_NAME, MAX_CONCURRENT, BatchRequest
 from monitoring.core.jobs import check_job
 from monitoring.core.models import DEFAULT_CHECKS_PER_GENERATION, MonitorRequest
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
@@ -51,6 +52,8 @@ STACKS = (
     "reference",
     "floor",
 )
+# Asked for by name only (--stacks project,project-batch), not part of the README's table.
+OPTIONAL_STACKS = ("project-batch",)
 # The SDK's defaults on 2 cores (100 x cores work items, cores + 4 threads): other settings measured no
 # better (work items 16-400, threads 3-16; benchmarks/PROFILE.md).
 PROJECT_WORK_ITEMS = 200
@@ -99,6 +102,9 @@ class Stack:
 
     def schedule(self, job_id: str, interval: float, checks: int) -> None:
         raise NotImplementedError
+
+    def scheduled(self) -> None:
+        """Called once a phase has scheduled its last monitor (a batch stack starts its batch here)."""
 
     def wait_all_done(self, prefix: str, timeout: float) -> None:
         """Wait until every monitor whose instance id starts with ``prefix`` has ended (one query a tick)."""
@@ -179,6 +185,31 @@ class ProjectStack(_DurableStack):
             self.stop_workers()
         finally:
             process.stop_scheduler_process(self.port)
+
+
+class BatchProjectStack(ProjectStack):
+    """The project's layout, each phase's monitors started as the jobs of one batch
+    (:mod:`monitoring.core.batch`), all of them at once: what a batch costs next to separate monitors."""
+
+    name = "project-batch"
+
+    def __init__(self, settings: BenchSettings) -> None:
+        super().__init__(settings)
+        self.pending: list[MonitorRequest] = []
+        self.batches = 0
+
+    def schedule(self, job_id: str, interval: float, checks: int) -> None:
+        self.pending.append(self.request(job_id, interval, checks))
+
+    def scheduled(self) -> None:
+        batch = BatchRequest(tuple(self.pending), max_concurrent=min(MAX_CONCURRENT, len(self.pending)))
+        prefix = self.pending[0].job_id.rstrip("0123456789")  # the phase's prefix: its children match it
+        self.batches += 1
+        instance_id = f"{prefix}batch-{self.batches}"
+        self.client.schedule_new_orchestration(
+            BATCH_ORCHESTRATOR_NAME, input=batch.to_payload(), instance_id=instance_id
+        )
+        self.pending = []
 
 
 class InMemoryProjectStack(ProjectStack):
@@ -337,6 +368,7 @@ def open_stack(name: str, settings: BenchSettings) -> Stack:
     projects = {
         "project": ProjectStack,
         "project-in-memory": InMemoryProjectStack,
+        "project-batch": BatchProjectStack,
         "project-sdk-loop": SdkLoopProjectStack,
         "scale-out": ScaleOutStack,
         "protocol-floor": ProtocolFloorStack,
