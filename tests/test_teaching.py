@@ -12,6 +12,7 @@ from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 from monitoring.client.monitors import MonitorClient
 from monitoring.core import teaching
 from monitoring.core.minimal import minimal_check, minimal_monitor
+from monitoring.core.models import MonitorRequest
 from monitoring.core.teaching import wall_clock_monitor
 from monitoring.notebook import exercises
 from monitoring.notebook.source import source_of
@@ -91,23 +92,33 @@ def test_the_checks_say_right_or_not_yet_in_plain_words(capsys: pytest.CaptureFi
     assert lines[3] == "Not yet: set my_answer to one of 'a', 'b'." and lines[4] == "Right: yes"
 
 
-def run_of(delay: float | None) -> SimpleNamespace:
-    """What check_interval reads of a finished run, at time scale 1."""
-    return SimpleNamespace(detection_delay=delay, scenario_seconds=lambda seconds: seconds)
+def run_of(interval: float, job: float, checks: int | None) -> SimpleNamespace:
+    """What check_interval reads of a finished run (time scale 1): its request and which check saw the end."""
+    request = MonitorRequest(
+        job_id="job-i",
+        polling_interval_seconds=interval,
+        timeout_seconds=4 * interval,
+        job_duration_seconds=job,
+    )
+    final = "Timeout" if checks is None else "Completed"
+    result = SimpleNamespace(final_status=final, checks_performed=checks or 5)
+    return SimpleNamespace(request=request, result=result, scenario_seconds=lambda seconds: seconds)
 
 
 def test_the_interval_check_wants_the_longest_interval_within_the_budget(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert exercises.check_interval(4, 4, [run_of(3.5), run_of(3.5)])
-    assert not exercises.check_interval(5, 4, [run_of(4.5), run_of(4.5)])
-    assert not exercises.check_interval(3, 4, [run_of(2.5), run_of(2.5)])
-    assert not exercises.check_interval(4, 4, [run_of(None)])
+    # Jobs ending half a second after the 2nd and the 3rd check: the check after it saw the end.
+    assert exercises.check_interval(4, 4, [run_of(4, 8.5, 4), run_of(4, 12.5, 5)])
+    assert not exercises.check_interval(5, 4, [run_of(5, 10.5, 4), run_of(5, 15.5, 5)])
+    assert not exercises.check_interval(3, 4, [run_of(3, 6.5, 4), run_of(3, 9.5, 5)])
+    assert not exercises.check_interval(4, 4, [run_of(4, 30, None)])
     assert not exercises.check_interval(..., 4, [])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "Right: 4 s: every run kept within the budget (worst 3.5 s)."
     assert "noticed the end 4.5 s late: over the budget" in lines[1]
     assert "a longer interval would too" in lines[2]
+    assert "never saw the job end" in lines[3]
 
 
 def test_the_status_function_check_reads_its_words_as_the_monitor_does(
