@@ -159,6 +159,8 @@ def test_every_notebook_runs_in_jupyterlab(
     run_all(browser_page, jupyter_lab, notebook)
     assert_every_cell_ran_without_error(browser_page, notebook)
     browser_page.screenshot(path=str(artifacts / f"notebook-{notebook.split('_')[0]}.png"))
+    # The exercise's worked solution is collapsed, its code hidden until a click (it ran all the same).
+    assert browser_page.locator(".jp-Cell .jp-InputPlaceholder").count() >= 1, "a collapsed worked solution"
     if notebook.startswith("01_"):
         check_code_is_shown_highlighted(browser_page, artifacts)
         plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
@@ -172,6 +174,12 @@ def test_every_notebook_runs_in_jupyterlab(
         assert plots.count() >= 4, "the live plots, the panel's and the checks on the job's progress"
         plots.nth(1).scroll_into_view_if_needed()
         browser_page.screenshot(path=str(artifacts / "notebook-05-progress.png"))
+        plots.nth(3).scroll_into_view_if_needed()  # the endpoint that is down: where the monitor ended
+        browser_page.screenshot(path=str(artifacts / "notebook-05-endpoint-down.png"))
+    if notebook.startswith("04_"):
+        plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
+        plots.first.scroll_into_view_if_needed()  # the sweep, with the red line where it saturated
+        browser_page.screenshot(path=str(artifacts / "notebook-04-scale.png"))
 
 
 def check_code_is_shown_highlighted(page: Any, artifacts: Path) -> None:
