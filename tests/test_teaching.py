@@ -77,19 +77,21 @@ def test_the_fix_is_the_minimal_monitor_one_line_away(plain_sdk: MonitorClient) 
     assert teaching.__doc__ and "WRONG ON PURPOSE" in teaching.__doc__
 
 
-def test_the_checks_say_right_or_not_yet_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
-    assert not exercises.check_prediction(..., 5, "hint")
-    assert not exercises.check_prediction(4, 5, "List the due times.")
-    assert exercises.check_prediction(5, 5, "hint")
-    assert not exercises.check_choice("z", "b", {"a": "no", "b": "yes"})
-    assert exercises.check_choice("b", "b", {"a": "no", "b": "yes"})
+def test_the_checks_say_right_or_not_yet_in_plain_words() -> None:
+    unanswered, wrong, right = (
+        exercises.check_prediction(answer, 5, "List the due times.") for answer in (..., 4, 5)
+    )
+    assert not unanswered and not wrong and right
+    assert repr(unanswered).startswith("Not yet: write your prediction")
+    assert repr(wrong) == "Not yet: you predicted 4, the monitor made 5. List the due times."
+    assert repr(right) == "Right: the monitor made 5 checks, as you predicted."
+    choice = {"a": "no", "b": "yes"}
+    assert repr(exercises.check_choice("z", "b", choice)) == "Not yet: set my_answer to one of 'a', 'b'."
+    assert repr(exercises.check_choice("b", "b", choice)) == "Right: yes" and not exercises.check_choice(
+        "a", "b", choice
+    )
     assert not exercises.check_saturation(..., 120) and exercises.check_saturation(120, 120)
     assert not exercises.check_saturation(120, None)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("Not yet: write your prediction")
-    assert lines[1] == "Not yet: you predicted 4, the monitor made 5. List the due times."
-    assert lines[2] == "Right: the monitor made 5 checks, as you predicted."
-    assert lines[3] == "Not yet: set my_answer to one of 'a', 'b'." and lines[4] == "Right: yes"
 
 
 def run_of(interval: float, job: float, checks: int | None) -> SimpleNamespace:
@@ -105,33 +107,27 @@ def run_of(interval: float, job: float, checks: int | None) -> SimpleNamespace:
     return SimpleNamespace(request=request, result=result, scenario_seconds=lambda seconds: seconds)
 
 
-def test_the_interval_check_wants_the_longest_interval_within_the_budget(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_the_interval_check_wants_the_longest_interval_within_the_budget() -> None:
     # Jobs ending half a second after the 2nd and the 3rd check: the check after it saw the end.
-    assert exercises.check_interval(4, 4, [run_of(4, 8.5, 4), run_of(4, 12.5, 5)])
-    assert not exercises.check_interval(5, 4, [run_of(5, 10.5, 4), run_of(5, 15.5, 5)])
-    assert not exercises.check_interval(3, 4, [run_of(3, 6.5, 4), run_of(3, 9.5, 5)])
-    assert not exercises.check_interval(4, 4, [run_of(4, 30, None)])
-    assert not exercises.check_interval(..., 4, [])
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "Right: 4 s: every run kept within the budget (worst 3.5 s)."
-    assert "noticed the end 4.5 s late: over the budget" in lines[1]
-    assert "a longer interval would too" in lines[2]
-    assert "never saw the job end" in lines[3]
+    right = exercises.check_interval(4, 4, [run_of(4, 8.5, 4), run_of(4, 12.5, 5)])
+    over = exercises.check_interval(5, 4, [run_of(5, 10.5, 4), run_of(5, 15.5, 5)])
+    shorter = exercises.check_interval(3, 4, [run_of(3, 6.5, 4), run_of(3, 9.5, 5)])
+    unseen = exercises.check_interval(4, 4, [run_of(4, 30, None)])
+    assert right and not over and not shorter and not unseen and not exercises.check_interval(..., 4, [])
+    assert repr(right) == "Right: 4 s: every run kept within the budget (worst 3.5 s)."
+    assert "noticed the end 4.5 s late: over the budget" in repr(over)
+    assert "a longer interval would too" in repr(shorter)
+    assert "never saw the job end" in repr(unseen)
 
 
-def test_the_status_function_check_reads_its_words_as_the_monitor_does(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_the_status_function_check_reads_its_words_as_the_monitor_does() -> None:
     cases = {"a": "Completed", "b": "Failed", "c": "Running"}
     words = {"a": "succeeded", "b": "failed", "c": "running"}
     assert exercises.check_status_function(words.get, cases)
-    assert not exercises.check_status_function(lambda job_id: None, cases)
-    assert not exercises.check_status_function(lambda job_id: {}[job_id], cases)
-    assert not exercises.check_status_function(..., cases)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[1] == (
+    placeholder = exercises.check_status_function(lambda job_id: None, cases)
+    raising = exercises.check_status_function(lambda job_id: {}[job_id], cases)
+    assert not placeholder and not raising and not exercises.check_status_function(..., cases)
+    assert repr(placeholder) == (
         "Not yet: your_status('a') returned None, which the monitor reads as Running; that job is Completed."
     )
-    assert lines[2] == "Not yet: your_status('a') raised KeyError: 'a'"
+    assert repr(raising) == "Not yet: your_status('a') raised KeyError: 'a'"
