@@ -161,10 +161,14 @@ def draw_comparison(axes: Sequence[Axes], traces: Sequence[RunTrace]) -> None:
                 trace.result.final_status or "?", (position, 0), ha="center", va="bottom", fontsize="small"
             )
     axes[2].set_title("Detection delay (s)")
-    for ax, values in ((axes[1], durations), (axes[2], shown_delays)):
-        # Each bar says its value as the panel's table writes it, on an axis of at least one second: a 28 ms
-        # duration is a sliver, not a bar as tall as a 30 s one.
-        ax.bar_label(ax.containers[0], labels=[seconds_text(v) for v in values], fontsize="small")
+    # Each bar says its value as the panel's table writes it, on an axis of at least one second: a 28 ms
+    # duration is a sliver, not a bar as tall as a 30 s one. A delay never seen has its final status instead.
+    delay_labels = ["" if d is None else seconds_text(v) for d, v in zip(delays, shown_delays, strict=True)]
+    for ax, values, labels in (
+        (axes[1], durations, [seconds_text(v) for v in durations]),
+        (axes[2], shown_delays, delay_labels),
+    ):
+        ax.bar_label(ax.containers[0], labels=labels, fontsize="small")
         ax.set_ylim(0, max([1.0, *values]) * 1.15)
     axes[0].bar_label(axes[0].containers[0], fontsize="small")
     axes[0].set_ylim(0, max([1, *checks]) * 1.15)
