@@ -11,6 +11,7 @@ Extra arguments go to the tool underneath (``python3 run.py test -k cli``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +26,11 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".requirements.sha256"
 NOTEBOOKS = ROOT / "notebooks"
 STRIP_OUTPUTS_HOOK = "monitoring.notebook.saving.strip_outputs"
+# JupyterLab's first start asks "get notified about official Jupyter news?" in a toast that covers the first
+# notebook's plots. The tutorial answers no, in JupyterLab's settings overrides inside .venv (read as the
+# defaults: a person can still change them in Settings).
+LAB_OVERRIDES = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+NO_NEWS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 # Test files run in parallel (pytest-xdist): most of their time is spent waiting on timers and processes, so
 # more workers than a 2-core machine's cores still pay (measured: see the README's tests section).
 WORKERS = 3
@@ -98,6 +104,9 @@ def tutorial(args: list[str]) -> None:
     in_terminal = sys.stdin is not None and sys.stdin.isatty()
     stop_with = "Ctrl-C twice" if in_terminal else "Ctrl-C"
     say(f"opening JupyterLab on 127.0.0.1 at {first[0].name} ({stop_with} stops it)")
+    overrides = json.loads(LAB_OVERRIDES.read_text()) if LAB_OVERRIDES.exists() else {}
+    LAB_OVERRIDES.parent.mkdir(parents=True, exist_ok=True)
+    LAB_OVERRIDES.write_text(json.dumps({**overrides, **NO_NEWS}, indent=2))
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     run(
         BIN / "jupyter",

@@ -29,6 +29,9 @@ from monitoring.scheduler.server import DEFAULT_PORT
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RUN_ALL_SECONDS = 240  # generous: a loaded CI machine runs the kernels slowly
 QUEUED_SECONDS = 30  # Run All marks every cell queued at once; nothing marked by then means a lost click
+# The prompts of the code cells whose code is shown: a collapsed cell (a worked solution) shows a placeholder
+# with an empty prompt instead; its number is read off the cells around it.
+SHOWN_PROMPTS = ".jp-CodeCell:not(:has(.jp-InputPlaceholder)) .jp-InputPrompt"
 USER_SETTINGS = {
     # Render every cell (JupyterLab 4 otherwise skips cells scrolled out of view), and no news pop-up.
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
@@ -107,7 +110,7 @@ def run_all(page: Any, base_and_token: str, notebook: str) -> None:
     # Every code cell gets a number once it has run; "[*]" marks one running or queued.
     deadline = time.monotonic() + RUN_ALL_SECONDS
     while True:
-        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        prompts = page.locator(SHOWN_PROMPTS).all_inner_texts()
         if prompts and all(text.strip() not in ("[ ]:", "[*]:", "") for text in prompts):
             break
         if error_outputs(page):
@@ -130,7 +133,7 @@ def start_run_all(page: Any, notebook: str, attempts: int = 3) -> None:
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         deadline = time.monotonic() + QUEUED_SECONDS
         while time.monotonic() < deadline:
-            prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+            prompts = page.locator(SHOWN_PROMPTS).all_inner_texts()
             if any(text.strip() not in ("[ ]:", "") for text in prompts):
                 return
             time.sleep(0.5)
@@ -147,9 +150,13 @@ def error_outputs(page: Any) -> list[str]:
 
 def assert_every_cell_ran_without_error(page: Any, notebook: str) -> None:
     assert error_outputs(page) == [], f"{notebook}: {error_outputs(page)[:1]}"
-    prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    prompts = page.locator(SHOWN_PROMPTS).all_inner_texts()
     numbers = [int(text.strip()[1:-2]) for text in prompts]  # "[12]:" -> 12; fails on "[ ]:" or "[*]:"
-    assert numbers == list(range(1, len(prompts) + 1)), f"{notebook}: cells ran out of order or not at all"
+    cells = page.locator(".jp-CodeCell").count()
+    # In order, once each, the collapsed ones too: the numbers rise and the last cell's is the cell count.
+    assert numbers == sorted(set(numbers)) and numbers[-1] == cells, (
+        f"{notebook}: cells ran out of order or not at all: {numbers} for {cells} cells"
+    )
 
 
 @pytest.mark.parametrize("notebook", sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")))
@@ -159,6 +166,8 @@ def test_every_notebook_runs_in_jupyterlab(
     run_all(browser_page, jupyter_lab, notebook)
     assert_every_cell_ran_without_error(browser_page, notebook)
     browser_page.screenshot(path=str(artifacts / f"notebook-{notebook.split('_')[0]}.png"))
+    # The exercise's worked solution is collapsed, its code hidden until a click (it ran all the same).
+    assert browser_page.locator(".jp-Cell .jp-InputPlaceholder").count() >= 1, "a collapsed worked solution"
     if notebook.startswith("01_"):
         check_code_is_shown_highlighted(browser_page, artifacts)
         plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
@@ -172,6 +181,12 @@ def test_every_notebook_runs_in_jupyterlab(
         assert plots.count() >= 4, "the live plots, the panel's and the checks on the job's progress"
         plots.nth(1).scroll_into_view_if_needed()
         browser_page.screenshot(path=str(artifacts / "notebook-05-progress.png"))
+        plots.nth(3).scroll_into_view_if_needed()  # the endpoint that is down: where the monitor ended
+        browser_page.screenshot(path=str(artifacts / "notebook-05-endpoint-down.png"))
+    if notebook.startswith("04_"):
+        plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
+        plots.first.scroll_into_view_if_needed()  # the sweep, with the red line where it saturated
+        browser_page.screenshot(path=str(artifacts / "notebook-04-scale.png"))
 
 
 def check_code_is_shown_highlighted(page: Any, artifacts: Path) -> None:

@@ -34,12 +34,74 @@ def test_committed_without_outputs(path: Path) -> None:
         assert cell.get("execution_count") is None, f"{path.name}: a cell has an execution count"
 
 
+# What only durable code (an orchestrator or an activity) uses: none of it in a cell. Registering the
+# package's orchestrator and activity on a worker (add_orchestrator, add_activity) is wiring: notebook 01
+# shows it.
+DURABLE_CODE = re.compile(
+    r"OrchestrationContext|ActivityContext|create_timer|call_activity|call_sub_orchestrator"
+    r"|wait_for_external_event|set_custom_status|continue_as_new|\bctx\b"
+)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_no_cell_defines_an_orchestrator(path: Path) -> None:
-    pattern = re.compile(r"OrchestrationContext|create_timer|call_activity|add_orchestrator|\bctx\.")
+def test_no_cell_defines_an_orchestrator_or_an_activity(path: Path) -> None:
     for cell in code_cells(path):
-        assert not pattern.search("".join(cell["source"])), (
+        assert not DURABLE_CODE.search("".join(cell["source"])), (
             f"{path.name}: orchestration code belongs in monitoring/"
+        )
+
+
+def test_the_rule_catches_durable_code_and_lets_wiring_through() -> None:
+    assert DURABLE_CODE.search("def watch(ctx, job):\n    yield ctx.create_timer(at)")
+    assert DURABLE_CODE.search("def check(context: ActivityContext, job): ...")
+    assert not DURABLE_CODE.search(
+        "worker.add_orchestrator(minimal_monitor)\nworker.add_activity(minimal_check)"
+    )
+
+
+SDK_WIRING_TAG = "sdk-wiring"
+SDK_CALLS = (
+    "DurableTaskSchedulerWorker(", "host_address=", "taskhub=", "secure_channel=", "token_credential=",
+    "add_orchestrator(", "add_activity(", ".start()", "DurableTaskSchedulerClient(",
+    "schedule_new_orchestration(", "get_orchestration_state(", "wait_for_orchestration_completion(",
+    ".stop()",
+)  # fmt: skip
+
+
+def sdk_wiring_cells(path: Path) -> list[str]:
+    """The sources of ``path``'s cells tagged ``sdk-wiring``, in order (what a learner copies)."""
+    return [
+        "".join(cell["source"])
+        for cell in code_cells(path)
+        if SDK_WIRING_TAG in cell.get("metadata", {}).get("tags", [])
+    ]
+
+
+def test_notebook_01_wires_the_sdk_in_plain_sight() -> None:
+    wiring = "\n".join(sdk_wiring_cells(NOTEBOOKS[0]))
+    assert [call for call in SDK_CALLS if call not in wiring] == []
+    # Before any helper: the first cell that uses connect() comes after the last wiring cell.
+    sources = ["".join(cell["source"]) for cell in code_cells(NOTEBOOKS[0])]
+    tagged = [SDK_WIRING_TAG in cell.get("metadata", {}).get("tags", []) for cell in code_cells(NOTEBOOKS[0])]
+    last_wiring = max(index for index, is_tagged in enumerate(tagged) if is_tagged)
+    first_helper = min(index for index, source in enumerate(sources) if "connect()" in source)
+    assert last_wiring < first_helper
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_every_notebook_has_an_exercise_with_a_check_and_a_hidden_worked_solution(path: Path) -> None:
+    notebook = json.loads(path.read_text())
+    markdown = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown"]
+    assert any("Your turn" in text for text in markdown), f"{path.name}: no 'Your turn' exercise"
+    cells = code_cells_of(notebook)
+    checks = [cell for cell in cells if "check_" in "".join(cell["source"])]
+    solutions = [cell for cell in cells if cell["metadata"].get("jupyter", {}).get("source_hidden")]
+    assert checks, f"{path.name}: no cell checks the learner's answer"
+    assert solutions, f"{path.name}: no worked solution (a collapsed cell)"
+    for solution in solutions:
+        source = "".join(solution["source"])
+        assert any("check_" in ast.unparse(a.test) for a in asserts_in(source)), (
+            f"{path.name}: a worked solution should assert that the exercise's check accepts it"
         )
 
 

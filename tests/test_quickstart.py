@@ -236,6 +236,9 @@ def test_quick_start_commands_work_as_written(
         listing = wait_until(lambda: _answers(url, "/api/contents"), 60, "JupyterLab to answer")
         names = [item["name"] for item in listing["content"]]
         assert FIRST_NOTEBOOK in names and all(name.endswith(".ipynb") for name in names), names
+        # No "get notified about Jupyter news?" toast over the first plots: the tutorial answered no.
+        _, news = api(url, "/lab/api/settings/@jupyterlab/apputils-extension:notification")
+        assert news["schema"]["properties"]["fetchNews"]["default"] == "false"  # JupyterLab's is "none": ask
         _open_in_a_browser_or_start_its_kernel(url, request, artifacts)
 
         # JupyterLab saves the notebook (as it autosaves while a person works): no outputs reach the file.

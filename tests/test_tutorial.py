@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +10,14 @@ import pytest
 from monitoring import settings
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.notebook.job_service import JobService
-from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure, tradeoff_figure
+from monitoring.notebook.plots import (
+    DODGE,
+    comparison_figure,
+    png_bytes,
+    progress_figure,
+    seconds_text,
+    tradeoff_figure,
+)
 from monitoring.notebook.tutorial import Tutorial
 from monitoring.notebook.widgets import ControlPanel, checks
 from monitoring.runtime.connection import Connection
@@ -145,7 +153,8 @@ def test_the_panel_monitors_a_real_job_by_its_status_url(tutorial: Tutorial) -> 
             tutorial.tracker.wait([trace], timeout=60)
         assert trace.request.job_source == "http" and trace.result.final_status == "Completed"
         panel._refresh()
-        assert "Completed after 1 check<" in panel.runs_table.value and ">http<" in panel.runs_table.value
+        assert "Completed after 1 check<" in panel.runs_table.value
+        assert ">status URL (http)<" in panel.runs_table.value  # under "job", not a job length
     finally:
         panel.close()
 
@@ -170,3 +179,58 @@ def test_a_closed_panel_stops_its_plot_thread_and_its_listener(tutorial: Tutoria
     panel.close()
     assert not thread.is_alive()
     assert panel._on_change not in tutorial.tracker._listeners
+
+
+def test_the_panels_table_and_bars_agree_and_same_schedules_stay_apart(tutorial: Tutorial) -> None:
+    panel = ControlPanel(tutorial)
+    try:
+        panel.set(interval=5, timeout=30, job_duration=0)  # a 0 s job: seen ended by the first check
+        panel.run_button.click()
+        panel.run_button.click()  # the same schedule again
+        tutorial.tracker.wait(panel.traces, timeout=30)
+        panel._refresh()
+        table = panel.runs_table.value
+        headers = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+        assert headers == [
+            "run",
+            "interval",
+            "timeout",
+            "job",
+            "state",
+            "checks",
+            "duration",
+            "detection delay",
+        ]
+        assert all("padding" in cell for cell in re.findall(r"<t[hd][^>]*>", table))  # columns kept apart
+        assert ">simulated, 0 s, ends Completed<" in table
+        durations = [
+            seconds_text(t.scenario_seconds(t.result.monitoring_duration_seconds)) for t in panel.traces
+        ]
+        assert all(f">{text}<" in table for text in durations)
+        bars = comparison_figure(panel.traces).axes[1]
+        assert [label.get_text() for label in bars.texts] == durations  # the table's words on the bars
+        assert bars.get_ylim()[1] >= 1  # a few milliseconds stay a sliver on a one-second axis
+        steps = [
+            line for line in progress_figure(panel.traces).axes[0].lines if line.get_drawstyle() != "default"
+        ]
+        first, second = (line.get_ydata() for line in steps)
+        assert second[-1] - first[-1] == pytest.approx(DODGE)  # drawn beside, not on top of, the first
+    finally:
+        panel.close()
+
+
+def test_a_run_that_ended_without_a_check_is_marked_where_it_ended(tutorial: Tutorial) -> None:
+    stopped = JobService()
+    down_url = stopped.url_of("nobody")
+    stopped.close()
+    trace = tutorial.run(
+        interval=1, timeout=30, status_url=down_url, retry_max_attempts=2, retry_first_interval_seconds=0.5
+    )
+    tutorial.tracker.wait([trace], timeout=60)
+    assert trace.result.final_status == "Failed" and trace.result.checks_performed == 0
+    progress, timeline = progress_figure([trace]).axes
+    assert progress.get_ylim() == (0, 1.5)  # whole checks, not 0.000 to 0.054
+    ended = trace.scenario_seconds(trace.result.monitoring_duration_seconds)
+    ends = [line for line in progress.lines + timeline.lines if line.get_marker() == "X"]
+    assert len(ends) == 2 and all(line.get_xdata()[-1] == pytest.approx(ended) for line in ends)
+    assert [text.get_text() for text in timeline.texts] == ["Failed"]

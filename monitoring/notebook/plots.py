@@ -20,6 +20,8 @@ from monitoring.client.tracking import RunTrace
 from monitoring.core.payloads import from_iso
 from monitoring.notebook.job_service import Job
 
+DODGE = 0.12  # how far (in checks) a run is raised above an earlier run with the same schedule
+ENDED_UNSEEN = "monitor ended, job's end not seen"
 STATUS_COLOURS = {"Pending": "#9e9e9e", "Running": "#1f77b4", "Completed": "#2ca02c", "Failed": "#d62728"}
 
 
@@ -30,13 +32,30 @@ def label(trace: RunTrace) -> str:
     return f"{trace.request.job_id} ({interval:g}s/{timeout:g}s, {job_text})"
 
 
+def seconds_text(seconds: float) -> str:
+    """A duration as the panel's table and the comparison bars both write it: ``12.3 s``, ``28 ms``."""
+    return f"{seconds * 1000:.0f} ms" if abs(seconds) < 0.1 else f"{seconds:.1f} s"
+
+
+def ended_unseen(trace: RunTrace) -> float | None:
+    """When (scenario seconds) a run ended without a check seeing the job end (a failed check, a timeout, a
+    cancel); None while it runs, or when a check saw the end (that check's star marks it)."""
+    if trace.result is None or trace.detection_delay is not None:
+        return None
+    return trace.scenario_seconds(trace.result.monitoring_duration_seconds or 0.0)
+
+
 def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
     """Check count against elapsed time, with each run's timeout and the job's end marked."""
+    same_schedule: dict[tuple[float, ...], int] = {}
     for index, trace in enumerate(traces):
         colour = f"C{index}"
         checks = trace.checks()
+        # A run with the same schedule as an earlier one is raised a little, so its line shows beside theirs.
+        raised = DODGE * same_schedule.setdefault(trace.settings(), 0)
+        same_schedule[trace.settings()] += 1
         xs = [0.0] + [trace.scenario_seconds(check.elapsed_seconds) for check in checks]
-        ys = [0] + [check.number for check in checks]
+        ys = [raised] + [check.number + raised for check in checks]
         # Runs often share their first checks: earlier runs are drawn wider, so none hides under another.
         width = 1.5 + min(2.5, 5.0 / max(len(traces) - 1, 1)) * (len(traces) - 1 - index)
         ax.step(xs, ys, where="post", color=colour, label=label(trace), linewidth=width, alpha=0.85)
@@ -47,11 +66,16 @@ def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
             ax.axvline(job, color=colour, linestyle=":", alpha=0.9)
         if trace.detection_delay is not None and checks:
             ax.plot(xs[-1], ys[-1], marker="*", markersize=16, color=colour, markeredgecolor="black")
+        ended = ended_unseen(trace)
+        if ended is not None:
+            ax.plot([xs[-1], ended], [ys[-1], ys[-1]], color=colour, linewidth=width, alpha=0.85)
+            ax.plot(ended, ys[-1], marker="X", markersize=12, color=colour, markeredgecolor="black")
     handles, _ = ax.get_legend_handles_labels()
     handles += [
         Line2D([], [], color="grey", linestyle="--", label="timeout"),
         Line2D([], [], color="grey", linestyle=":", label="job finished"),
         Line2D([], [], color="grey", marker="*", linestyle="", markersize=12, label="monitor saw it end"),
+        Line2D([], [], color="grey", marker="X", linestyle="", markersize=10, label=ENDED_UNSEEN),
     ]
     ax.legend(
         handles=handles,
@@ -64,7 +88,7 @@ def draw_check_progress(ax: Axes, traces: Sequence[RunTrace]) -> None:
     ax.set_title("Checks performed over time")
     ax.set_xlabel("seconds since the monitor started")
     ax.set_ylabel("checks performed")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max([1, *(trace.check_count for trace in traces)]) + 0.5)  # whole checks, even with none
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
 
@@ -81,6 +105,13 @@ def draw_timelines(ax: Axes, traces: Sequence[RunTrace]) -> None:
         for check in checks:
             colour = STATUS_COLOURS.get(check.job_status, "black")
             ax.plot(trace.scenario_seconds(check.elapsed_seconds), row, "o", color=colour, zorder=4)
+        ended = ended_unseen(trace)
+        if ended is not None:
+            ax.plot([ended], [row], marker="X", markersize=12, color="black", zorder=5)
+            ax.annotate(
+                trace.result.final_status or "", (ended, row), xytext=(0, 9), textcoords="offset points",
+                ha="center", fontsize="small",
+            )  # fmt: skip
     ax.set_yticks(range(len(traces)), [label(trace) for trace in traces], fontsize="small")
     ax.legend(
         handles=[
@@ -91,6 +122,7 @@ def draw_timelines(ax: Axes, traces: Sequence[RunTrace]) -> None:
         + [
             Line2D([], [], marker="v", linestyle="", color="#ff7f0e", label="job finished"),
             Line2D([], [], marker="|", linestyle="", color="black", markersize=12, label="timeout"),
+            Line2D([], [], marker="X", linestyle="", color="black", markersize=10, label=ENDED_UNSEEN),
         ],
         loc="upper center",
         bbox_to_anchor=(0.5, -0.16),
@@ -129,6 +161,17 @@ def draw_comparison(axes: Sequence[Axes], traces: Sequence[RunTrace]) -> None:
                 trace.result.final_status or "?", (position, 0), ha="center", va="bottom", fontsize="small"
             )
     axes[2].set_title("Detection delay (s)")
+    # Each bar says its value as the panel's table writes it, on an axis of at least one second: a 28 ms
+    # duration is a sliver, not a bar as tall as a 30 s one. A delay never seen has its final status instead.
+    delay_labels = ["" if d is None else seconds_text(v) for d, v in zip(delays, shown_delays, strict=True)]
+    for ax, values, labels in (
+        (axes[1], durations, [seconds_text(v) for v in durations]),
+        (axes[2], shown_delays, delay_labels),
+    ):
+        ax.bar_label(ax.containers[0], labels=labels, fontsize="small")
+        ax.set_ylim(0, max([1.0, *values]) * 1.15)
+    axes[0].bar_label(axes[0].containers[0], fontsize="small")
+    axes[0].set_ylim(0, max([1, *checks]) * 1.15)
     for ax in axes:
         ax.tick_params(axis="x", labelrotation=30, labelsize="small")
         ax.grid(axis="y", alpha=0.3)

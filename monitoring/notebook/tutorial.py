@@ -7,19 +7,16 @@ faster (0.1) while a person sees seconds-scale runs; plots convert back to the t
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from monitoring import settings
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.tracking import RunTrace, RunTracker
 from monitoring.core.jobs import JobOutcome
-from monitoring.core.minimal import minimal_monitor
 from monitoring.core.models import (
     DEFAULT_JOB_DURATION_SECONDS,
     DEFAULT_POLLING_INTERVAL_SECONDS,
@@ -37,17 +34,6 @@ from monitoring.scheduler import process
 from monitoring.worker import start_worker, stop_worker
 
 TUTORIAL_OWNER = "tutorial"  # recorded with a scheduler a notebook starts, so a notebook stops it
-
-
-@dataclass(frozen=True)
-class MinimalRun:
-    """One run of :func:`~monitoring.core.minimal.minimal_monitor`, as a client saw it."""
-
-    instance_id: str
-    input: dict[str, Any]
-    statuses: list[dict[str, Any]]  # every distinct custom status polled, in order
-    output: dict[str, Any]
-    history: Counter[str]  # the instance's history events, counted by kind ("TimerCreated", ...)
 
 
 class Tutorial:
@@ -113,46 +99,6 @@ class Tutorial:
     def sweep(self, intervals: Sequence[float], **scenario: object) -> list[RunTrace]:
         """Start one run per polling interval, all at once, with otherwise equal settings."""
         return [self.run(interval=interval, **scenario) for interval in intervals]  # type: ignore[arg-type]
-
-    def run_minimal(
-        self,
-        interval: float = DEFAULT_POLLING_INTERVAL_SECONDS,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        job_duration: float = DEFAULT_JOB_DURATION_SECONDS,
-        job_id: str = "job-minimal",
-    ) -> MinimalRun:
-        """Run ``minimal_monitor`` once (validated and scaled like :meth:`request`) and wait for its end."""
-        request = self.request(interval=interval, timeout=timeout, job_duration=job_duration, job_id=job_id)
-        payload = {
-            "job_id": request.job_id,
-            "polling_interval_seconds": request.polling_interval_seconds,
-            "timeout_seconds": request.timeout_seconds,
-            "job_duration_seconds": request.job_duration_seconds,
-        }
-        client = self.monitors.client
-        instance_id = client.schedule_new_orchestration(
-            minimal_monitor, input=payload, instance_id=f"minimal-{uuid.uuid4().hex[:8]}"
-        )
-        statuses: list[dict[str, Any]] = []
-        limit = request.timeout_seconds * 2 + 30
-        deadline = time.monotonic() + limit
-        while True:
-            state = client.get_orchestration_state(instance_id)
-            if state is not None and state.serialized_custom_status:
-                status = json.loads(state.serialized_custom_status)
-                if not statuses or statuses[-1] != status:
-                    statuses.append(status)
-            if state is not None and state.runtime_status.name in ("COMPLETED", "FAILED", "TERMINATED"):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"minimal_monitor still running after {limit:g} s: is the worker running?")
-            time.sleep(0.05)
-        if state.runtime_status.name != "COMPLETED":
-            raise RuntimeError(f"minimal_monitor ended {state.runtime_status.name}: {state.failure_details}")
-        events = Counter(
-            type(event).__name__.removesuffix("Event") for event in self.monitors.history(instance_id)
-        )
-        return MinimalRun(instance_id, payload, statuses, json.loads(state.serialized_output), events)
 
     def watch(self, traces: RunTrace | Sequence[RunTrace], *, refresh_seconds: float = 0.3) -> None:
         """Show a live plot of the runs' checks until they all end (in a notebook; elsewhere, just wait)."""

@@ -16,7 +16,7 @@ from monitoring.client.tracking import RunTrace
 from monitoring.core.jobs import JOB_OUTCOMES
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.core.predict import predict
-from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure
+from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure, seconds_text
 from monitoring.notebook.tutorial import Tutorial
 
 REDRAW_SECONDS = 0.5
@@ -301,35 +301,40 @@ def _state(trace: RunTrace) -> str:
     return f"{trace.latest.runtime_status if trace.latest else 'Scheduled'}, check {trace.check_count}"
 
 
+CELL_STYLE = "padding: 2px 12px 2px 0; text-align: left"  # columns apart, headers over their values
+
+
+def job_text(trace: RunTrace) -> str:
+    """What the run watches: the simulated job's length and ending, or the status URL."""
+    if not trace.simulated:
+        return f"status URL ({trace.request.job_source})"
+    job = trace.scenario_seconds(trace.request.job_duration_seconds)
+    return f"simulated, {job:g} s, ends {trace.request.job_outcome}"
+
+
 def runs_table_html(traces: list[RunTrace]) -> str:
-    """The runs so far as an HTML table, in the tutorial's seconds."""
-    header = (
-        "<tr><th>run</th><th>interval</th><th>timeout</th><th>job length</th><th>job ends</th>"
-        "<th>state</th><th>checks</th><th>duration</th><th>detection delay</th></tr>"
-    )
+    """The runs so far as an HTML table, in the tutorial's seconds (written as the comparison bars are)."""
+    columns = ("run", "interval", "timeout", "job", "state", "checks", "duration", "detection delay")
+    header = "<tr>" + "".join(f"<th style='{CELL_STYLE}'>{name}</th>" for name in columns) + "</tr>"
     rows = []
     for trace in traces:
-        interval, timeout, job = (trace.scenario_seconds(value) for value in trace.settings())
+        interval, timeout, _ = (trace.scenario_seconds(value) for value in trace.settings())
         result = trace.result
         seconds = result.monitoring_duration_seconds if result else None
-        duration = f"{trace.scenario_seconds(seconds):.1f} s" if seconds is not None else ""
         delay = trace.detection_delay
+        cells = (
+            trace.request.job_id,
+            f"{interval:g} s",
+            f"{timeout:g} s",
+            job_text(trace),
+            _state(trace),
+            trace.check_count,
+            "" if seconds is None else seconds_text(trace.scenario_seconds(seconds)),
+            "" if delay is None else seconds_text(trace.scenario_seconds(delay)),
+        )
         rows.append(
             "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(cell))}</td>"
-                for cell in (
-                    trace.request.job_id,
-                    f"{interval:g} s",
-                    f"{timeout:g} s",
-                    f"{job:g} s" if trace.simulated else trace.request.job_source,
-                    trace.request.job_outcome if trace.simulated else "",
-                    _state(trace),
-                    trace.check_count,
-                    duration,
-                    "" if delay is None else f"{trace.scenario_seconds(delay):.1f} s",
-                )
-            )
+            + "".join(f"<td style='{CELL_STYLE}'>{html.escape(str(cell))}</td>" for cell in cells)
             + "</tr>"
         )
-    return f"<table class='runs'>{header}{''.join(rows)}</table>"
+    return f"<table class='runs' style='border-collapse: collapse'>{header}{''.join(rows)}</table>"
