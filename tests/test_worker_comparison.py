@@ -40,8 +40,8 @@ TIMES = {"last_check_time", "next_check_time", "started_at", "deadline", "elapse
 # that arrive together are one episode), timers firing (a check's deadline timer fires after its check
 # answered, somewhere among the later events, or not at all once the orchestration has ended), and timers
 # created (none when a late answer comes after the next check was due; one more when a timer's episode
-# starts a moment before the time it was meant to wake). Measured: each of these differed between two
-# runs on the same worker on a loaded machine.
+# starts a moment before the time it was meant to wake). Each of these was seen to differ between the
+# two workers' runs on a loaded machine, where the orchestrator's clock-driven choices above explain it.
 TIMING = {"OrchestratorStartedEvent", "OrchestratorCompletedEvent", "TimerFiredEvent", "TimerCreatedEvent"}
 SCENARIOS: dict[str, dict[str, Any]] = {
     "completed": {"polling_interval_seconds": 0.1, "job_duration_seconds": 0.35},
