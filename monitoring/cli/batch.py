@@ -17,23 +17,18 @@ from monitoring.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_NOT_COMPLETED,
     UsageError,
+    add_interval_options,
     add_job_options,
     add_notify_options,
+    backend_to_start_on,
     bounded_count,
     notify_fields,
-    seconds,
 )
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
 from monitoring.core.batch import DEFAULT_MAX_CONCURRENT, MAX_CONCURRENT, STATES, BatchRequest
-from monitoring.core.models import DEFAULT_POLLING_INTERVAL_SECONDS, DEFAULT_TIMEOUT_SECONDS, new_job_id
+from monitoring.core.models import new_job_id
 from monitoring.core.payloads import json_safe
-from monitoring.runtime.connection import (
-    BackendError,
-    connection_from_env,
-    ensure_backend,
-    local_scheduler_running,
-)
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -80,13 +75,7 @@ def describe(snapshot: MonitorSnapshot) -> str:
 
 def cmd_start_batch(args: argparse.Namespace) -> int:
     batch = BatchRequest.from_body(_body_from(args), default_job_id=lambda _: new_job_id())
-    connection = connection_from_env()
-    if connection.kind == "local" and not local_scheduler_running(connection):
-        raise BackendError(
-            f"no scheduler answers at {connection.endpoint}: start a worker first "
-            "(python -m monitoring worker starts the local scheduler too)"
-        )
-    ensure_backend(connection)
+    connection = backend_to_start_on()
     with MonitorClient(connection) as monitors:
         instance_id = monitors.start_batch(batch)
         print(
@@ -121,21 +110,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         metavar="N",
         help=f"jobs monitored at once (default {DEFAULT_MAX_CONCURRENT})",
     )
-    batch.add_argument(
-        "--interval",
-        dest="polling_interval",
-        type=seconds("interval"),
-        default=DEFAULT_POLLING_INTERVAL_SECONDS,
-        metavar="SECONDS",
-        help=f"seconds between checks of each job (default {DEFAULT_POLLING_INTERVAL_SECONDS:g})",
-    )
-    batch.add_argument(
-        "--timeout",
-        type=seconds("timeout"),
-        default=DEFAULT_TIMEOUT_SECONDS,
-        metavar="SECONDS",
-        help=f"seconds before each job's monitor gives up (default {DEFAULT_TIMEOUT_SECONDS:g})",
-    )
+    add_interval_options(batch, each="each job's ")
     add_job_options(batch)
     add_notify_options(batch)
     batch.set_defaults(handler=cmd_start_batch)

@@ -12,7 +12,18 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from monitoring.core.jobs import JOB_OUTCOMES
-from monitoring.core.models import DEFAULT_JOB_DURATION_SECONDS
+from monitoring.core.models import (
+    DEFAULT_JOB_DURATION_SECONDS,
+    DEFAULT_POLLING_INTERVAL_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+)
+from monitoring.runtime.connection import (
+    BackendError,
+    Connection,
+    connection_from_env,
+    ensure_backend,
+    local_scheduler_running,
+)
 from monitoring.settings import TASKHUB_PATTERN
 
 PROG = "python -m monitoring"
@@ -146,3 +157,35 @@ def notify_fields(args: argparse.Namespace) -> dict[str, Any]:
         headers = {**(headers or {}), name.strip(): value.strip()}
     url = getattr(args, "notify_url", None)
     return {"notify_url": url, "notify_headers": headers} if url is not None or headers else {}
+
+
+def add_interval_options(parser: argparse.ArgumentParser, each: str = "") -> None:
+    """``--interval`` and ``--timeout`` in seconds (``each``: "each job's " for a batch)."""
+    parser.add_argument(
+        "--interval",
+        dest="polling_interval",
+        type=seconds("interval"),
+        default=DEFAULT_POLLING_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help=f"seconds between checks (default {DEFAULT_POLLING_INTERVAL_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=seconds("timeout"),
+        default=DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"seconds before {each or 'the '}monitor gives up (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+
+
+def backend_to_start_on() -> Connection:
+    """The ENDPOINT/TASKHUB backend, checked; refused if it is the local scheduler and none answers (a
+    monitor started there would wait for a worker that nobody has started)."""
+    connection = connection_from_env()
+    if connection.kind == "local" and not local_scheduler_running(connection):
+        raise BackendError(
+            f"no scheduler answers at {connection.endpoint}: start a worker first "
+            "(python -m monitoring worker starts the local scheduler too)"
+        )
+    ensure_backend(connection)
+    return connection

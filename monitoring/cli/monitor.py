@@ -11,8 +11,10 @@ from monitoring.cli.common import (
     EXIT_COMPLETED,
     EXIT_INTERRUPTED,
     EXIT_NOT_COMPLETED,
+    add_interval_options,
     add_job_options,
     add_notify_options,
+    backend_to_start_on,
     notify_fields,
     seconds,
 )
@@ -91,13 +93,7 @@ def _request_from(args: argparse.Namespace) -> MonitorRequest:
 
 def cmd_start(args: argparse.Namespace) -> int:
     request = _request_from(args)
-    connection = connection_from_env()
-    if connection.kind == "local" and not local_scheduler_running(connection):
-        raise BackendError(
-            f"no scheduler answers at {connection.endpoint}: start a worker first "
-            "(python -m monitoring worker starts the local scheduler too)"
-        )
-    ensure_backend(connection)
+    connection = backend_to_start_on()
     with MonitorClient(connection) as monitors:
         instance_id = monitors.start(request)
         print(
@@ -224,21 +220,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     demo = commands.add_parser("demo", help="scheduler, worker and one monitor in this process")
     demo.add_argument("--job-id", default=None, help="job to monitor (default job-<uuid>)")
-    demo.add_argument(
-        "--interval",
-        dest="polling_interval",
-        type=seconds("interval"),
-        default=DEFAULT_POLLING_INTERVAL_SECONDS,
-        metavar="SECONDS",
-        help=f"seconds between checks (default {DEFAULT_POLLING_INTERVAL_SECONDS:g})",
-    )
-    demo.add_argument(
-        "--timeout",
-        type=seconds("timeout"),
-        default=DEFAULT_TIMEOUT_SECONDS,
-        metavar="SECONDS",
-        help=f"seconds before the monitor gives up (default {DEFAULT_TIMEOUT_SECONDS:g})",
-    )
+    add_interval_options(demo)
     add_job_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
