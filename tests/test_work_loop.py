@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 from durabletask.grpc_options import GrpcWorkerResiliencyOptions
+from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from durabletask.worker import ConcurrencyOptions
 from gates import WAIT_LIMIT, Deliveries, GatedJob
@@ -263,6 +264,15 @@ def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
             return original(token, kind)
 
         monkeypatch.setattr(dispatch, "abandon", abandon)
+        received: list[str] = []  # the checks the worker's loop has taken off its stream
+        submit = _Gate.submit
+
+        def taken(self: _Gate, item: Any) -> None:
+            if isinstance(item[2][0], pb.ActivityRequest):
+                received.append(item[2][0].name)
+            submit(self, item)
+
+        monkeypatch.setattr(_Gate, "submit", taken)
         connection = local_connection(scheduler.address, scheduler.taskhub)
         worker = create_worker(connection, one_at_a_time)
         worker.start()
@@ -275,6 +285,8 @@ def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
             (stream,) = hub.leases.streams.values()  # this worker's, the only one
             leased = lambda: sum(lease.kind == "activity" for lease in hub.leases.by_token.values())  # noqa: E731
             wait_until(lambda: leased() == 3, "the three checks to be out with the worker")
+            # Sent is not received: wait until the worker's loop has taken all three off the stream.
+            wait_until(lambda: len(received) == 3, "the worker to hold the three checks")
             assert all(lease.stream == stream.id for lease in hub.leases.by_token.values())
             stopper.start()
             wait_until(lambda: worker._shutdown.is_set(), "stop to begin")
