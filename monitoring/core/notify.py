@@ -11,7 +11,6 @@ URL's query (which may hold a token) is never shown in an error or a log.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,14 @@ from urllib.parse import urlsplit
 from durabletask import task
 
 from monitoring.core.payloads import InvalidRequestError
-from monitoring.core.sources import Secrets, check_headers, no_secrets, url_for_messages, with_secrets
+from monitoring.core.sources import (
+    Secrets,
+    check_headers,
+    no_secrets,
+    quiet_httpx,
+    url_for_messages,
+    with_secrets,
+)
 
 NOTIFY_ACTIVITY_NAME = "notify_outcome"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -84,7 +90,7 @@ class Notifier:
         """Activity: POST the body once; raise :class:`NotifyError` unless the receiver answered 2xx."""
         import httpx
 
-        logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
+        quiet_httpx()
         url, where = payload["url"], url_for_messages(payload["url"])
         given = payload["headers"].items()
         headers = {name: with_secrets(name, value, self.secrets) for name, value in given}

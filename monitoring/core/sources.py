@@ -159,6 +159,11 @@ def no_secrets(name: str) -> str | None:
     return None
 
 
+def quiet_httpx() -> None:
+    """httpx logs every request's full URL at INFO, and a URL's query may hold a token: WARNING at least."""
+    logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
+
+
 def check_headers(headers: Any) -> None:
     """Raise ValueError unless ``headers`` is a JSON object of valid HTTP headers (values never shown)."""
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
@@ -198,8 +203,7 @@ class HttpJobSource:
     def check(self, request: JobCheckRequest, now: datetime) -> JobStatusReport:
         import httpx  # only workers that check an http source pay for the import
 
-        # httpx logs every request's full URL at INFO; a status URL's query may hold a token.
-        logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
+        quiet_httpx()
 
         options = HttpOptions.parse(request.source_options or {})
         where = url_for_messages(options.url)
