@@ -1,7 +1,8 @@
 """Notification when a monitor or a batch ends (``monitoring.core.notify``), to a real HTTP receiver.
 
-The receiver is a small HTTP server on a free loopback port in this process; it records every POST (body
-and headers) and can be told to answer 500 a number of times first, or always. The worker is the session's
+The receiver is notebook 06's (``monitoring.notebook.receiver``): an HTTP server on a free loopback port in
+this process that records every POST (body and headers) and can be told to answer 500 a number of times
+first, or always. The worker is the session's
 (``tests/conftest.py``), a real one over gRPC; the activity's retries are the SDK's, on durable timers.
 """
 
@@ -11,9 +12,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,56 +21,17 @@ from conftest import new_job_id
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.batch import BatchRequest
 from monitoring.core.models import MonitorRequest
-from monitoring.core.notify import IDEMPOTENCY_HEADER
 from monitoring.core.payloads import InvalidRequestError
+from monitoring.notebook.receiver import NotificationReceiver
 
 WAIT = 240  # a hang guard: every wait returns as soon as the state it waits for is observed
 QUICK = {"polling_interval_seconds": 0.1, "timeout_seconds": 5, "job_duration_seconds": 0.2}
 
 
-class Receiver:
-    """Records each POST; answers 500 for the first ``failures`` of them (every one if ``failures`` < 0)."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.received: list[tuple[dict[str, str], Any, int]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver.lock:
-                    failing = receiver.failures < 0 or len(receiver.received) < receiver.failures
-                    code = 500 if failing else 200
-                    receiver.received.append((dict(self.headers), body, code))
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, query: str = "") -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook{query}"
-
-    def delivered_once_each(self) -> dict[str, Any]:
-        """What a receiver keeps when it drops repeats by the idempotency key: one body per key."""
-        kept: dict[str, Any] = {}
-        for headers, body, code in self.received:
-            if code == 200:
-                kept.setdefault(headers[IDEMPOTENCY_HEADER], body)
-        return kept
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    yield running
-    running.server.shutdown()
+def receiver() -> Iterator[NotificationReceiver]:
+    with NotificationReceiver() as running:
+        yield running
 
 
 def ended(monitors: MonitorClient, instance_id: str) -> Any:
@@ -81,68 +41,63 @@ def ended(monitors: MonitorClient, instance_id: str) -> Any:
 
 
 def test_a_monitor_posts_its_result_with_an_idempotency_key(
-    monitors: MonitorClient, receiver: Receiver
+    monitors: MonitorClient, receiver: NotificationReceiver
 ) -> None:
-    request = MonitorRequest(job_id=new_job_id(), notify_url=receiver.url(), **QUICK)
+    request = MonitorRequest(job_id=new_job_id(), notify_url=receiver.url, **QUICK)
     instance = monitors.start(request)
     output = ended(monitors, instance)
     assert output["notified"] is True and "notify_error" not in output
-    kept = receiver.delivered_once_each()
+    kept = receiver.once_each()
     assert list(kept) == [f"{instance}:1"]
     sent = kept[f"{instance}:1"]
     assert sent["job_id"] == request.job_id and sent["final_status"] == "Completed" and "notified" not in sent
 
 
 def test_a_receiver_that_answers_500_three_times_then_200_is_notified(monitors: MonitorClient) -> None:
-    flaky = Receiver(failures=3)
-    try:
-        instance = monitors.start(MonitorRequest(job_id=new_job_id(), notify_url=flaky.url(), **QUICK))
+    with NotificationReceiver(failures=3) as flaky:
+        instance = monitors.start(MonitorRequest(job_id=new_job_id(), notify_url=flaky.url, **QUICK))
         output = ended(monitors, instance)
-    finally:
-        flaky.server.shutdown()
     assert output["notified"] is True
-    assert [code for _, _, code in flaky.received] == [500, 500, 500, 200]
-    assert (
-        len({headers[IDEMPOTENCY_HEADER] for headers, _, _ in flaky.received}) == 1
-    )  # the same key each time
+    assert [notification.code for notification in flaky.received] == [500, 500, 500, 200]
+    assert {notification.key for notification in flaky.received} == {
+        f"{instance}:1"
+    }  # the same key each time
 
 
 def test_an_endpoint_that_stays_down_leaves_the_result_as_it_was_and_says_so(monitors: MonitorClient) -> None:
-    down = Receiver(failures=-1)
-    try:
-        url = down.url("?token=do-not-show")
+    with NotificationReceiver(failures=-1) as down:
+        url = down.url_with("?token=do-not-show")
         instance = monitors.start(MonitorRequest(job_id=new_job_id(), notify_url=url, **QUICK))
         output = ended(monitors, instance)
-    finally:
-        down.server.shutdown()
     assert output["final_status"] == "Completed" and output["checks_performed"] == 3
     assert output["notified"] is False
-    assert output["notify_error"].endswith(f"{down.url()} answered 500")
+    assert output["notify_error"].endswith(f"{down.url} answered 500")
     assert "do-not-show" not in json.dumps(output)
     assert len(down.received) == 6  # every attempt of the retry policy
 
 
 def test_headers_name_the_workers_secrets(
-    monitors: MonitorClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    monitors: MonitorClient, receiver: NotificationReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NOTIFY_TEST_TOKEN", "s3cret")  # the session's worker runs in this process
     headers = {"Authorization": "Bearer ${NOTIFY_TEST_TOKEN}"}
-    request = MonitorRequest(job_id=new_job_id(), notify_url=receiver.url(), notify_headers=headers, **QUICK)
+    request = MonitorRequest(job_id=new_job_id(), notify_url=receiver.url, notify_headers=headers, **QUICK)
     instance = monitors.start(request)
     assert ended(monitors, instance)["notified"] is True
-    (sent_headers, _, _), *_ = receiver.received
-    assert sent_headers["Authorization"] == "Bearer s3cret"
+    assert receiver.received[0].headers["Authorization"] == "Bearer s3cret"
     stored = monitors.details(instance).input
     assert "s3cret" not in json.dumps(stored)
 
 
-def test_a_batch_posts_its_output_once_it_ends(monitors: MonitorClient, receiver: Receiver) -> None:
-    jobs = [{"job_id": new_job_id(), **QUICK, "notify_url": receiver.url("?job")} for _ in range(3)]
-    batch = BatchRequest.from_body({"jobs": jobs, "max_concurrent": 2, "notify_url": receiver.url()})
+def test_a_batch_posts_its_output_once_it_ends(
+    monitors: MonitorClient, receiver: NotificationReceiver
+) -> None:
+    jobs = [{"job_id": new_job_id(), **QUICK, "notify_url": receiver.url_with("?job")} for _ in range(3)]
+    batch = BatchRequest.from_body({"jobs": jobs, "max_concurrent": 2, "notify_url": receiver.url})
     batch_id = monitors.start_batch(batch)
     output = ended(monitors, batch_id)
     assert output["notified"] is True
-    kept = receiver.delivered_once_each()
+    kept = receiver.once_each()
     assert kept[f"{batch_id}:1"]["counts"]["completed"] == 3
     assert {key for key in kept if key != f"{batch_id}:1"} == {f"{batch_id}-job-{i}:1" for i in range(3)}
 
@@ -182,9 +137,11 @@ def test_the_api_and_the_dashboard_show_no_query_and_no_header_value_of_a_notifi
     assert shown_input(later)["batch"]["jobs"][0]["notify_url"] == "https://hooks.example.com/in?(hidden)"
 
 
-def test_the_command_line_takes_a_notify_url_and_headers(monitors: MonitorClient, receiver: Receiver) -> None:
+def test_the_command_line_takes_a_notify_url_and_headers(
+    monitors: MonitorClient, receiver: NotificationReceiver
+) -> None:
     env = {**os.environ, "ENDPOINT": monitors.connection.endpoint}
-    args = ["start", new_job_id(), "0.1", "5", "--job-duration", "0.2", "--notify-url", receiver.url()]
+    args = ["start", new_job_id(), "0.1", "5", "--job-duration", "0.2", "--notify-url", receiver.url]
     args += ["--notify-header", "X-Team: builds"]
     command = [sys.executable, "-m", "monitoring", *args]
     done = subprocess.run(
@@ -192,5 +149,5 @@ def test_the_command_line_takes_a_notify_url_and_headers(monitors: MonitorClient
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["notified"] is True
-    (headers, body, _), *_ = receiver.received
-    assert headers["X-Team"] == "builds" and body["final_status"] == "Completed"
+    (sent, *_) = receiver.received
+    assert sent.headers["X-Team"] == "builds" and sent.body["final_status"] == "Completed"
