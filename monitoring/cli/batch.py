@@ -26,7 +26,7 @@ from monitoring.cli.common import (
 )
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.snapshots import MonitorSnapshot
-from monitoring.core.batch import DEFAULT_MAX_CONCURRENT, MAX_CONCURRENT, STATES, BatchRequest
+from monitoring.core.batch import DEFAULT_MAX_CONCURRENT, MAX_CONCURRENT, STATES, BatchRequest, read_counts
 from monitoring.core.models import new_job_id
 from monitoring.core.payloads import json_safe
 
@@ -65,11 +65,10 @@ def _body_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def describe(snapshot: MonitorSnapshot) -> str:
     """One progress line: the batch's counts by state, from its custom status."""
-    status = snapshot.custom_status_json if isinstance(snapshot.custom_status_json, dict) else {}
-    counts = status.get("counts") if isinstance(status.get("counts"), dict) else None
+    counts = read_counts(snapshot.custom_status_json)
     if counts is None:
         return f"batch {snapshot.runtime_status}"
-    shown = ", ".join(f"{counts.get(state, 0)} {state.replace('_', ' ')}" for state in STATES)
+    shown = ", ".join(f"{counts[state]} {state.replace('_', ' ')}" for state in STATES)
     return f"batch {snapshot.runtime_status}: {shown}"
 
 

@@ -123,6 +123,19 @@ def counts_by_state(total: int, outcomes: Sequence[dict[str, Any] | None], runni
     return counts
 
 
+def read_counts(status: Any) -> dict[str, int] | None:
+    """The counts by state in a batch's custom status, read tolerantly (None if it holds none): a count
+    that is not a whole number reads as 0."""
+    counts = status.get("counts") if isinstance(status, dict) else None
+    if not isinstance(counts, dict):
+        return None
+    return {state: _whole(counts.get(state)) for state in STATES}
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def batch_status(
     batch_id: str,
     jobs: Sequence[MonitorRequest],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitoring.core.batch import FINAL_STATE
 from monitoring.core.jobs import due_elapsed_seconds, simulated_job_status
 from monitoring.core.models import MonitorRequest
 from monitoring.core.schedule import FinalStatus, decide_after_check
@@ -40,3 +42,12 @@ def predict(request: MonitorRequest) -> Prediction:
             )
             return Prediction(decision.final_status, check_number, ended, delay)
     raise AssertionError("the schedule always ends with a decision")
+
+
+def predicted_counts(requests: Sequence[MonitorRequest]) -> dict[str, int]:
+    """How a batch of these simulated jobs ends: how many completed, failed, timed out (its output's counts,
+    none cancelled)."""
+    counts = dict.fromkeys(FINAL_STATE.values(), 0)
+    for request in requests:
+        counts[FINAL_STATE[predict(request).final_status]] += 1
+    return counts

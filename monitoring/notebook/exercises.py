@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from monitoring.client.tracking import RunTrace
+from monitoring.core.batch import BatchRequest
+from monitoring.core.predict import predicted_counts
 from monitoring.core.sources import map_status
 
 
@@ -114,3 +116,23 @@ def check_status_function(function: object, cases: Mapping[str, str]) -> Verdict
                 f"that job is {wanted}.",
             )
     return Verdict(True, f"your_status answers all {len(cases)} jobs with words the monitor reads rightly.")
+
+
+def check_counts(answer: object, batch: BatchRequest) -> Verdict:
+    """Predicted counts for a batch of simulated jobs (``{"completed": n, "failed": n, "timed_out": n}``)
+    against the counts its schedule gives (:func:`~monitoring.core.predict.predicted_counts`)."""
+    states = ("completed", "failed", "timed_out")
+    if not answered(answer) or not isinstance(answer, Mapping) or not set(states) <= set(answer):
+        return Verdict(
+            False, "set my_counts to a dict of completed, failed and timed_out, then run this again."
+        )
+    will = predicted_counts(batch.jobs)
+    wrong = [state for state in states if answer[state] != will[state]]
+    if not wrong:
+        return Verdict(True, ", ".join(f"{will[state]} {state.replace('_', ' ')}" for state in states) + ".")
+    first = wrong[0]
+    return Verdict(
+        False,
+        f"you have {answer[first]} {first.replace('_', ' ')}, the batch will end with {will[first]}. Step "
+        "through each job's checks (every interval, and one last check at the deadline).",
+    )

@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from monitoring.client.tracking import RunTrace
 from monitoring.core.payloads import from_iso
+from monitoring.notebook.batches import BatchRun, BatchSample
 from monitoring.notebook.job_service import Job
 
 DODGE = 0.12  # how far (in checks) a run is raised above an earlier run with the same schedule
@@ -316,3 +317,58 @@ def _progress_at(timeline: Sequence[tuple[float, float]], at: float) -> float:
     """The progress the job had reported by ``at`` seconds (the last point at or before it)."""
     reached = [progress for moment, progress in timeline if moment <= at]
     return reached[-1] if reached else 0.0
+
+
+BATCH_COLOURS = {
+    "completed": "#2ca02c",
+    "failed": "#d62728",
+    "timed_out": "#ff7f0e",
+    "cancelled": "#8c564b",
+    "running": "#1f77b4",
+    "pending": "#c7c7c7",
+}
+
+
+def batch_progress_figure(run: BatchRun) -> Figure:
+    """A batch's jobs by state over time, stacked: the counts of its custom status at each change seen.
+
+    Ended states at the bottom, so the set's progress is the height of the coloured part; the x axis is in
+    the scenario's seconds since the batch was scheduled. What was done to the batch meanwhile (a worker
+    killed) is a dashed line; once the batch ended, a dotted line marks it and its last counts stay drawn."""
+    total = len(run.batch.jobs)
+    samples = [BatchSample(0.0, {**dict.fromkeys(BATCH_COLOURS, 0), "pending": total}), *run.samples]
+    now = samples[-1].seconds if run.done else run.seconds_since_scheduled()
+    end = now + max(0.04 * now, 0.05) if run.done else now
+    samples.append(BatchSample(end, samples[-1].counts))
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    ax = figure.subplots()
+    ax.stackplot(
+        [sample.seconds for sample in samples],
+        [[sample.counts[state] for sample in samples] for state in BATCH_COLOURS],
+        labels=[state.replace("_", " ") for state in BATCH_COLOURS],
+        colors=list(BATCH_COLOURS.values()),
+        step="post",
+    )
+    lines = [(at, what, "--", "left") for at, what in run.marks]
+    if run.done:
+        lines.append((now, "batch ended", ":", "right"))
+    for at, what, style, side in lines:
+        ax.axvline(at, color="black", linestyle=style, linewidth=1.2)
+        ax.annotate(
+            what,
+            (at, total),
+            xytext=(4 if side == "left" else -4, -14),
+            textcoords="offset points",
+            ha=side,
+            fontsize="small",
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "linewidth": 0},
+        )
+    ax.set_xlabel("seconds since the batch was scheduled")
+    ax.set_ylabel("jobs")
+    ax.set_xlim(0, max(end, 0.1))
+    ax.set_ylim(0, total)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"a batch of {total} jobs, at most {run.batch.max_concurrent} at once: jobs by state")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", reverse=True)
+    ax.grid(alpha=0.3)
+    return figure

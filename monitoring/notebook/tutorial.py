@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from monitoring import settings
 from monitoring.client.monitors import MonitorClient
 from monitoring.client.tracking import RunTrace, RunTracker
+from monitoring.core.batch import DEFAULT_MAX_CONCURRENT, BatchRequest
 from monitoring.core.jobs import JobOutcome
 from monitoring.core.models import (
     DEFAULT_JOB_DURATION_SECONDS,
@@ -23,7 +24,8 @@ from monitoring.core.models import (
     DEFAULT_TIMEOUT_SECONDS,
     MonitorRequest,
 )
-from monitoring.notebook.plots import png_bytes, progress_figure
+from monitoring.notebook.batches import BatchRun
+from monitoring.notebook.plots import batch_progress_figure, png_bytes, progress_figure
 from monitoring.runtime.connection import (
     Connection,
     connection_from_env,
@@ -105,7 +107,7 @@ class Tutorial:
         runs = [traces] if isinstance(traces, RunTrace) else list(traces)
         limit = max(trace.request.timeout_seconds for trace in runs) * 2 + 30
         deadline = time.monotonic() + limit
-        display_handle = _live_display(runs)
+        display_handle = _live_display(_progress_image(runs))
         while not all(trace.done for trace in runs):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"runs still in flight after {limit:g} s: is the worker running?")
@@ -114,6 +116,54 @@ class Tutorial:
                 display_handle.update(_progress_image(runs))
         if display_handle is not None:
             display_handle.update(_progress_image(runs))
+
+    def batch(
+        self,
+        jobs: Sequence[MonitorRequest],
+        *,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+        notify_url: str | None = None,
+    ) -> BatchRequest:
+        """A batch of requests made with :meth:`request`, validated as the HTTP API validates one."""
+        body: dict[str, Any] = {"jobs": [job.to_payload() for job in jobs], "max_concurrent": max_concurrent}
+        if notify_url is not None:
+            body["notify_url"] = notify_url
+        return BatchRequest.from_body(body)
+
+    def run_batch(self, batch: BatchRequest) -> BatchRun:
+        """Schedule a batch monitor; its children are ``<its id>-job-<index>``."""
+        instance_id = f"{self.tracker.prefix}batch-{uuid.uuid4().hex[:6]}"
+        run = BatchRun(instance_id, batch, time_scale=self.time_scale)
+        self.monitors.start_batch(batch, instance_id=instance_id)
+        return run
+
+    def watch_batch(
+        self,
+        run: BatchRun,
+        *,
+        until: Callable[[BatchRun], bool] | None = None,
+        refresh_seconds: float = 0.3,
+    ) -> BatchRun:
+        """Poll the batch's custom status, with a live stacked plot of its counts, until it ends (or until
+        ``until(run)`` holds)."""
+        jobs = run.batch.jobs
+        limit = 2 * (sum(job.timeout_seconds for job in jobs) / run.batch.max_concurrent) + 300
+        deadline = time.monotonic() + limit
+        display_handle = _live_display(_batch_image(run))
+        shown_at = time.monotonic()
+        while True:
+            run.record(self.monitors.snapshot(run.instance_id))
+            if run.done or (until is not None and until(run)):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch {run.instance_id} still running after {limit:g} s: no worker?")
+            if display_handle is not None and time.monotonic() - shown_at > refresh_seconds:
+                display_handle.update(_batch_image(run))
+                shown_at = time.monotonic()
+            time.sleep(0.05)
+        if display_handle is not None:
+            display_handle.update(_batch_image(run))
+        return run
 
     def close(self) -> None:
         """Stop this kernel's worker, and the local scheduler if this tutorial started it."""
@@ -138,8 +188,14 @@ def _progress_image(runs: Sequence[RunTrace]):  # type: ignore[no-untyped-def]
     return Image(data=png_bytes(progress_figure(runs)), format="png")
 
 
-def _live_display(runs: Sequence[RunTrace]):  # type: ignore[no-untyped-def]
-    """Show the runs' progress as a PNG that can be replaced in place (inside IPython; None elsewhere).
+def _batch_image(run: BatchRun):  # type: ignore[no-untyped-def]
+    from IPython.display import Image
+
+    return Image(data=png_bytes(batch_progress_figure(run)), format="png")
+
+
+def _live_display(image: Any):  # type: ignore[no-untyped-def]
+    """Show a plot as a PNG that can be replaced in place (inside IPython; None elsewhere).
 
     A PNG rather than the figure itself, so it shows whatever matplotlib backend the kernel uses.
     """
@@ -150,7 +206,7 @@ def _live_display(runs: Sequence[RunTrace]):  # type: ignore[no-untyped-def]
         return None
     if get_ipython() is None:
         return None
-    return display(_progress_image(runs), display_id=True)
+    return display(image, display_id=True)
 
 
 _current: Tutorial | None = None
