@@ -183,6 +183,13 @@ def test_every_notebook_runs_in_jupyterlab(
         browser_page.screenshot(path=str(artifacts / "notebook-05-progress.png"))
         plots.nth(3).scroll_into_view_if_needed()  # the endpoint that is down: where the monitor ended
         browser_page.screenshot(path=str(artifacts / "notebook-05-endpoint-down.png"))
+    if notebook.startswith("06_"):
+        plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
+        assert plots.count() >= 3, "the batch's stacked counts, before and after the worker was killed"
+        plots.first.scroll_into_view_if_needed()
+        browser_page.screenshot(path=str(artifacts / "notebook-06-batch.png"))
+        plots.nth(2).scroll_into_view_if_needed()  # the 40 jobs after the kill, the dashed line where it was
+        browser_page.screenshot(path=str(artifacts / "notebook-06-killed.png"))
     if notebook.startswith("04_"):
         plots = browser_page.locator(".jp-OutputArea-output img[src^='data:image/png']")
         plots.first.scroll_into_view_if_needed()  # the sweep, with the red line where it saturated
