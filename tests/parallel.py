@@ -30,6 +30,7 @@ LONGEST_FIRST = (
     "notebooks/01_monitoring_pattern.ipynb",
     "notebooks/02_scenarios.ipynb",
     "notebooks/05_monitor_your_own_job.ipynb",
+    "notebooks/06_many_jobs_at_once.ipynb",
     "tests/test_cli.py",
     "tests/test_dashboard_browser.py",
 )

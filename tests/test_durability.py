@@ -147,7 +147,7 @@ PROCESS_START = textwrap.dedent(
     start_worker(connection)
     with MonitorClient(connection) as monitors:
         request = MonitorRequest(job_id="restart-job", polling_interval_seconds=0.3, timeout_seconds=3.0,
-                                 job_duration_seconds=10**6)
+                                 job_duration_seconds=10**6, deadline_grace_seconds=600)
         instance_id = monitors.start(request)
         monitors.wait_for(instance_id, lambda s: s.custom_status is not None
                           and s.custom_status.check_count >= 2, timeout=20)
@@ -164,7 +164,7 @@ PROCESS_FINISH = textwrap.dedent(
     print(ensure_backend(connection), file=sys.stderr)
     start_worker(connection)
     with MonitorClient(connection) as monitors:
-        final = monitors.follow(sys.argv[2], timeout=30)
+        final = monitors.follow(sys.argv[2], timeout=600)
         print(json.dumps(final.to_payload()))
     """
 )
@@ -177,7 +177,7 @@ def test_process_restart_finds_and_finishes_a_monitor_started_before_it() -> Non
 
         def python(code: str, *args: str) -> str:
             done = subprocess.run(
-                [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+                [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=900
             )
             assert done.returncode == 0, done.stderr
             return done.stdout.strip()

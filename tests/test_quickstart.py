@@ -98,7 +98,10 @@ def wait_for_kernel(connection_file: Path) -> None:
     client.load_connection_file()
     client.start_channels()
     try:
-        client.wait_for_ready(timeout=60)
+        # The reply on the shell channel, not wait_for_ready: that one also reads the heartbeat, which a
+        # kernel on a loaded machine can miss for a second while it is alive and starting ("Kernel died").
+        reply = client.kernel_info(reply=True, timeout=SETUP_SECONDS)  # the timeout only guards a hang
+        assert reply["content"]["status"] == "ok", reply["content"]
     finally:
         client.stop_channels()
 
