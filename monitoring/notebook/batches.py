@@ -12,18 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from monitoring.client.snapshots import MonitorSnapshot
-from monitoring.core.batch import BatchRequest, child_instance_id, read_counts
-
-ENDED_STATES = ("completed", "failed", "timed_out", "cancelled")
-
-
-def counts_of(snapshot: MonitorSnapshot) -> dict[str, int] | None:
-    """The counts by state a batch's custom status holds (None if it holds none)."""
-    return read_counts(snapshot.custom_status_json)
-
-
-def ended_count(counts: dict[str, int] | None) -> int:
-    return 0 if counts is None else sum(counts[state] for state in ENDED_STATES)
+from monitoring.core.batch import FINAL_STATE, BatchRequest, child_instance_id, read_counts
 
 
 @dataclass(frozen=True)
@@ -57,7 +46,7 @@ class BatchRun:
 
     def record(self, snapshot: MonitorSnapshot) -> None:
         self.latest = snapshot
-        counts = counts_of(snapshot)
+        counts = read_counts(snapshot.custom_status_json)
         if counts is not None and (not self.samples or self.samples[-1].counts != counts):
             self.samples.append(BatchSample(self.seconds_since_scheduled(snapshot.observed_at), counts))
 
@@ -84,7 +73,8 @@ class BatchRun:
     @property
     def ended(self) -> int:
         """How many jobs had ended at the last change seen."""
-        return ended_count(self.samples[-1].counts if self.samples else None)
+        last = self.samples[-1].counts if self.samples else {}
+        return sum(last.get(state, 0) for state in FINAL_STATE.values())
 
     def most_running(self) -> int:
         """The most children seen running at once."""
