@@ -237,8 +237,11 @@ def test_an_error_of_the_receiving_loop_hands_over_to_the_sdks_loop(
 ) -> None:
     dispatched: list[str] = []
     original = work_loop._Loop._dispatch
+    ours_only: list[object] = []  # the patch is the class's: a loop of an earlier test's worker must pass
 
     def breaks_once(self: Any, item: Any, stub: Any, channel: Any) -> None:
+        if self.worker not in ours_only:
+            return original(self, item, stub, channel)
         dispatched.append(item.WhichOneof("request"))
         if len(dispatched) == 1:
             raise TypeError("WorkItem.WhichOneof() got an unexpected keyword argument")
@@ -254,6 +257,7 @@ def test_an_error_of_the_receiving_loop_hands_over_to_the_sdks_loop(
 
     monkeypatch.setattr(DurableTaskSchedulerWorker, "_async_run_loop", counted)
     worker = create_worker(local_connection(ours.address))
+    ours_only.append(worker)
     with caplog.at_level(logging.WARNING, logger="monitoring.sdk"):
         run_monitor(ours.address, worker)  # the item the fast loop dropped is handed out again, and run
     assert dispatched[:1] == ["orchestratorRequest"] and len(dispatched) == 1  # the fast loop took no more
