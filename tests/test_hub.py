@@ -3,6 +3,7 @@ persistence across a restart, limits and retention. Each step is what a worker o
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -278,4 +279,47 @@ def test_an_activity_of_an_execution_that_continued_as_new_is_dropped_not_redone
     kinds = [e.WhichOneof("eventType") for e in fresh.orchestratorRequest.newEvents]
     assert kinds == ["orchestratorStarted", "executionStarted"] and not fresh.orchestratorRequest.pastEvents
     assert rig.dispatch.take(stream, wait=0) is None
+    rig.hub.stop()
+
+
+def test_a_stream_holds_no_more_items_of_a_kind_than_its_worker_runs_and_a_freed_one_wakes_it() -> None:
+    """A worker that queued items past what it runs let their leases run out: they were handed out again,
+    and ran twice. Each kind is capped by what the worker said (``maxConcurrent*``), the others go on."""
+    rig = new_hub()
+    for instance_id in ("m1", "m2", "m3"):
+        create(rig, instance_id)
+    stream = rig.dispatch.open_stream("worker", limits={"orchestration": 2, "activity": 1})
+    first, second = rig.dispatch.take(stream, wait=0), rig.dispatch.take(stream, wait=0)
+    assert first is not None and second is not None
+    assert rig.dispatch.take(stream, wait=0) is None, "two orchestrations held: the third waits"
+    assert rig.dispatch.take(rig.dispatch.open_stream("other"), wait=0) is not None, "another worker's turn"
+    rig.dispatch.complete_orchestration(turn(first, schedule_check()))
+    check = rig.dispatch.take(stream, wait=0)
+    assert check is not None and check.HasField("activityRequest"), "a different kind still comes"
+    assert rig.dispatch.complete_activity(done(check)) == ACCEPTED
+    rig.hub.stop()
+
+
+def test_a_freed_slot_wakes_a_full_stream_that_waits() -> None:
+    rig = new_hub()
+    for instance_id in ("m1", "m2"):
+        create(rig, instance_id)
+    stream = rig.dispatch.open_stream("worker", limits={"orchestration": 1})
+    first = rig.dispatch.take(stream, wait=0)
+    assert first is not None
+    wake, freed = rig.hub.leases.on_freed, []
+    assert wake == rig.hub.work.notify_all
+    rig.hub.leases.on_freed = lambda: (freed.append(stream.held), wake())
+    taken: list[pb.WorkItem | None] = []
+    waiting = threading.Thread(target=lambda: taken.append(rig.dispatch.take(stream, wait=600)))
+    waiting.start()
+    while not rig.hub.work._waiters:  # type: ignore[attr-defined]  # the take is waiting for work
+        time.sleep(0.01)
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    timer = helpers.new_create_timer_action(1, later)  # a turn that makes no new work: only the slot frees
+    assert rig.dispatch.complete_orchestration(turn(first, timer)) == ACCEPTED
+    waiting.join()
+    item = taken[0]
+    assert item is not None and item.orchestratorRequest.instanceId == "m2"
+    assert len(freed) == 1, "the slot's end woke the waiting stream (without it the take waits its 600 s)"
     rig.hub.stop()

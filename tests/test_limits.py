@@ -7,16 +7,20 @@ terminated and purged at once; finished instances are purged after their retenti
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
-from durabletask.client import OrchestrationQuery
+from durabletask import task
+from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubGrpcClient
+from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 from test_faults import NEVER, Stack, checks, request, stack  # noqa: F401 (stack is a fixture)
 
 from monitoring.client.errors import LimitExceededError, UnknownInstanceError
@@ -150,3 +154,44 @@ def test_finished_instances_are_purged_after_their_retention_and_lists_page() ->
             assert time.monotonic() < deadline, "finished instances outlived their retention"
             time.sleep(0.05)
         assert [state.instance_id for state in remaining] == ids[3:], "active ones are kept"
+
+
+def test_a_worker_that_runs_one_check_at_a_time_is_leased_one_and_none_runs_twice() -> None:
+    """Plain SDK code. The scheduler once leased a worker every ready item: those queued in the worker
+    behind the running ones outlived their lease, were handed out again and ran twice. Now a stream holds
+    no more of a kind than its worker said it runs (``maxConcurrent*``), so each runs once."""
+    lease_seconds, check_seconds, checks_asked = 6.0, 1.5, 8  # queued, the 5th to 8th would outlive a lease
+    ran: Counter[int] = Counter()
+
+    def slow_check(_: task.ActivityContext, number: int) -> int:
+        ran[number] += 1
+        time.sleep(check_seconds)  # the check's own work, not a wait of the test
+        return number
+
+    def fan_out(ctx: task.OrchestrationContext, count: int) -> Any:
+        results = yield task.when_all([ctx.call_activity(slow_check, input=n) for n in range(count)])
+        return results
+
+    options = HubOptions(lease_seconds=lease_seconds)
+    with LocalScheduler(0, taskhub=f"one-at-a-time-{uuid.uuid4().hex[:8]}", options=options) as scheduler:
+        one_at_a_time = ConcurrencyOptions(maximum_concurrent_activity_work_items=1)
+        worker = TaskHubGrpcWorker(host_address=scheduler.address, concurrency_options=one_at_a_time)
+        worker.add_orchestrator(fan_out)
+        worker.add_activity(slow_check)
+        worker.start()
+        try:
+            client = TaskHubGrpcClient(host_address=scheduler.address)
+            instance_id = client.schedule_new_orchestration(fan_out, input=checks_asked)
+            state = client.get_orchestration_state(instance_id)
+            while (
+                max(ran.values(), default=0) < 2
+                and state is not None
+                and state.runtime_status.name not in ("COMPLETED", "FAILED")
+            ):
+                time.sleep(0.2)  # polls what is observed: the end, or a second run (the bug: it livelocked)
+                state = client.get_orchestration_state(instance_id)
+        finally:
+            worker.stop()
+    assert ran == Counter(range(checks_asked)), f"a check ran twice: {ran}"
+    assert state is not None and state.runtime_status == OrchestrationStatus.COMPLETED
+    assert json.loads(state.serialized_output or "null") == list(range(checks_asked))

@@ -45,9 +45,12 @@ class Dispatch:
         orchestrations: Filter | None = None,
         activities: Filter | None = None,
         entities: Filter | None = None,
+        limits: dict[LeaseKind, int] | None = None,
     ) -> Stream:
+        """A new stream; ``limits`` caps the work items of each kind it holds at once (0 or absent: none)."""
         with self.hub.lock:
             stream = self.hub.leases.open_stream(worker, orchestrations, activities, entities)
+            stream.limits = dict(limits or {})
         logger.info("Worker %s connected (stream %d)", worker or "(unnamed)", stream.id)
         return stream
 
@@ -97,6 +100,8 @@ class Dispatch:
 
     def _next_orchestration(self, stream: Stream) -> pb.WorkItem | None:
         accepted = stream.orchestrations
+        if stream.full("orchestration"):
+            return None
         found = self.hub.instances.next_ready(lambda i: matches(i.name, i.version, accepted))
         if found is None:
             return None
@@ -115,6 +120,8 @@ class Dispatch:
 
     def _next_activity(self, stream: Stream) -> pb.WorkItem | None:
         accepted = stream.activities
+        if stream.full("activity"):
+            return None
         task = self.hub.activities.next_ready(lambda t: matches(t.name, t.version, accepted))
         if task is None:
             return None
@@ -132,6 +139,8 @@ class Dispatch:
 
     def _next_entity(self, stream: Stream) -> pb.WorkItem | None:
         accepted, limit = stream.entities, self.hub.options.max_entity_batch
+        if stream.full("entity"):
+            return None
         entity = self.hub.entities.next_ready(lambda e: matches(e.name, None, accepted))
         if entity is None:
             return None

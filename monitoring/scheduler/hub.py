@@ -76,6 +76,7 @@ class TaskHub:
         # Called as an instance ends, in the same step (the entities' hook ends its critical sections).
         self.on_end: list[Callable[[TaskHub, Instance, list[Op]], None]] = []
         self.leases = Leases(clock, self.options.lease_seconds)
+        self.leases.on_freed = self.work.notify_all
         self.timers = TimerQueue(clock)
         self.rows = itertools.count(1)  # ids of event, task, entity-operation and lock rows
         self.stopping = False

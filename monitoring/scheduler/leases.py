@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
+from collections.abc import Callable
 
 from monitoring.scheduler.clock import Clock
 from monitoring.scheduler.records import Filter, Lease, LeaseKind, Stream
@@ -33,6 +34,7 @@ class Leases:
         self._tokens = itertools.count(1)
         self.epoch = uuid.uuid4().hex[:8]  # the persisted boot number replaces it when there is a file
         self._revoked: dict[str, None] = {}  # oldest first
+        self.on_freed: Callable[[], object] = lambda: None  # a full stream can take work of that kind again
 
     def open_stream(
         self,
@@ -51,6 +53,7 @@ class Leases:
         self.streams.pop(stream.id, None)
         ended = [self.by_token.pop(token) for token in stream.tokens if token in self.by_token]
         stream.tokens.clear()
+        stream.held.clear()
         return ended
 
     def grant(self, stream: Stream, kind: LeaseKind, key: str | int) -> str:
@@ -58,6 +61,7 @@ class Leases:
         token = f"{self.epoch}-{next(self._tokens)}"
         self.by_token[token] = Lease(token, kind, key, stream.id, self.clock.monotonic() + self.lease_seconds)
         stream.tokens.add(token)
+        stream.held[kind] = stream.held.get(kind, 0) + 1
         return token
 
     def get(self, token: str, kind: LeaseKind) -> Lease | None:
@@ -69,8 +73,12 @@ class Leases:
         lease = self.by_token.pop(token, None)
         if lease is not None:
             stream = self.streams.get(lease.stream)
-            if stream is not None:
+            if stream is not None and token in stream.tokens:
+                was_full = stream.full(lease.kind)
                 stream.tokens.discard(token)
+                stream.held[lease.kind] -= 1
+                if was_full:
+                    self.on_freed()
         return lease
 
     def revoke(self, token: str) -> None:

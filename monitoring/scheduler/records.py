@@ -324,6 +324,12 @@ class Stream:
     tokens: set[str] = field(default_factory=set)
     open: bool = True
     turn: int = 0  # which kind of work item it is offered first (they take turns: none starves)
+    # Work items of each kind it may hold at once: as many as the worker said it runs (absent or 0: any).
+    limits: dict[LeaseKind, int] = field(default_factory=dict)
+    held: dict[LeaseKind, int] = field(default_factory=dict)
+
+    def full(self, kind: LeaseKind) -> bool:
+        return 0 < self.limits.get(kind, 0) <= self.held.get(kind, 0)
 
 
 def matches(name: str, version: str | None, accepted: Filter | None) -> bool:

@@ -27,7 +27,7 @@ from monitoring.scheduler.control import Control
 from monitoring.scheduler.dispatch import STALE, UNSAVED, Dispatch
 from monitoring.scheduler.entity_control import EntityControl
 from monitoring.scheduler.hub import HubError, TaskHub
-from monitoring.scheduler.records import TERMINAL, Instance
+from monitoring.scheduler.records import TERMINAL, Instance, LeaseKind
 from monitoring.scheduler.unserved import UNSERVED_RPCS, refusal
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,17 @@ ANNOUNCEMENT = ("x-durable-monitoring-scheduler", "1")
 LEASE_LOST = (
     "its lease ended (this worker's stream closed, or the lease expired): another worker gets the item"
 )
+
+
+def _limits(request: pb.GetWorkItemsRequest) -> dict[LeaseKind, int]:
+    """What the worker said it runs at once, per kind (0 where an old SDK lacks the field). The scheduler
+    leases it no more than that, so no item waits in the worker's own queue while its lease runs out, to
+    be handed out and run a second time."""
+    return {
+        "orchestration": getattr(request, "maxConcurrentOrchestrationWorkItems", 0),
+        "activity": getattr(request, "maxConcurrentActivityWorkItems", 0),
+        "entity": getattr(request, "maxConcurrentEntityWorkItems", 0),
+    }
 
 
 def _filters(entries: Iterable[Any]) -> dict[str, frozenset[str]]:
@@ -239,6 +250,7 @@ class SchedulerServicer(stubs.TaskHubSidecarServiceServicer):
             _filters(filters.orchestrations) if filters is not None else None,
             _filters(filters.activities) if filters is not None else None,
             {e.name: frozenset() for e in filters.entities} if filters is not None else None,
+            _limits(request),
         )
         # Runs when the call ends for any reason (the worker died, stopped or reconnected), on gRPC's thread.
         if not context.add_callback(lambda: self.dispatch.close_stream(stream)):
