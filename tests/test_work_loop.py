@@ -252,8 +252,8 @@ def test_a_stopping_worker_gives_back_the_items_it_had_not_started(
     """Its stream has ended, so this scheduler already hands them out again; another scheduler may wait
     for their leases to run out, so the worker abandons them explicitly."""
     one_at_a_time = ConcurrencyOptions(maximum_concurrent_activity_work_items=1)
-    # This scheduler leases a worker no more than it runs; the SDK's servicer and durabletask-go ignore
-    # what it says and send every ready item. Be one of those, so the worker holds items it has not started.
+    # This scheduler leases a worker no more than it runs; the SDK's in-memory servicer ignores what it says
+    # and sends every ready item. Be one of those, so the worker holds items it has not started.
     monkeypatch.setattr(servicer_module, "_limits", lambda request: {})
     # A task hub of its own: no other worker of this process (a test's, on a port reused) can connect to it.
     with LocalScheduler(0, taskhub=f"give-back-{uuid.uuid4().hex[:8]}") as scheduler:
