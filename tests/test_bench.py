@@ -310,3 +310,34 @@ def test_the_batch_stack_runs_every_phase_as_one_batch_and_counts_every_check(tm
     for phase in (*result["on_time"], result["saturated"], result["long"]):
         assert phase["checks_done"] == phase["checks_expected"] > 0
         assert phase["scheduler_cpu_seconds"] > 0
+
+
+def test_the_waiting_run_starts_checks_restarts_and_writes_its_own_readme_block(tmp_path: Path) -> None:
+    """``--waiting N`` (tiny here): monitors started at once, each makes its first check and waits; a
+    restart of the scheduler on its file is followed by a new monitor's check. Its table has its own block."""
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"{bench.README_START}\nstacks\n{bench.README_END}\n{bench.WAITING_START}\nold\n{bench.WAITING_END}\n"
+    )
+    command = ["--waiting", "5,3", "--waiting-interval", "30", "--json", "--update-readme", str(readme)]
+    done = subprocess.run(
+        [sys.executable, "-m", "monitoring.bench", *command],
+        capture_output=True,
+        text=True,
+        timeout=600,  # only guards a hang
+        env={**os.environ, "MONITORING_STATE_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout[done.stdout.index("{") : done.stdout.rindex("}") + 1])
+    runs = [bench.WaitingResult.from_json(size) for size in run["waiting"]]
+    assert [size.monitors for size in runs] == [3, 5], "smallest first"
+    for size in runs:
+        assert size.first_checks_done == size.monitors, "each monitor's first check, once"
+        assert size.interval_seconds == 30 and size.starts_per_second > 0
+        assert size.state_file_kb_per_monitor > 0
+        assert 0 < size.restart_serving_seconds < size.restart_seconds
+        assert all(math.isfinite(getattr(size, f.name)) for f in dataclasses.fields(size))
+    text = readme.read_text()
+    assert text.startswith(f"{bench.README_START}\nstacks\n{bench.README_END}\n"), "the stacks' block stays"
+    assert "old" not in text and "| figure | 3 monitors | 5 monitors |" in text
+    assert f"with `python -m monitoring.bench {' '.join(command)}`" in text

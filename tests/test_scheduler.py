@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from durabletask.client import TaskHubGrpcClient
 from durabletask.testing import InMemoryOrchestrationBackend
 
 from conftest import new_job_id
@@ -252,6 +253,39 @@ def test_the_scheduler_command_refuses_a_bad_retention_in_one_line() -> None:
     assert done.stderr.splitlines() == [
         "error: MONITORING_RETENTION_DAYS='soon': use a number of days from 0 (purge at once) up to 100000"
     ]
+
+
+def test_a_scheduler_process_refuses_starts_beyond_its_max_active_instances() -> None:
+    """``--max-active-instances N``: the (N+1)th active orchestration is refused with RESOURCE_EXHAUSTED and
+    a message; one ending makes room again. A bad N is refused in one line."""
+    bad = [sys.executable, "-m", "monitoring", "scheduler", "--port", "1", "--max-active-instances", "0"]
+    done = subprocess.run(bad, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: argument --max-active-instances: must be a whole number of 1 or more, not '0' "
+        "(see python -m monitoring scheduler --help)"
+    ]
+    port = free_port()
+    command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--in-memory"]
+    scheduler = subprocess.Popen(
+        [*command, "--max-active-instances", "2"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60  # only guards against a hang
+        while not probe(f"127.0.0.1:{port}", timeout=0.5):
+            assert scheduler.poll() is None and time.monotonic() < deadline, "the scheduler did not start"
+        with MonitorClient(local_connection(f"http://127.0.0.1:{port}")) as monitors:
+            first, _ = (monitors.start(MonitorRequest(new_job_id())) for _ in range(2))  # no worker: Pending
+            client = TaskHubGrpcClient(host_address=f"127.0.0.1:{port}")
+            with pytest.raises(grpc.RpcError) as refused:
+                client.schedule_new_orchestration("monitoring_job_orchestrator", input={})
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+            assert "already runs 2 instances" in refused.value.details()  # type: ignore[attr-defined]
+            monitors.terminate(first, reason="room for one more")
+            assert client.schedule_new_orchestration("monitoring_job_orchestrator", input={})
+    finally:
+        scheduler.terminate()
+        scheduler.wait(30)
 
 
 def test_a_scheduler_process_takes_its_retention_from_the_environment() -> None:

@@ -39,3 +39,4 @@ from monitoring.bench.records import *  # noqa: F403
 from monitoring.bench.report import *  # noqa: F403
 from monitoring.bench.results import *  # noqa: F403
 from monitoring.bench.stacks import *  # noqa: F403
+from monitoring.bench.waiting import *  # noqa: F403

@@ -11,11 +11,13 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
-from monitoring.bench.phases import run_all, run_stack
-from monitoring.bench.report import results_table, update_readme
+from monitoring.bench.phases import machine_description, run_all, run_stack
+from monitoring.bench.report import results_table, update_readme, update_readme_waiting, waiting_table
 from monitoring.bench.stacks import OPTIONAL_STACKS, STACKS, BenchSettings, run_worker_process
+from monitoring.bench.waiting import WaitingSettings, measure_waiting, run_waiting
 from monitoring.cli.common import EXIT_USAGE, Parser, UsageError, count, counts, seconds
 
 PROG = "python -m monitoring.bench"
@@ -47,6 +49,19 @@ def build_parser() -> Parser:
         default=",".join(STACKS),
         help=f"which stacks, comma-separated (default all but {', '.join(OPTIONAL_STACKS)})",
     )
+    bench.add_argument(
+        "--waiting",
+        type=counts,
+        default=(),
+        metavar="N,N,...",
+        help="instead of the stacks: N monitors waiting on one local scheduler, for each N (see waiting.py)",
+    )
+    bench.add_argument(
+        "--waiting-interval",
+        type=seconds("waiting interval"),
+        default=600.0,
+        help="their interval (600 s)",
+    )
     bench.add_argument("--json", action="store_true", help="print every figure as JSON")
     bench.add_argument(
         "--update-readme",
@@ -68,6 +83,8 @@ def run(argv: Sequence[str]) -> int:
         raise UsageError(f"--stacks takes names from {names}, not {args.stacks!r}")
     if args.interval <= 0 or args.checks < 2:
         raise UsageError("--interval must be greater than zero and --checks at least 2")
+    if args.waiting:
+        return run_waiting_sizes(args, argv)
     # --monitors first, in a fresh process (StackResult.main_on_time), then the other sizes, smallest first.
     sweep = (args.monitors, *sorted(set(args.sweep) - {args.monitors})) if args.sweep else ()
     settings = BenchSettings(
@@ -93,16 +110,47 @@ def run(argv: Sequence[str]) -> int:
     return 0
 
 
+def run_waiting_sizes(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``--waiting N,...``: each size in a process of its own, smallest first; one table (or JSON)."""
+    when = machine_description()
+    runs = []
+    for size in sorted(set(args.waiting)):
+        print(f"measuring {size} waiting monitors ...", flush=True)
+        run = measure_waiting(WaitingSettings(size, interval=args.waiting_interval))
+        runs.append(run)
+        print(
+            f"  {run.starts_per_second:.0f} starts/s; per monitor: "
+            f"scheduler {run.scheduler_kb_per_monitor:.2f} KB, "
+            f"worker {run.worker_kb_per_monitor:.2f} KB, file {run.state_file_kb_per_monitor:.2f} KB; "
+            f"p99 {run.lateness_p99_seconds * 1000:.0f} ms; restart {run.restart_seconds:.1f} s",
+            flush=True,
+        )
+    when = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} on {when}"
+    if args.json:
+        print(json.dumps({"date": when, "waiting": [run.to_json() for run in runs]}, indent=2))
+    else:
+        print(f"{when}\n\n{waiting_table(runs)}")
+    if args.update_readme:
+        update_readme_waiting(runs, Path(args.update_readme), f"{PROG} {shlex.join(argv)}".rstrip(), when)
+        print(f"updated {args.update_readme}")
+    return 0
+
+
 def run_subprocess(argv: Sequence[str]) -> int:
-    """``stack NAME``: measure one stack, print its JSON; ``worker``: one worker process of scale-out."""
+    """``stack NAME``: measure one stack, print its JSON; ``worker``: one worker process of scale-out (and of
+    the waiting run); ``waiting``: one size of the waiting run (``--settings``: a WaitingSettings)."""
     parser = argparse.ArgumentParser(prog=PROG)
-    parser.add_argument("command", choices=["stack", "worker"])
+    parser.add_argument("command", choices=["stack", "worker", "waiting"])
     parser.add_argument("stack", nargs="?", choices=(*STACKS, *OPTIONAL_STACKS))
     parser.add_argument("--settings", default="{}")
     parser.add_argument("--port", type=int)
     parser.add_argument("--spool", type=Path)
     args = parser.parse_args(argv)
     values = json.loads(args.settings)
+    if args.command == "waiting":
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        print(json.dumps(run_waiting(WaitingSettings(**values)).to_json()), flush=True)
+        return 0
     values["sweep"] = tuple(values.get("sweep", ()))
     settings = BenchSettings(**values)
     if args.command == "worker":
@@ -116,7 +164,7 @@ def run_subprocess(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["stack"], ["worker"]):
+    if argv[:1] in (["stack"], ["worker"], ["waiting"]):
         return run_subprocess(argv)
     try:
         return run(argv)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from monitoring.bench.records import RECORDER, CheckRecord, percentile, process_cpu_seconds, process_memory_mb
 from monitoring.bench.results import BatchResult, BenchRun, LongResult, StackResult
@@ -169,23 +170,23 @@ def run_stack(name: str, settings: BenchSettings) -> StackResult:
 # --- the parent: one subprocess per stack, a table, the ratios ----------------------------------------------
 
 
-def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> StackResult:
-    """Run one stack in a fresh ``python -m monitoring.bench`` process; return what it measured."""
-    command = [
-        sys.executable,
-        "-m",
-        "monitoring.bench",
-        "stack",
-        name,
-        "--settings",
-        json.dumps(asdict(settings)),
-    ]
+def run_bench_process(arguments: list[str], what: str, timeout: float) -> dict[str, Any]:
+    """Run ``python -m monitoring.bench ARGUMENTS`` with a fresh temporary state folder; return the JSON
+    object it printed last. ``what`` names it in the error raised if it fails (with its last lines)."""
+    command = [sys.executable, "-m", "monitoring.bench", *arguments]
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-") as state:
         env = environ_with({STATE_DIR_ENV: state})
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"the {name} stack failed: {done.stderr.strip().splitlines()[-1:]}")
-    return StackResult.from_json(json.loads(done.stdout.strip().splitlines()[-1]))
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"{what} failed:\n{tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, settings: BenchSettings, timeout: float = 3600) -> StackResult:
+    """Run one stack in a process of its own; return what it measured."""
+    arguments = ["stack", name, "--settings", json.dumps(asdict(settings))]
+    return StackResult.from_json(run_bench_process(arguments, f"the {name} stack", timeout))
 
 
 def run_all(

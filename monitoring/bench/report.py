@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitoring.bench.results import BenchRun, StackResult
+from monitoring.bench.waiting import WaitingResult
 
 README_START = "<!-- bench-results:start -->"
 README_END = "<!-- bench-results:end -->"
+WAITING_START = "<!-- waiting-results:start -->"
+WAITING_END = "<!-- waiting-results:end -->"
 
 
 def _ms(seconds: float | None) -> str:
@@ -86,13 +89,50 @@ def results_table(run: BenchRun) -> str:
     return "\n".join(lines)
 
 
+def waiting_table(runs: list[WaitingResult]) -> str:
+    """A Markdown table of the waiting run, one column per number of monitors."""
+    rows: list[tuple[str, Callable[[WaitingResult], str]]] = [
+        ("starts per second (one client, 8 threads)", lambda r: f"{r.starts_per_second:.0f}"),
+        ("scheduler memory per waiting monitor, KB", lambda r: f"{r.scheduler_kb_per_monitor:.2f}"),
+        (
+            "the same after a restart on its file, KB",
+            lambda r: f"{r.scheduler_kb_per_monitor_after_restart:.2f}",
+        ),
+        ("worker memory per waiting monitor, KB", lambda r: f"{r.worker_kb_per_monitor:.2f}"),
+        ("state file per monitor, KB", lambda r: f"{r.state_file_kb_per_monitor:.2f}"),
+        (
+            "first checks' lateness p50 / p99 / max, ms",
+            lambda r: " / ".join(_ms(getattr(r, f"lateness_{k}_seconds")) for k in ("p50", "p99", "max")),
+        ),
+        (
+            "restart: scheduler started on its file to a new check run, s",
+            lambda r: f"{r.restart_seconds:.1f}",
+        ),
+    ]
+    lines = [
+        f"| figure | {' | '.join(f'{r.monitors:,} monitors' for r in runs)} |",
+        "|---" * (len(runs) + 1) + "|",
+    ]
+    lines += [f"| {label} | {' | '.join(cell(r) for r in runs)} |" for label, cell in rows]
+    return "\n".join(lines)
+
+
 def update_readme(run: BenchRun, readme: Path, command: str) -> None:
-    text = readme.read_text()
-    block = (
-        f"{README_START}\nMeasured {run.date} on {run.machine}, with `{command}`:\n\n"
-        f"{results_table(run)}\n{README_END}"
+    """Rewrite the stacks' table in ``readme``."""
+    heading = f"Measured {run.date} on {run.machine}, with `{command}`:"
+    replace_block(readme, README_START, README_END, f"{heading}\n\n{results_table(run)}")
+
+
+def update_readme_waiting(runs: list[WaitingResult], readme: Path, command: str, when: str) -> None:
+    """Rewrite the waiting run's table in ``readme`` (``when``: the date and the machine)."""
+    replace_block(
+        readme, WAITING_START, WAITING_END, f"Measured {when}, with `{command}`:\n\n{waiting_table(runs)}"
     )
-    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+
+
+def replace_block(readme: Path, start: str, end: str, content: str) -> None:
+    text = readme.read_text()
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise RuntimeError(f"{readme} has no {README_START} ... {README_END} block to replace")
-    readme.write_text(pattern.sub(lambda _: block, text))
+        raise RuntimeError(f"{readme} has no {start} ... {end} block to replace")
+    readme.write_text(pattern.sub(lambda _: f"{start}\n{content}\n{end}", text))

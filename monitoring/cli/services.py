@@ -12,6 +12,7 @@ from monitoring import settings
 from monitoring.cli.common import (
     UsageError,
     bounded_count,
+    count,
     host_address,
     port,
     taskhub_name,
@@ -87,7 +88,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         )
 
     retention = settings.load().retention_days if args.retention_days is None else args.retention_days
-    options = HubOptions(retention_seconds=retention * 86_400)
+    limits = {} if args.max_active_instances is None else {"max_active_instances": args.max_active_instances}
+    options = HubOptions(retention_seconds=retention * 86_400, **limits)
     process.run_scheduler_foreground(
         args.port, args.taskhub, in_memory=args.in_memory, options=options, owner=args.owner, on_ready=ready
     )
@@ -182,6 +184,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         default=None,
         help="purge finished instances this many days after they end (default: "
         f"{settings.RETENTION_DAYS_ENV} or {settings.DEFAULT_RETENTION_DAYS:g}; 0: at once)",
+    )
+    sched.add_argument(
+        "--max-active-instances",
+        type=count,
+        default=None,
+        metavar="N",
+        help=f"refuse new orchestrations while N are active (default {HubOptions.max_active_instances:,})",
     )
     sched.add_argument("--owner", default="", help=argparse.SUPPRESS)  # who started it on demand
     sched.set_defaults(handler=cmd_scheduler, log=True)

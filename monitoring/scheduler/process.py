@@ -120,13 +120,16 @@ def spawn_scheduler_process(
     owner: str = "",
     *,
     in_memory: bool = False,
+    max_active_instances: int | None = None,
 ) -> int:
     """Start ``python -m monitoring scheduler`` detached, wait until it answers; return its pid.
 
-    ``in_memory``: keep the task hub in memory only (``--in-memory``), not in its state file."""
+    ``in_memory``: keep the task hub in memory only (``--in-memory``), not in its state file;
+    ``max_active_instances``: its ``--max-active-instances`` (default: the scheduler's)."""
     log_path = settings.state_dir() / f"scheduler-{port}.log"
     command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--taskhub", taskhub]
     command += ["--in-memory"] if in_memory else []
+    command += ["--max-active-instances", str(max_active_instances)] if max_active_instances else []
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
             [*command, "--owner", owner] if owner else command,
