@@ -341,3 +341,10 @@ def test_the_waiting_run_starts_checks_restarts_and_writes_its_own_readme_block(
     assert text.startswith(f"{bench.README_START}\nstacks\n{bench.README_END}\n"), "the stacks' block stays"
     assert "old" not in text and "| figure | 3 monitors | 5 monitors |" in text
     assert f"with `python -m monitoring.bench {' '.join(command)}`" in text
+
+
+def test_the_project_readme_has_the_waiting_block_and_the_command_that_made_it() -> None:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text[text.index(bench.WAITING_START) : text.index(bench.WAITING_END)]
+    (command,) = re.findall(r"with `(python -m monitoring.bench --waiting [^`]*--update-readme)`", block)
+    assert f"\n{command}  " in text, "the command that made the table is one the README lists"

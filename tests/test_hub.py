@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from durabletask.internal import helpers
@@ -15,9 +16,10 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 
 from monitoring.scheduler.control import Control
 from monitoring.scheduler.dispatch import ACCEPTED, DROPPED, STALE, Dispatch
+from monitoring.scheduler.histories import Histories
 from monitoring.scheduler.hub import LimitReached, TaskHub
 from monitoring.scheduler.loading import open_hub
-from monitoring.scheduler.records import HubOptions
+from monitoring.scheduler.records import HubOptions, Instance
 from monitoring.scheduler.store import SqliteStore
 
 
@@ -245,7 +247,7 @@ def test_with_a_state_file_an_ended_instances_history_leaves_memory_and_is_read_
     kept = [e.WhichOneof("eventType") for e in rig.control.history("m1")]
     assert kept[-1] == "executionCompleted"
     rig.hub.commit(rig.hub.store.submit([]))  # everything so far is in the file
-    assert rig.hub.release_ended_histories(now=time.time() + 3600) == 1
+    assert rig.hub.release_histories(now=time.time() + 3600) == 1
     assert len(rig.hub.instances.get("m1").history) == 0
     assert [e.WhichOneof("eventType") for e in rig.control.history("m1")] == kept
     rig.hub.stop()
@@ -253,6 +255,74 @@ def test_with_a_state_file_an_ended_instances_history_leaves_memory_and_is_read_
     assert len(again.hub.instances.get("m1").history) == 0, "ended histories are not loaded at start"
     assert [e.WhichOneof("eventType") for e in again.control.history("m1")] == kept
     again.hub.stop()
+
+
+def test_a_waiting_instances_history_leaves_memory_and_comes_back_whole_when_it_runs(tmp_path: Path) -> None:
+    """With a state file, an instance waiting on a timer keeps its record in memory and its history in the
+    file only; its next work item (here a raised event's) carries every past event, as after a restart."""
+    path = tmp_path / "rig.sqlite3"
+    rig = new_hub(path, keep_waiting_history_seconds=30)
+    create(rig)
+    stream = rig.dispatch.open_stream("worker")
+    start = rig.dispatch.take(stream, wait=0)
+    assert start is not None
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert (
+        rig.dispatch.complete_orchestration(turn(start, helpers.new_create_timer_action(1, later)))
+        == ACCEPTED
+    )
+    kept = [e.SerializeToString() for e in rig.control.history("m1")]
+    instance = rig.hub.instances.get("m1")
+    assert rig.hub.release_histories(now=time.time() + 10) == 0, "waited less than 30 s: kept"
+    rig.hub.commit(rig.hub.store.submit([]))
+    assert rig.hub.release_histories(now=time.time() + 31) == 1
+    assert instance.history_in_store and not instance.history.wire and len(instance.history) == len(kept)
+    assert [e.SerializeToString() for e in rig.control.history("m1")] == kept
+    assert instance.history_in_store, "a history query reads the file and keeps nothing"
+
+    def next_turn(rig: Rig) -> list[bytes]:
+        rig.hub.commit(rig.control.raise_event("m1", "wake", None))
+        item = rig.dispatch.take(rig.dispatch.open_stream("worker"), wait=0)
+        assert item is not None
+        past = [e.SerializeToString() for e in item.orchestratorRequest.pastEvents]
+        assert rig.dispatch.complete_orchestration(turn(item)) == ACCEPTED
+        return past
+
+    assert next_turn(rig) == kept
+    assert not instance.history_in_store and len(instance.history) > len(kept), "warm, and it grew"
+    kept = [e.SerializeToString() for e in rig.control.history("m1")]
+    rig.hub.stop()
+    again = new_hub(path)
+    assert again.hub.instances.get("m1").history_in_store, "after a restart every history is in the file"
+    assert len(again.hub.instances.get("m1").history) == len(kept)
+    assert next_turn(again) == kept
+    again.hub.stop()
+
+
+def test_a_history_the_file_may_not_hold_yet_stays_in_memory() -> None:
+    """Let go only once every change up to the instance's last is committed: while the store's writer is
+    behind, the history stays; once it has passed what it had been given a round earlier, it goes."""
+    store = SimpleNamespace(durable=True, trouble=None, submitted=5, committed=3)
+    histories = Histories(store, HubOptions(keep_waiting_history_seconds=30))  # type: ignore[arg-type]
+    waiting = Instance("m1", "orch", None, pb.ORCHESTRATION_STATUS_RUNNING, None, created=0.0, updated=100.0)
+    waiting.history.append(b"")
+    assert histories.release([waiting], *histories.cutoffs(200.0)) == 0, (
+        "steps 4 and 5 are not committed: maybe its own"
+    )
+    store.submitted, store.committed = 9, 6  # passed what it had at 200 s (5), not all it has now (9)
+    assert histories.release([waiting], *histories.cutoffs(210.0)) == 1 and waiting.history_in_store
+    assert len(waiting.history) == 1, "its length stays known"
+    busy = Instance("m2", "orch", None, pb.ORCHESTRATION_STATUS_RUNNING, None, created=0.0, updated=100.0)
+    busy.inbox.append((1, pb.HistoryEvent()))
+    leased = Instance("m3", "orch", None, pb.ORCHESTRATION_STATUS_RUNNING, None, created=0.0, updated=100.0)
+    leased.lease = "token"
+    recent = Instance("m4", "orch", None, pb.ORCHESTRATION_STATUS_RUNNING, None, created=0.0, updated=195.0)
+    store.committed = store.submitted
+    assert histories.release([busy, leased, recent], *histories.cutoffs(220.0)) == 0, (
+        "work waits, out, or waited 25 s"
+    )
+    store.trouble = "the disk is full"
+    assert histories.cutoffs(1e6) is None, "none goes while writes fail"
 
 
 def test_an_activity_of_an_execution_that_continued_as_new_is_dropped_not_redone() -> None:

@@ -109,7 +109,7 @@ def test_a_failed_instance_whose_history_is_only_in_the_state_file_rewinds(backe
     hub = backend.scheduler.hub
     assert hub is not None
     hub.store.wait(hub.store.submit([]))  # what the failure wrote is committed
-    assert hub.release_ended_histories(now=time.time() + 3600) >= 1
+    assert hub.release_histories(now=time.time() + 3600) >= 1
     broken.discard(bad)
     backend.client.rewind_orchestration(instance_id)
     state = ended(backend, instance_id)

@@ -25,6 +25,7 @@ from monitoring.core.models import MonitorRequest
 from monitoring.runtime.connection import Connection, ensure_backend, local_connection
 from monitoring.scheduler import process, timers
 from monitoring.scheduler.clock import ManualClock
+from monitoring.scheduler.records import HubOptions
 from monitoring.scheduler.server import LocalScheduler, SchedulerError, probe
 from monitoring.worker import create_worker, start_worker, stop_worker
 
@@ -330,3 +331,32 @@ def test_a_scheduler_keeps_its_task_hub_in_its_state_file_across_a_restart(tmp_p
         pytest.raises(UnknownInstanceError),
     ):
         monitors.snapshot(instance_id)  # in memory: a new scheduler starts empty
+
+
+def test_a_monitor_whose_history_leaves_memory_while_it_waits_counts_every_check(tmp_path: Path) -> None:
+    """With a state file, a history let go while its instance waits (here after 0.3 s) is read back for the
+    next check: a real worker's monitor makes each planned check once, and its history reads back whole."""
+    options = HubOptions(keep_waiting_history_seconds=0.3, sweep_seconds=0.1)  # let go about once a second
+    with LocalScheduler(0, state=tmp_path / "hub.sqlite3", options=options) as scheduler:
+        connection = local_connection(scheduler.address)
+        worker = create_worker(connection)
+        worker.start()
+        try:
+            with MonitorClient(connection) as monitors:
+                request = MonitorRequest(new_job_id(), polling_interval_seconds=3, timeout_seconds=9)
+                instance_id = monitors.start(request)
+                hub = scheduler.hub
+                assert hub is not None
+                in_file_only = 0  # times seen with its history in the file only, between checks
+                while monitors.snapshot(instance_id).runtime_status in ("Pending", "Running"):
+                    instance = hub.instances.get(instance_id)
+                    in_file_only += instance is not None and instance.history_in_store
+                    time.sleep(0.05)
+                result = monitors.follow(instance_id, timeout=60).result
+                history = monitors.history(instance_id)
+        finally:
+            worker.stop()
+    assert in_file_only > 0, "its history left memory while it waited"
+    assert result is not None and (result.final_status, result.checks_performed) == ("Timeout", 4)
+    kinds = [type(event).__name__ for event in history]
+    assert kinds.count("TaskCompletedEvent") == 4 and kinds[-1] == "ExecutionCompletedEvent", kinds

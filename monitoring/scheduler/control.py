@@ -91,7 +91,7 @@ class Control:
         key = name.casefold()
         holds_name = any(
             event.eventRaised.name.casefold() == key
-            for event in [*instance.history.events(), *(e for _, e in instance.inbox)]
+            for event in [*self.hub.histories.warm(instance).events(), *(e for _, e in instance.inbox)]
             if event.HasField("eventRaised")
         )
         if holds_name or held >= cap - options.history_reserve // 10:
@@ -172,7 +172,7 @@ class Control:
             instance = self.require(instance_id)
             if not instance.history_in_store:
                 return instance.history.events()
-        return self.hub.store.read_history(instance_id)
+        return self.hub.store.read_history(instance_id)  # not warmed: a query keeps nothing in memory
 
     def wait_for(
         self, instance_id: str, done: Callable[[Instance], bool], timeout: float | None

@@ -115,7 +115,7 @@ class Dispatch:
         found.dispatched = len(found.inbox)
         found.lease = self._lease(stream, "orchestration", found.instance_id)
         request = pb.OrchestratorRequest(instanceId=found.instance_id, newEvents=batch)
-        request.MergeFromString(found.history.wire)  # the past events, as kept: no copy of each message
+        request.MergeFromString(self.hub.histories.warm(found).wire)  # as kept: no copy of each message
         return pb.WorkItem(completionToken=found.lease, orchestratorRequest=request)
 
     def _next_activity(self, stream: Stream) -> pb.WorkItem | None:

@@ -23,9 +23,10 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 from monitoring.scheduler.activities import Activities
 from monitoring.scheduler.clock import SYSTEM_CLOCK, Clock
 from monitoring.scheduler.entities import Entities
+from monitoring.scheduler.histories import Histories
 from monitoring.scheduler.instances import Instances
 from monitoring.scheduler.leases import Leases
-from monitoring.scheduler.records import History, HubOptions, Instance, Lease, ParentLink
+from monitoring.scheduler.records import HubOptions, Instance, Lease, ParentLink
 from monitoring.scheduler.store import Op, Store, StoreError
 from monitoring.scheduler.timers import TimerQueue
 
@@ -58,6 +59,9 @@ class LimitReached(HubError):
     code = "RESOURCE_EXHAUSTED"
 
 
+RELEASE_CHUNK = 2_000  # instances looked at per hold of the lock when histories are let go
+
+
 class TaskHub:
     """The parts and the lock; see the module docstring. Build one with :func:`~.loading.open_hub`."""
 
@@ -78,6 +82,8 @@ class TaskHub:
         self.leases = Leases(clock, self.options.lease_seconds)
         self.leases.on_freed = self.work.notify_all
         self.timers = TimerQueue(clock)
+        self.histories = Histories(self.store, self.options)
+        self._fire_timer = self._fire  # one bound method for every pending timer, not one each
         self.rows = itertools.count(1)  # ids of event, task, entity-operation and lock rows
         self.stopping = False
         self._sweeper: threading.Thread | None = None
@@ -161,11 +167,10 @@ class TaskHub:
         self.deliver(instance, started, ops, due)
         self.deliver(instance, execution, ops, due)
 
-    def hold(self, instance: Instance, row_id: int, event: pb.HistoryEvent, due: float) -> None:
+    def hold(self, instance: Instance, row_id: int, event: pb.HistoryEvent | bytes, due: float) -> None:
         """Keep ``event`` until ``due`` (serialized: a fraction of the message's memory)."""
-        instance.timers[row_id] = event.SerializeToString()
-        instance_id, execution = instance.instance_id, instance.execution
-        self.timers.call_at(due, lambda: self._fire(instance_id, execution, row_id))
+        instance.timers[row_id] = event if isinstance(event, bytes) else event.SerializeToString()
+        self.timers.call_at(due, self._fire_timer, instance.instance_id, instance.execution, row_id)
 
     def _fire(self, instance_id: str, execution: int, row_id: int) -> None:
         with self.lock:
@@ -178,9 +183,8 @@ class TaskHub:
             instance.receive(row_id, pb.HistoryEvent.FromString(blob))
             self.enqueue(instance)
 
-    @staticmethod
-    def append_history(instance: Instance, events: list[pb.HistoryEvent], ops: list[Op]) -> None:
-        history = instance.history
+    def append_history(self, instance: Instance, events: list[pb.HistoryEvent], ops: list[Op]) -> None:
+        history = self.histories.warm(instance)
         for event in events:
             blob = event.SerializeToString()
             ops.append(("history", instance.instance_id, history.count, blob))
@@ -343,7 +347,7 @@ class TaskHub:
                 rounds += 1
                 if rounds % 10 == 0 and self.store.trouble is None:
                     self.purge_expired()
-                    self.release_ended_histories()
+                    self.release_histories()
             except Exception:
                 logger.exception("The scheduler's sweeper failed")
 
@@ -366,18 +370,14 @@ class TaskHub:
             logger.info("Purged %d finished instance(s) past the retention", count)
         return count
 
-    def release_ended_histories(self, now: float | None = None) -> int:
-        """With a state file, keep in memory only the histories of active and recently ended instances;
-        returns how many were let go (read from the file when asked)."""
-        if not self.store.durable:
-            return 0
-        cutoff = (self.clock.time() if now is None else now) - self.options.keep_ended_history_seconds
+    def release_histories(self, now: float | None = None) -> int:
+        """With a state file, let go of the histories of instances that ended or wait (see
+        :mod:`~monitoring.scheduler.histories`); returns how many."""
         with self.lock:
-            ended = [
-                i
-                for i in self.instances
-                if i.terminal and not i.history_in_store and (i.completed or i.updated) <= cutoff
-            ]
-            for instance in ended:
-                instance.history, instance.history_in_store = History(), True
-        return len(ended)
+            everyone = list(self.instances)
+            cutoffs = self.histories.cutoffs(self.clock.time() if now is None else now)
+        released = 0
+        for start in range(0, len(everyone) if cutoffs else 0, RELEASE_CHUNK):
+            with self.lock:  # a chunk at a time: dispatches and timers go on in between
+                released += self.histories.release(everyone[start : start + RELEASE_CHUNK], *cutoffs)  # type: ignore[misc]
+        return released

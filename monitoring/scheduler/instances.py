@@ -3,6 +3,7 @@ sub-orchestrations, and the queue of instances ready for an orchestrator turn.""
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -32,6 +33,7 @@ class Instances:
         return self.by_id.get(instance_id)
 
     def add(self, instance: Instance) -> None:
+        instance.name = sys.intern(instance.name)  # one string for every instance of an orchestrator
         self.by_id[instance.instance_id] = instance
         if instance.parent is not None:
             self._children.setdefault(instance.parent.instance_id, set()).add(instance.instance_id)

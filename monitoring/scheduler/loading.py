@@ -7,10 +7,12 @@ import itertools
 import json
 import logging
 
+from durabletask.internal import orchestrator_service_pb2 as pb
+
 from monitoring.scheduler import entity_steps
 from monitoring.scheduler.clock import SYSTEM_CLOCK, Clock
 from monitoring.scheduler.hub import TaskHub
-from monitoring.scheduler.records import HubOptions, Instance, LockRequest, Task
+from monitoring.scheduler.records import History, HubOptions, Instance, LockRequest, Task
 from monitoring.scheduler.store import Loaded, Store
 
 logger = logging.getLogger("monitoring.scheduler.hub")
@@ -51,20 +53,22 @@ def _instances(hub: TaskHub, loaded: Loaded) -> int:
     now = hub.clock.time()
     for row in loaded.instances:
         instance = Instance.from_row(row)
-        for blob in loaded.history.get(instance.instance_id, ()):
-            instance.history.append(blob)
-        instance.history_in_store = instance.terminal
+        # Every history starts in the file (histories.py); an active one's length is known.
+        instance.history = History(
+            count=0 if instance.terminal else loaded.history_counts.get(instance.instance_id, 0)
+        )
+        instance.history_in_store = True
         hub.instances.add(instance)
     top = 0
-    for row_id, instance_id, execution, visible_at, event in loaded.events:
+    for row_id, instance_id, execution, visible_at, blob in loaded.events:
         top = max(top, row_id)
         instance = hub.instances.get(instance_id)
         if instance is None or instance.terminal or instance.execution != execution:
             continue
         if visible_at > now:
-            hub.hold(instance, row_id, event, visible_at)
+            hub.hold(instance, row_id, blob, visible_at)  # kept as read: parsed when it fires
         else:
-            instance.receive(row_id, event)
+            instance.receive(row_id, pb.HistoryEvent.FromString(blob))
     return top
 
 

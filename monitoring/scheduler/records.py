@@ -31,6 +31,7 @@ class HubOptions:
     max_finished_instances: int = 50_000  # and the oldest beyond this many
     sweep_seconds: float = 1.0
     keep_ended_history_seconds: float = 60.0  # then an ended instance's history lives in the file only
+    keep_waiting_history_seconds: float = 30.0  # and so does a history whose instance waits this long
     max_entity_batch: int = 100  # entity operations handed to a worker in one work item
     max_entity_backlog: int = 10_000  # operations waiting for one entity
 
@@ -132,7 +133,7 @@ class Instance:
     dispatched: int = 0
     started_event: pb.HistoryEvent | None = None  # the OrchestratorStarted made for the current dispatch
     lease: str | None = None
-    history_in_store: bool = False  # an ended instance's history is read from the store when asked
+    history_in_store: bool = False  # its history is read back from the store when needed (histories.py)
 
     @property
     def terminal(self) -> bool:

@@ -22,11 +22,7 @@ def prepare(hub: TaskHub, instance: Instance, reason: str | None, ops: list[Op])
         raise HubError(
             f"orchestration instance {instance.instance_id!r} is {status}: only a failed one rewinds"
         )
-    if instance.history_in_store:  # ended a while ago: its history lives in the file only
-        history = History()
-        for event in hub.store.read_history(instance.instance_id):
-            history.append(event.SerializeToString())
-        instance.history, instance.history_in_store = history, False
+    hub.histories.warm(instance)  # ended a while ago, its history may live in the file only
     instance.status = pb.ORCHESTRATION_STATUS_RUNNING
     instance.output = instance.failure = instance.completed = None
     instance.updated = hub.now()

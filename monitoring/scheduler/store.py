@@ -113,8 +113,8 @@ class Loaded:
 
     meta: dict[str, str] = field(default_factory=dict)
     instances: list[tuple[Any, ...]] = field(default_factory=list)
-    history: dict[str, list[bytes]] = field(default_factory=dict)  # serialized events, in order
-    events: list[tuple[int, str, int, float, pb.HistoryEvent]] = field(default_factory=list)
+    history_counts: dict[str, int] = field(default_factory=dict)  # events of each active instance
+    events: list[tuple[int, str, int, float, bytes]] = field(default_factory=list)  # serialized events
     tasks: list[tuple[Any, ...]] = field(default_factory=list)
     entities: list[tuple[Any, ...]] = field(default_factory=list)
     entity_ops: list[tuple[int, str, float, pb.HistoryEvent]] = field(default_factory=list)
@@ -140,7 +140,13 @@ class Store:
     def start(self) -> None:
         return None
 
+    submitted = 0  # steps handed to submit(), and committed: equal when the file holds every change
+    committed = 0
+
     def read_history(self, instance_id: str) -> list[pb.HistoryEvent]:
+        return [_event(blob) for blob in self.read_history_blobs(instance_id)]
+
+    def read_history_blobs(self, instance_id: str) -> list[bytes]:
         return []
 
     def submit(self, ops: Sequence[Op]) -> int:
@@ -189,8 +195,8 @@ class SqliteStore(Store):
             raise StoreError(str(error)) from None
         self._changed = threading.Condition()
         self._queue: list[Op] = []
-        self._submitted = 0  # tickets: one per submit, committed in order
-        self._committed = 0
+        self.submitted = 0  # tickets: one per submit, committed in order
+        self.committed = 0
         self._failure: str | None = None
         self.trouble = None
         self._closing = False
@@ -223,16 +229,14 @@ class SqliteStore(Store):
         try:
             loaded.meta = dict(connection.execute("SELECT key, value FROM meta"))
             loaded.instances = connection.execute("SELECT * FROM instances").fetchall()
-            # Only the histories of active instances: an ended one's is read when asked (read_history).
-            for instance_id, blob in connection.execute(
-                "SELECT h.instance_id, h.event FROM history h JOIN instances i USING (instance_id) "
-                f"WHERE i.status NOT IN ({', '.join(str(s) for s in ENDED)}) ORDER BY h.instance_id, h.seq"
-            ):
-                loaded.history.setdefault(instance_id, []).append(blob)
-            loaded.events = [
-                (row[0], row[1], row[2], row[3], _event(row[4]))
-                for row in connection.execute("SELECT * FROM events ORDER BY visible_at, id")
-            ]
+            # Only how long the active instances' histories are: each is read when needed (histories.py).
+            loaded.history_counts = dict(
+                connection.execute(
+                    "SELECT h.instance_id, COUNT(*) FROM history h JOIN instances i USING (instance_id) "
+                    f"WHERE i.status NOT IN ({', '.join(str(s) for s in ENDED)}) GROUP BY h.instance_id"
+                )
+            )
+            loaded.events = connection.execute("SELECT * FROM events ORDER BY visible_at, id").fetchall()
             loaded.tasks = connection.execute("SELECT * FROM tasks ORDER BY id").fetchall()
             loaded.entities = connection.execute("SELECT * FROM entities").fetchall()
             loaded.entity_ops = [
@@ -246,24 +250,25 @@ class SqliteStore(Store):
             connection.close()
         return loaded
 
-    def read_history(self, instance_id: str) -> list[pb.HistoryEvent]:
-        """An instance's history as committed (a connection per reading thread: sqlite3's rule)."""
+    def read_history_blobs(self, instance_id: str) -> list[bytes]:
+        """An instance's history as committed, serialized (a connection per reading thread: sqlite3's
+        rule)."""
         connection = getattr(self._readers, "connection", None)
         if connection is None:
             connection = self._readers.connection = sqlite3.connect(self.path, timeout=10)
         rows = connection.execute(
             "SELECT event FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,)
         )
-        return [_event(blob) for (blob,) in rows]
+        return [blob for (blob,) in rows]
 
     def submit(self, ops: Sequence[Op]) -> int:
         """Queue ``ops`` (one consistent step) for the writer; returns a ticket for :meth:`wait`."""
         with self._changed:
             self._queue.extend(ops)
-            self._submitted += 1
+            self.submitted += 1
             if self._writer_idle:
                 self._changed.notify_all()
-            return self._submitted
+            return self.submitted
 
     def wait(self, ticket: int, timeout: float | None = 30.0) -> None:
         """Block until the step with ``ticket`` (and every one before it) is committed.
@@ -276,7 +281,7 @@ class SqliteStore(Store):
             self._waiters += 1
             self._changed.notify_all()  # the writer stops gathering
             try:
-                while self._committed < ticket:
+                while self.committed < ticket:
                     if self._failure is not None:
                         raise StoreError(self._failure)
                     if self._stopped():
@@ -315,16 +320,16 @@ class SqliteStore(Store):
                 with self._changed:
                     self._writer_idle = True
                     self._changed.wait_for(
-                        lambda: self._queue or self._submitted > self._committed or self._closing
+                        lambda: self._queue or self.submitted > self.committed or self._closing
                     )
                     self._writer_idle = False
                     # A busy hub's steps gather into one transaction, unless someone waits for a commit.
                     self._changed.wait_for(lambda: self._waiters or self._closing, GATHER_SECONDS)
-                    if not self._queue and self._submitted == self._committed and self._closing:
+                    if not self._queue and self.submitted == self.committed and self._closing:
                         self._changed.notify_all()
                         return
                     ops, self._queue = self._queue, []
-                    ticket = self._submitted
+                    ticket = self.submitted
                 try:
                     if ops:
                         self._apply(connection, ops)
@@ -344,7 +349,7 @@ class SqliteStore(Store):
                     if self.trouble is not None:
                         logger.warning("Writes to %s succeed again: the scheduler goes on", self.path)
                         self.trouble = None
-                    self._committed = ticket
+                    self.committed = ticket
                     self._changed.notify_all()
         finally:
             connection.close()

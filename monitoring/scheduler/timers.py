@@ -7,6 +7,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from monitoring.scheduler.clock import SYSTEM_CLOCK, Clock
 
@@ -24,7 +25,7 @@ class TimerQueue:
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._heap: list[tuple[Any, ...]] = []  # (due, sequence, callback, *args)
         self._sequence = itertools.count()
         self._changed = threading.Condition()
         self._generation = 0  # a thread runs while this is the generation it was started with
@@ -50,10 +51,11 @@ class TimerQueue:
             )
             self._thread.start()
 
-    def call_at(self, due: float, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once the clock reaches ``due`` (wall-clock seconds)."""
+    def call_at(self, due: float, callback: Callable[..., None], *args: object) -> None:
+        """Run ``callback(*args)`` once the clock reaches ``due`` (wall-clock seconds). Arguments rather than
+        a closure: a pending timer is one flat tuple (100,000 waiting monitors hold twice as many)."""
         with self._changed:
-            heapq.heappush(self._heap, (due, next(self._sequence), callback))
+            heapq.heappush(self._heap, (due, next(self._sequence), callback, *args))
             self._changed.notify_all()
 
     def stop(self) -> None:
@@ -72,14 +74,14 @@ class TimerQueue:
             with self._changed:
                 if not self._heap or self._heap[0][0] > self.clock.time():
                     return fired
-                callback = heapq.heappop(self._heap)[2]
-            self._call(callback)
+                entry = heapq.heappop(self._heap)
+            self._call(entry[2], entry[3:])
             fired += 1
 
     @staticmethod
-    def _call(callback: Callable[[], None]) -> None:
+    def _call(callback: Callable[..., None], args: tuple[object, ...]) -> None:
         try:
-            callback()
+            callback(*args)
         except Exception:
             logger.exception("A durable timer failed to fire")
 
@@ -92,5 +94,5 @@ class TimerQueue:
                     self._changed.wait(self._heap[0][0] - self.clock.time() if self._heap else None)
                 if self._generation != generation:
                     return
-                callback = heapq.heappop(self._heap)[2]
-            self._call(callback)
+                entry = heapq.heappop(self._heap)
+            self._call(entry[2], entry[3:])
