@@ -120,8 +120,15 @@ def test_bad_bench_arguments_are_one_line_errors(capsys: pytest.CaptureFixture[s
     assert bench_main(["--monitors", "0"]) == 2
     assert bench_main(["--checks", "1"]) == 2
     assert bench_main(["--sweep", "10,x"]) == 2
+    assert bench_main(["--waiting", "0"]) == 2
+    assert bench_main(["--waiting", "100", "--waiting-interval", "nan"]) == 2
+    assert bench_main(["--interval", "inf"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 7 and all(line.startswith("error: ") for line in errors)
+    assert errors[-2:] == [
+        "error: --waiting-interval must be a number of seconds greater than zero, not nan",
+        "error: --interval must be a number of seconds greater than zero, not inf",
+    ]
 
 
 HEADER = "| figure | " + " | ".join(bench.STACKS) + " |"
@@ -319,7 +326,7 @@ def test_the_waiting_run_starts_checks_restarts_and_writes_its_own_readme_block(
     readme.write_text(
         f"{bench.README_START}\nstacks\n{bench.README_END}\n{bench.WAITING_START}\nold\n{bench.WAITING_END}\n"
     )
-    command = ["--waiting", "5,3", "--waiting-interval", "30", "--json", "--update-readme", str(readme)]
+    command = ["--waiting", "5,3", "--waiting-interval", "10", "--json", "--update-readme", str(readme)]
     done = subprocess.run(
         [sys.executable, "-m", "monitoring.bench", *command],
         capture_output=True,
@@ -333,7 +340,7 @@ def test_the_waiting_run_starts_checks_restarts_and_writes_its_own_readme_block(
     assert [size.monitors for size in runs] == [3, 5], "smallest first"
     for size in runs:
         assert size.first_checks_done == size.monitors, "each monitor's first check, once"
-        assert size.interval_seconds == 30 and size.starts_per_second > 0
+        assert size.interval_seconds == 10 and size.starts_per_second > 0
         assert size.state_file_kb_per_monitor > 0
         assert 0 < size.restart_serving_seconds < size.restart_seconds
         assert all(math.isfinite(getattr(size, f.name)) for f in dataclasses.fields(size))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import signal
 import sys
@@ -81,8 +82,11 @@ def run(argv: Sequence[str]) -> int:
     if unknown or not stacks:
         names = ", ".join((*STACKS, *OPTIONAL_STACKS))
         raise UsageError(f"--stacks takes names from {names}, not {args.stacks!r}")
-    if args.interval <= 0 or args.checks < 2:
-        raise UsageError("--interval must be greater than zero and --checks at least 2")
+    for option, interval in (("--interval", args.interval), ("--waiting-interval", args.waiting_interval)):
+        if not (math.isfinite(interval) and interval > 0):
+            raise UsageError(f"{option} must be a number of seconds greater than zero, not {interval!r}")
+    if args.checks < 2:
+        raise UsageError("--checks must be at least 2")
     if args.waiting:
         return run_waiting_sizes(args, argv)
     # --monitors first, in a fresh process (StackResult.main_on_time), then the other sizes, smallest first.

@@ -105,8 +105,8 @@ def waiting_table(runs: list[WaitingResult]) -> str:
             lambda r: " / ".join(_ms(getattr(r, f"lateness_{k}_seconds")) for k in ("p50", "p99", "max")),
         ),
         (
-            "restart: scheduler started on its file to a new check run, s",
-            lambda r: f"{r.restart_seconds:.1f}",
+            "restart on its file: serving / a new monitor's check ran, s",
+            lambda r: f"{r.restart_serving_seconds:.1f} / {r.restart_seconds:.1f}",
         ),
     ]
     lines = [

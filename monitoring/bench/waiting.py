@@ -52,7 +52,7 @@ class WaitingSettings:
     checks: int = 3  # planned per monitor (a handful); only the first runs in the run
     first_checks_per_second: float = 250.0  # how the first checks are spread
     start_threads: int = 8  # client threads calling the scheduler's start at once
-    planned_starts_per_second: float = 1000.0  # the first checks begin after N / this (and 5 s) have passed
+    planned_starts_per_second: float = 1000.0  # the first checks begin after N / this (and 1 s) have passed
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def run_waiting(settings: WaitingSettings) -> WaitingResult:
         client = create_client(local_connection(f"http://127.0.0.1:{port}"))
         idle_scheduler, idle_worker = _rss_kb(scheduler_pid), _rss_kb(worker.pid)
         n = settings.monitors
-        lead = 5.0 + n / settings.planned_starts_per_second
+        lead = 1.0 + n / settings.planned_starts_per_second
         first_due = time.time() + lead
         request = Stack().request
 

@@ -376,8 +376,10 @@ class TaskHub:
         with self.lock:
             everyone = list(self.instances)
             cutoffs = self.histories.cutoffs(self.clock.time() if now is None else now)
+        if cutoffs is None:
+            return 0
         released = 0
-        for start in range(0, len(everyone) if cutoffs else 0, RELEASE_CHUNK):
+        for start in range(0, len(everyone), RELEASE_CHUNK):
             with self.lock:  # a chunk at a time: dispatches and timers go on in between
-                released += self.histories.release(everyone[start : start + RELEASE_CHUNK], *cutoffs)  # type: ignore[misc]
+                released += self.histories.release(everyone[start : start + RELEASE_CHUNK], *cutoffs)
         return released
