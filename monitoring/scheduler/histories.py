@@ -66,6 +66,6 @@ class Histories:
                     released += 1
             elif instance.lease is None and not instance.inbox and instance.updated <= idle_before:
                 # The count stays: whether it has started, and how many more events it may take.
-                instance.history, instance.history_in_store = History(count=instance.history.count), True
+                instance.history, instance.history_in_store = History.in_file(instance.history.count), True
                 released += 1
         return released

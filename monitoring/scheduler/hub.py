@@ -168,17 +168,20 @@ class TaskHub:
         self.deliver(instance, execution, ops, due)
 
     def hold(self, instance: Instance, row_id: int, event: pb.HistoryEvent | bytes, due: float) -> None:
-        """Keep ``event`` until ``due`` (serialized: a fraction of the message's memory)."""
-        instance.timers[row_id] = event if isinstance(event, bytes) else event.SerializeToString()
-        self.timers.call_at(due, self._fire_timer, instance.instance_id, instance.execution, row_id)
+        """Keep ``event`` in the timer queue until ``due`` (serialized: a fraction of the message's memory);
+        the instance notes its row id, so that :meth:`forget_work` can void it."""
+        blob = event if isinstance(event, bytes) else event.SerializeToString()
+        instance.timers.append(row_id)
+        instance_id, execution = instance.instance_id, instance.execution
+        self.timers.call_at(due, self._fire_timer, instance_id, execution, row_id, blob, order=row_id)
 
-    def _fire(self, instance_id: str, execution: int, row_id: int) -> None:
+    def _fire(self, instance_id: str, execution: int, row_id: int, blob: bytes) -> None:
         with self.lock:
             instance = self.instances.get(instance_id)
-            if instance is None or instance.execution != execution:
+            if instance is None or instance.execution != execution or row_id not in instance.timers:
                 return
-            blob = instance.timers.pop(row_id, None)
-            if blob is None or instance.terminal:
+            instance.timers.remove(row_id)
+            if instance.terminal:
                 return
             instance.receive(row_id, pb.HistoryEvent.FromString(blob))
             self.enqueue(instance)

@@ -54,8 +54,8 @@ def _instances(hub: TaskHub, loaded: Loaded) -> int:
     for row in loaded.instances:
         instance = Instance.from_row(row)
         # Every history starts in the file (histories.py); an active one's length is known.
-        instance.history = History(
-            count=0 if instance.terminal else loaded.history_counts.get(instance.instance_id, 0)
+        instance.history = History.in_file(
+            0 if instance.terminal else loaded.history_counts.get(instance.instance_id, 0)
         )
         instance.history_in_store = True
         hub.instances.add(instance)

@@ -57,6 +57,7 @@ def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
 
 
 PAST_EVENTS_TAG = b"\x1a"  # OrchestratorRequest.pastEvents: field 3, length-delimited
+NO_EVENTS = b""  # shared by every history that lives in the state file only
 
 
 def _length_prefix(size: int) -> bytes:
@@ -78,11 +79,18 @@ class History:
     weighs its serialized size, not a protobuf object per event (about 1 KB each in memory).
     """
 
-    wire: bytearray = field(default_factory=bytearray)  # appends in place: a long history is not recopied
+    wire: bytearray | bytes = field(default_factory=bytearray)  # appends in place: never recopied
     count: int = 0
+
+    @classmethod
+    def in_file(cls, count: int) -> History:
+        """A history of ``count`` events that lives in the state file only (no buffer of its own)."""
+        return cls(NO_EVENTS, count)
 
     def append(self, blob: bytes) -> None:
         """Add one serialized ``HistoryEvent``."""
+        if type(self.wire) is not bytearray:
+            self.wire = bytearray(self.wire)
         self.wire += PAST_EVENTS_TAG + _length_prefix(len(blob)) + blob
         self.count += 1
 
@@ -110,8 +118,8 @@ Inbox = list[tuple[int, pb.HistoryEvent]]  # (event row id, event), oldest first
 @dataclass(eq=False, slots=True)
 class Instance:
     """One orchestration instance. ``inbox`` holds visible events not yet processed; the first
-    ``dispatched`` of them are out with the worker holding ``lease``. ``timers`` holds its pending timers'
-    ``TimerFired`` events (and a scheduled start), serialized, by event row id."""
+    ``dispatched`` of them are out with the worker holding ``lease``. ``timers`` holds the event row ids of
+    its pending timers (and of a scheduled start's events): the events wait in the hub's timer queue."""
 
     instance_id: str
     name: str
@@ -129,7 +137,7 @@ class Instance:
     parent: ParentLink | None = None
     history: History = field(default_factory=History)
     inbox: Inbox = field(default_factory=list)
-    timers: dict[int, bytes] = field(default_factory=dict)
+    timers: list[int] = field(default_factory=list)  # a list: most instances hold one or two
     dispatched: int = 0
     started_event: pb.HistoryEvent | None = None  # the OrchestratorStarted made for the current dispatch
     lease: str | None = None

@@ -26,7 +26,7 @@ class TimerQueue:
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
         self._heap: list[tuple[Any, ...]] = []  # (due, sequence, callback, *args)
-        self._sequence = itertools.count()
+        self._sequence = itertools.count(-(1 << 62))  # below every caller's positive ``order``
         self._changed = threading.Condition()
         self._generation = 0  # a thread runs while this is the generation it was started with
         self._thread: threading.Thread | None = None
@@ -51,11 +51,17 @@ class TimerQueue:
             )
             self._thread.start()
 
-    def call_at(self, due: float, callback: Callable[..., None], *args: object) -> None:
+    def call_at(
+        self, due: float, callback: Callable[..., None], *args: object, order: int | None = None
+    ) -> None:
         """Run ``callback(*args)`` once the clock reaches ``due`` (wall-clock seconds). Arguments rather than
-        a closure: a pending timer is one flat tuple (100,000 waiting monitors hold twice as many)."""
+        a closure: a pending timer is one flat tuple (100,000 waiting monitors hold twice as many).
+
+        Timers due at the same time run in the order they were set, or by ``order``: a positive number no
+        other pending timer has (a row id the caller holds anyway, instead of a number of the queue's)."""
         with self._changed:
-            heapq.heappush(self._heap, (due, next(self._sequence), callback, *args))
+            tiebreak = next(self._sequence) if order is None else order
+            heapq.heappush(self._heap, (due, tiebreak, callback, *args))
             self._changed.notify_all()
 
     def stop(self) -> None:
