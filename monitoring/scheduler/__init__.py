@@ -7,7 +7,8 @@ version and migrations, the writer that rides out a full disk), :mod:`~monitorin
 timers due on that clock). The task hub (:mod:`~monitoring.scheduler.hub`) is composed of parts that each own
 one kind of state: :mod:`~monitoring.scheduler.instances`, :mod:`~monitoring.scheduler.activities`,
 :mod:`~monitoring.scheduler.leases`, :mod:`~monitoring.scheduler.entities` (operation queues, critical
-sections). Above it, :mod:`~monitoring.scheduler.entity_steps` carries out entity operations and batches,
+sections), :mod:`~monitoring.scheduler.histories` (which histories live in the state file only). Above it,
+:mod:`~monitoring.scheduler.entity_steps` carries out entity operations and batches,
 :mod:`~monitoring.scheduler.dispatch` hands out leased work items and takes fenced completions,
 :mod:`~monitoring.scheduler.turns` applies what a turn asks for, :mod:`~monitoring.scheduler.control` and
 :mod:`~monitoring.scheduler.entity_control` serve the client's operations and

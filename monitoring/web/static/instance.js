@@ -204,14 +204,21 @@ const InstancePage = (() => {
     if (data.parent) parent.href = `/instances/${encodeURIComponent(data.parent)}`;
     const children = data.children || [];
     byId("children-section").hidden = children.length === 0;
-    byId("children").replaceChildren(...children.map((child) => {
-      const item = el("li");
-      item.dataset.instanceId = child.instanceId;
-      const link = el("a", child.instanceId);
-      link.href = `/instances/${encodeURIComponent(child.instanceId)}`;
-      item.append(link, " ", badge(child.runtimeStatus || "purged", "small"));
-      return item;
-    }));
+    // Rebuilt only when a child or its status changed: a list replaced on every refresh loses the click
+    // of someone (or a test) choosing a child while it is replaced.
+    const list = byId("children");
+    const shown = JSON.stringify(children.map((child) => [child.instanceId, child.runtimeStatus || "purged"]));
+    if (list.dataset.shown !== shown) {
+      list.dataset.shown = shown;
+      list.replaceChildren(...children.map((child) => {
+        const item = el("li");
+        item.dataset.instanceId = child.instanceId;
+        const link = el("a", child.instanceId);
+        link.href = `/instances/${encodeURIComponent(child.instanceId)}`;
+        item.append(link, " ", badge(child.runtimeStatus || "purged", "small"));
+        return item;
+      }));
+    }
     const count = data.childCount || children.length;
     const counts = {};
     for (const child of children) counts[child.runtimeStatus || "purged"] = (counts[child.runtimeStatus || "purged"] || 0) + 1;
