@@ -144,3 +144,11 @@ def test_the_products_entry_points_know_only_the_built_in_job_sources() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "simulated,http,callable"
+
+
+def test_the_cli_imports_the_web_stack_only_to_serve_it() -> None:
+    """Every ``python -m monitoring`` process (a scheduler, a worker, each control command) starts without
+    FastAPI and uvicorn: importing them costs a third of the CLI's start-up. ``serve`` imports them itself."""
+    code = "import sys, monitoring.cli\nprint(sorted({'fastapi', 'uvicorn', 'starlette'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

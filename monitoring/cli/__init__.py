@@ -29,7 +29,7 @@ from monitoring.core.validation import printable
 from monitoring.runtime.connection import BackendError, first_line
 from monitoring.scheduler.server import SchedulerError
 from monitoring.settings import SettingsError
-from monitoring.web.serving import PortInUseError
+from monitoring.web.sockets import PortInUseError
 
 
 def build_parser() -> Parser:

@@ -23,7 +23,7 @@ from monitoring.runtime.connection import connection_from_env, ensure_backend
 from monitoring.scheduler import process
 from monitoring.scheduler.records import HubOptions
 from monitoring.scheduler.server import DEFAULT_PORT, DEFAULT_TASKHUB
-from monitoring.web.serving import BackgroundServer, is_loopback
+from monitoring.web.sockets import is_loopback
 from monitoring.worker import create_worker, receiving, start_worker, stop_worker
 
 DEFAULT_API_PORT, DEFAULT_DASHBOARD_PORT = 7071, 8082
@@ -107,8 +107,9 @@ def cmd_stop_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The HTTP API, the dashboard and a worker, like ``func start`` for the Durable Functions sample."""
-    from monitoring.web.api import create_app
+    from monitoring.web.api import create_app  # the web stack, imported only by the command that serves it
     from monitoring.web.dashboard import create_dashboard_app
+    from monitoring.web.serving import BackgroundServer
 
     if not is_loopback(args.host) and not args.allow_remote:
         raise UsageError(

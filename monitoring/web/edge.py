@@ -20,7 +20,6 @@ written by others may), and the package's errors map to status codes
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import time
@@ -41,6 +40,7 @@ from monitoring.web.errors import (
     install_error_handlers,
     wants_page,
 )
+from monitoring.web.sockets import is_loopback
 
 __all__ = ["ErrorBody", "SafeJSONResponse", "edge_app", "is_loopback", "json_body"]
 
@@ -61,17 +61,6 @@ def host_name(authority: str) -> str:
     if authority.startswith("["):
         return authority[1 : authority.find("]")] if "]" in authority else authority
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` (and names under it), any 127.0.0.0/8 address and ``::1``."""
-    host = host.strip().lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_json(content_type: str) -> bool:

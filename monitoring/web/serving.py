@@ -7,42 +7,17 @@ serve`` runs two of these; tests run them on free loopback ports.
 
 from __future__ import annotations
 
-import errno
-import socket
 import threading
 import time
 from typing import Any
 
 import uvicorn
 
-from monitoring.web.edge import is_loopback
+from monitoring.web.sockets import PortInUseError, bind_socket, is_loopback
 
 __all__ = ["BackgroundServer", "PortInUseError", "bind_socket", "is_loopback"]
 
 START_TIMEOUT_SECONDS = 20.0
-
-
-class PortInUseError(OSError):
-    """The address cannot be listened on (most often: the port is taken); the message says which and why."""
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (0 = any free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        if error.errno == errno.EADDRINUSE:
-            raise PortInUseError(
-                f"port {port} on {host} is already in use; stop what listens there or choose another port"
-            ) from None
-        raise PortInUseError(f"cannot listen on {host} port {port}: {error.strerror or error}") from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
 
 
 class BackgroundServer:
