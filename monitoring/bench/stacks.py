@@ -6,11 +6,7 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -34,6 +30,7 @@ from monitoring.bench.records import (
     free_loopback_port,
     process_memory_mb,
 )
+from monitoring.bench.worker_processes import WorkerProcesses
 from monitoring.core.batch import BATCH_ORCHESTRATOR_NAME, MAX_CONCURRENT, BatchRequest
 from monitoring.core.jobs import check_job
 from monitoring.core.models import DEFAULT_CHECKS_PER_GENERATION, MonitorRequest
@@ -228,35 +225,18 @@ class ScaleOutStack(ProjectStack):
     name = "scale-out"
 
     def start_workers(self, settings: BenchSettings) -> None:
-        self.spool = Path(tempfile.mkdtemp(prefix="monitoring-bench-spool-"))
-        RECORDER.read_spool(self.spool)
-        command = [sys.executable, "-m", "monitoring.bench", "worker", "--port", str(self.port)]
-        command += ["--spool", str(self.spool), "--settings", json.dumps(asdict(settings))]
-        self.processes: list[subprocess.Popen[bytes]] = []
-        for _ in range(settings.scale_out_workers):
-            # stdout stays free for the stack's JSON line; errors still reach stderr.
-            try:
-                self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
-            except OSError:
-                self.stop_workers()
-                raise
-        deadline = time.monotonic() + 30
-        while len(list(self.spool.glob("ready-*"))) < len(self.processes):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                self.stop_workers()
-                raise RuntimeError("the scale-out worker processes did not start")
-            time.sleep(0.05)
+        count = settings.scale_out_workers
+        self.workers = WorkerProcesses(self.port, count, json.dumps(asdict(settings))).start()
 
     @property
     def worker_pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
+        return self.workers.pids
 
     def peak_worker_mb(self) -> float:
         return sum(process_memory_mb(pid, "VmHWM") for pid in self.worker_pids)
 
     def stop_workers(self) -> None:
-        process.stop_processes(self.processes, wait=10)
-        shutil.rmtree(self.spool, ignore_errors=True)
+        self.workers.stop()
 
 
 def run_worker_process(port: int, spool: Path, settings: BenchSettings) -> None:

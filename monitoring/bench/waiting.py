@@ -16,15 +16,10 @@ reconnecting by itself included).
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from monitoring.bench.phases import run_bench_process
@@ -36,6 +31,7 @@ from monitoring.bench.records import (
     process_memory_mb,
 )
 from monitoring.bench.stacks import Stack
+from monitoring.bench.worker_processes import WorkerProcesses
 from monitoring.core.orchestration import ORCHESTRATOR_NAME
 from monitoring.runtime.connection import create_client, local_connection
 from monitoring.scheduler import process
@@ -113,20 +109,13 @@ def _settle(pid: int, quiet_seconds: float = 1.0) -> None:
 def run_waiting(settings: WaitingSettings) -> WaitingResult:
     """Measure one size (see the module docstring); the scheduler and worker processes end with it."""
     port = free_loopback_port()
-    spool = Path(tempfile.mkdtemp(prefix="monitoring-bench-spool-"))
-    RECORDER.read_spool(spool)
     room = settings.monitors + 100  # the probe after the restart is one more
     scheduler_pid = process.spawn_scheduler_process(port, max_active_instances=room)
-    worker: subprocess.Popen[bytes] | None = None
+    workers = WorkerProcesses(port)
     try:
-        command = [sys.executable, "-m", "monitoring.bench", "worker", "--port", str(port)]
-        command += ["--spool", str(spool)]
-        worker = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        _wait_for("the worker's start", lambda: any(spool.glob("ready-*")) or worker.poll() is not None, 60)
-        if worker.poll() is not None:
-            raise RuntimeError("the bench's worker process exited at start")
+        worker_pid = workers.start().pids[0]
         client = create_client(local_connection(f"http://127.0.0.1:{port}"))
-        idle_scheduler, idle_worker = _rss_kb(scheduler_pid), _rss_kb(worker.pid)
+        idle_scheduler, idle_worker = _rss_kb(scheduler_pid), _rss_kb(worker_pid)
         n = settings.monitors
         lead = 1.0 + n / settings.planned_starts_per_second
         first_due = time.time() + lead
@@ -156,7 +145,7 @@ def run_waiting(settings: WaitingSettings) -> WaitingResult:
         _settle(scheduler_pid)
         lateness = [record.actual - record.due for record in records]
         scheduler_kb = (_rss_kb(scheduler_pid) - idle_scheduler) / n
-        worker_kb = (_rss_kb(worker.pid) - idle_worker) / n
+        worker_kb = (_rss_kb(worker_pid) - idle_worker) / n
         file_kb = _state_file_bytes(port) / 1024 / n
 
         process.stop_scheduler_process(port, wait=60)
@@ -187,10 +176,8 @@ def run_waiting(settings: WaitingSettings) -> WaitingResult:
             scheduler_kb_per_monitor_after_restart=after_restart_kb,
         )
     finally:
-        if worker is not None:
-            process.stop_processes([worker], wait=10)
+        workers.stop()
         process.stop_scheduler_process(port)
-        shutil.rmtree(spool, ignore_errors=True)
 
 
 def measure_waiting(settings: WaitingSettings, timeout: float = 7200) -> WaitingResult:
