@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -57,6 +58,23 @@ def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6
 def is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     mapped = getattr(address, "ipv4_mapped", None)
     return (mapped or address).is_loopback
+
+
+@contextlib.contextmanager
+def scheduler_command(*options: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``python -m monitoring scheduler --in-memory`` on a free port with ``options``, a process of its own;
+    yields its address once it answers, and stops it after."""
+    port = free_port()
+    command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--in-memory", *options]
+    scheduler = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60  # only guards against a hang
+        while not probe(f"127.0.0.1:{port}", timeout=0.5):
+            assert scheduler.poll() is None and time.monotonic() < deadline, "the scheduler did not start"
+        yield f"127.0.0.1:{port}"
+    finally:
+        scheduler.terminate()
+        scheduler.wait(30)
 
 
 @pytest.fixture
@@ -266,57 +284,42 @@ def test_a_scheduler_process_refuses_starts_beyond_its_max_active_instances() ->
         "error: argument --max-active-instances: must be a whole number of 1 or more, not '0' "
         "(see python -m monitoring scheduler --help)"
     ]
-    port = free_port()
-    command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--in-memory"]
-    scheduler = subprocess.Popen(
-        [*command, "--max-active-instances", "2"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 60  # only guards against a hang
-        while not probe(f"127.0.0.1:{port}", timeout=0.5):
-            assert scheduler.poll() is None and time.monotonic() < deadline, "the scheduler did not start"
-        with MonitorClient(local_connection(f"http://127.0.0.1:{port}")) as monitors:
-            first, _ = (monitors.start(MonitorRequest(new_job_id())) for _ in range(2))  # no worker: Pending
-            client = TaskHubGrpcClient(host_address=f"127.0.0.1:{port}")
-            with pytest.raises(grpc.RpcError) as refused:
-                client.schedule_new_orchestration("monitoring_job_orchestrator", input={})
-            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-            assert "already runs 2 instances" in refused.value.details()  # type: ignore[attr-defined]
-            monitors.terminate(first, reason="room for one more")
-            assert client.schedule_new_orchestration("monitoring_job_orchestrator", input={})
-    finally:
-        scheduler.terminate()
-        scheduler.wait(30)
+    with (
+        scheduler_command("--max-active-instances", "2") as address,
+        MonitorClient(local_connection(f"http://{address}")) as monitors,
+    ):
+        first, _ = (monitors.start(MonitorRequest(new_job_id())) for _ in range(2))  # no worker: Pending
+        client = TaskHubGrpcClient(host_address=address)
+        with pytest.raises(grpc.RpcError) as refused:
+            client.schedule_new_orchestration("monitoring_job_orchestrator", input={})
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        assert "already runs 2 instances" in refused.value.details()  # type: ignore[attr-defined]
+        monitors.terminate(first, reason="room for one more")
+        assert client.schedule_new_orchestration("monitoring_job_orchestrator", input={})
 
 
 def test_a_scheduler_process_takes_its_retention_from_the_environment() -> None:
     """MONITORING_RETENTION_DAYS reaches schedulers started on demand too: they run this same command."""
-    port = free_port()
     environment = {**os.environ, "MONITORING_RETENTION_DAYS": "0"}
-    command = [sys.executable, "-m", "monitoring", "scheduler", "--port", str(port), "--in-memory"]
-    scheduler = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    connection = local_connection(f"http://127.0.0.1:{port}")
-    worker = create_worker(connection)
-    try:
-        deadline = time.monotonic() + 60  # only guards against a hang
-        while not probe(f"127.0.0.1:{port}", timeout=0.5):
-            assert scheduler.poll() is None and time.monotonic() < deadline, "the scheduler did not start"
+    with scheduler_command(env=environment) as address:
+        connection = local_connection(f"http://{address}")
+        worker = create_worker(connection)
         worker.start()
-        with MonitorClient(connection) as monitors:
-            request = MonitorRequest(new_job_id(), polling_interval_seconds=0.1, timeout_seconds=0.1)
-            instance_id = monitors.start(request)
-            assert monitors.follow(instance_id, timeout=60).result is not None
-            while True:  # retention 0: the next sweep purges it
-                try:
-                    monitors.details(instance_id)
-                except UnknownInstanceError:
-                    break
-                assert time.monotonic() < deadline + 60, "a finished instance outlived a retention of 0 days"
-                time.sleep(0.1)
-    finally:
-        worker.stop()
-        scheduler.terminate()
-        scheduler.wait(30)
+        try:
+            with MonitorClient(connection) as monitors:
+                request = MonitorRequest(new_job_id(), polling_interval_seconds=0.1, timeout_seconds=0.1)
+                instance_id = monitors.start(request)
+                assert monitors.follow(instance_id, timeout=60).result is not None
+                deadline = time.monotonic() + 120  # only guards against a hang
+                while True:  # retention 0: the next sweep purges it
+                    try:
+                        monitors.details(instance_id)
+                    except UnknownInstanceError:
+                        break
+                    assert time.monotonic() < deadline, "a finished instance outlived a retention of 0 days"
+                    time.sleep(0.1)
+        finally:
+            worker.stop()
 
 
 def test_a_scheduler_keeps_its_task_hub_in_its_state_file_across_a_restart(tmp_path: Path) -> None:
