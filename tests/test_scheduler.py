@@ -77,6 +77,18 @@ def scheduler_command(*options: str, env: dict[str, str] | None = None) -> Itera
         scheduler.wait(30)
 
 
+@contextlib.contextmanager
+def running_worker(connection: Connection) -> Iterator[MonitorClient]:
+    """This package's worker on ``connection``, started; yields a client of it; stops both after."""
+    worker = create_worker(connection)
+    worker.start()
+    try:
+        with MonitorClient(connection) as monitors:
+            yield monitors
+    finally:
+        worker.stop()
+
+
 @pytest.fixture
 def restore_worker(worker: Connection) -> Iterator[None]:
     """For a test that points this process's worker at another scheduler: the session's worker returns."""
@@ -214,18 +226,13 @@ def test_the_reference_can_run_on_the_sdks_own_servicer() -> None:
     """The benchmark's reference stack: the SDK's own servicer behind LocalScheduler serves a monitor."""
     with LocalScheduler(0, servicer=InMemoryOrchestrationBackend()) as plain:
         connection = Connection(plain.address, "default", "emulator")
-        worker = create_worker(connection)
-        worker.start()
-        try:
-            with MonitorClient(connection) as monitors:
-                # The job answers for each check's due time, so only the guard (at the deadline plus the
-                # grace) could change the outcome: 5 s of grace keeps a loaded machine's late check in it.
-                request = MonitorRequest(
-                    new_job_id(), 0.1, 0.3, job_duration_seconds=0.1, deadline_grace_seconds=5
-                )
-                final = monitors.follow(monitors.start(request), timeout=60)
-        finally:
-            worker.stop()
+        with running_worker(connection) as monitors:
+            # The job answers for each check's due time, so only the guard (at the deadline plus the
+            # grace) could change the outcome: 5 s of grace keeps a loaded machine's late check in it.
+            request = MonitorRequest(
+                new_job_id(), 0.1, 0.3, job_duration_seconds=0.1, deadline_grace_seconds=5
+            )
+            final = monitors.follow(monitors.start(request), timeout=60)
         # The SDK's servicer sleeps a thread per timer; its last (the guard, at 5.3 s) ends before we go on.
         deadline = time.monotonic() + 60
         while [thread for thread in threading.enumerate() if "fire_timer" in thread.name]:
@@ -303,23 +310,18 @@ def test_a_scheduler_process_takes_its_retention_from_the_environment() -> None:
     environment = {**os.environ, "MONITORING_RETENTION_DAYS": "0"}
     with scheduler_command(env=environment) as address:
         connection = local_connection(f"http://{address}")
-        worker = create_worker(connection)
-        worker.start()
-        try:
-            with MonitorClient(connection) as monitors:
-                request = MonitorRequest(new_job_id(), polling_interval_seconds=0.1, timeout_seconds=0.1)
-                instance_id = monitors.start(request)
-                assert monitors.follow(instance_id, timeout=60).result is not None
-                deadline = time.monotonic() + 120  # only guards against a hang
-                while True:  # retention 0: the next sweep purges it
-                    try:
-                        monitors.details(instance_id)
-                    except UnknownInstanceError:
-                        break
-                    assert time.monotonic() < deadline, "a finished instance outlived a retention of 0 days"
-                    time.sleep(0.1)
-        finally:
-            worker.stop()
+        with running_worker(connection) as monitors:
+            request = MonitorRequest(new_job_id(), polling_interval_seconds=0.1, timeout_seconds=0.1)
+            instance_id = monitors.start(request)
+            assert monitors.follow(instance_id, timeout=60).result is not None
+            deadline = time.monotonic() + 120  # only guards against a hang
+            while True:  # retention 0: the next sweep purges it
+                try:
+                    monitors.details(instance_id)
+                except UnknownInstanceError:
+                    break
+                assert time.monotonic() < deadline, "a finished instance outlived a retention of 0 days"
+                time.sleep(0.1)
 
 
 def test_a_scheduler_keeps_its_task_hub_in_its_state_file_across_a_restart(tmp_path: Path) -> None:
@@ -342,23 +344,18 @@ def test_a_monitor_whose_history_leaves_memory_while_it_waits_counts_every_check
     options = HubOptions(keep_waiting_history_seconds=0.3, sweep_seconds=0.1)  # let go about once a second
     with LocalScheduler(0, state=tmp_path / "hub.sqlite3", options=options) as scheduler:
         connection = local_connection(scheduler.address)
-        worker = create_worker(connection)
-        worker.start()
-        try:
-            with MonitorClient(connection) as monitors:
-                request = MonitorRequest(new_job_id(), polling_interval_seconds=3, timeout_seconds=9)
-                instance_id = monitors.start(request)
-                hub = scheduler.hub
-                assert hub is not None
-                in_file_only = 0  # times seen with its history in the file only, between checks
-                while monitors.snapshot(instance_id).runtime_status in ("Pending", "Running"):
-                    instance = hub.instances.get(instance_id)
-                    in_file_only += instance is not None and instance.history_in_store
-                    time.sleep(0.05)
-                result = monitors.follow(instance_id, timeout=60).result
-                history = monitors.history(instance_id)
-        finally:
-            worker.stop()
+        with running_worker(connection) as monitors:
+            request = MonitorRequest(new_job_id(), polling_interval_seconds=3, timeout_seconds=9)
+            instance_id = monitors.start(request)
+            hub = scheduler.hub
+            assert hub is not None
+            in_file_only = 0  # times seen with its history in the file only, between checks
+            while monitors.snapshot(instance_id).runtime_status in ("Pending", "Running"):
+                instance = hub.instances.get(instance_id)
+                in_file_only += instance is not None and instance.history_in_store
+                time.sleep(0.05)
+            result = monitors.follow(instance_id, timeout=60).result
+            history = monitors.history(instance_id)
     assert in_file_only > 0, "its history left memory while it waited"
     assert result is not None and (result.final_status, result.checks_performed) == ("Timeout", 4)
     kinds = [type(event).__name__ for event in history]
