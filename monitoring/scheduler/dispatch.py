@@ -49,8 +49,7 @@ class Dispatch:
     ) -> Stream:
         """A new stream; ``limits`` caps the work items of each kind it holds at once (0 or absent: none)."""
         with self.hub.lock:
-            stream = self.hub.leases.open_stream(worker, orchestrations, activities, entities)
-            stream.limits = dict(limits or {})
+            stream = self.hub.leases.open_stream(worker, orchestrations, activities, entities, limits)
         logger.info("Worker %s connected (stream %d)", worker or "(unnamed)", stream.id)
         return stream
 

@@ -42,8 +42,12 @@ class Leases:
         orchestrations: Filter | None = None,
         activities: Filter | None = None,
         entities: Filter | None = None,
+        limits: dict[LeaseKind, int] | None = None,
     ) -> Stream:
-        stream = Stream(next(self._stream_ids), worker, orchestrations, activities, entities)
+        """A new stream, open from now on, with the per-kind ``limits`` it holds to (absent or 0: none)."""
+        stream = Stream(
+            next(self._stream_ids), worker, orchestrations, activities, entities, limits=dict(limits or {})
+        )
         self.streams[stream.id] = stream
         return stream
 
