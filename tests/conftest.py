@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ from monitoring.client.monitors import MonitorClient
 from monitoring.runtime.connection import Connection, local_connection
 from monitoring.scheduler.server import LocalScheduler
 from monitoring.web.serving import BackgroundServer
-from monitoring.worker import start_worker, stop_worker
+from monitoring.worker import create_worker, start_worker, stop_worker
 
 # Every process the tests start inherits this marker, so the last check can find any left behind. Under
 # xdist the controller's marker is handed to every worker (pytest_configure_node, pytest_configure).
@@ -74,6 +75,18 @@ def worker(connection: Connection) -> Iterator[Connection]:
 def monitors(worker: Connection) -> Iterator[MonitorClient]:
     with MonitorClient(worker) as client:
         yield client
+
+
+@contextlib.contextmanager
+def running_worker(connection: Connection) -> Iterator[MonitorClient]:
+    """This package's worker on ``connection``, started; yields a client of it; stops both after."""
+    worker = create_worker(connection)
+    worker.start()
+    try:
+        with MonitorClient(connection) as monitors:
+            yield monitors
+    finally:
+        worker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -23,13 +23,13 @@ from durabletask.client import OrchestrationQuery, OrchestrationStatus, TaskHubG
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 from test_faults import NEVER, Stack, checks, request, stack  # noqa: F401 (stack is a fixture)
 
+from conftest import running_worker
 from monitoring.client.errors import LimitExceededError, UnknownInstanceError
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
 from monitoring.runtime.connection import local_connection
 from monitoring.scheduler.records import HubOptions
 from monitoring.scheduler.server import LocalScheduler
-from monitoring.worker import create_worker
 
 
 def raised_in_history(monitors: MonitorClient, instance_id: str, name: str) -> int:
@@ -49,15 +49,11 @@ FLOOD_CAPS = HubOptions(max_pending_events=100, max_history_events=1_000, histor
 @pytest.fixture
 def flood_monitors() -> Iterator[MonitorClient]:
     """A scheduler with :data:`FLOOD_CAPS`, a worker and a client on it, all real over gRPC."""
-    with LocalScheduler(0, options=FLOOD_CAPS) as scheduler:
-        connection = local_connection(scheduler.address)
-        worker = create_worker(connection)
-        worker.start()
-        try:
-            with MonitorClient(connection) as monitors:
-                yield monitors
-        finally:
-            worker.stop()
+    with (
+        LocalScheduler(0, options=FLOOD_CAPS) as scheduler,
+        running_worker(local_connection(scheduler.address)) as monitors,
+    ):
+        yield monitors
 
 
 @pytest.mark.heavy

@@ -19,7 +19,7 @@ import pytest
 from durabletask.client import TaskHubGrpcClient
 from durabletask.testing import InMemoryOrchestrationBackend
 
-from conftest import new_job_id
+from conftest import new_job_id, running_worker
 from monitoring.client.errors import UnknownInstanceError
 from monitoring.client.monitors import MonitorClient
 from monitoring.core.models import MonitorRequest
@@ -28,7 +28,7 @@ from monitoring.scheduler import process, timers
 from monitoring.scheduler.clock import ManualClock
 from monitoring.scheduler.records import HubOptions
 from monitoring.scheduler.server import LocalScheduler, SchedulerError, probe
-from monitoring.worker import create_worker, start_worker, stop_worker
+from monitoring.worker import start_worker, stop_worker
 
 
 def free_port() -> int:
@@ -75,18 +75,6 @@ def scheduler_command(*options: str, env: dict[str, str] | None = None) -> Itera
     finally:
         scheduler.terminate()
         scheduler.wait(30)
-
-
-@contextlib.contextmanager
-def running_worker(connection: Connection) -> Iterator[MonitorClient]:
-    """This package's worker on ``connection``, started; yields a client of it; stops both after."""
-    worker = create_worker(connection)
-    worker.start()
-    try:
-        with MonitorClient(connection) as monitors:
-            yield monitors
-    finally:
-        worker.stop()
 
 
 @pytest.fixture
