@@ -78,9 +78,10 @@ def monitors(worker: Connection) -> Iterator[MonitorClient]:
 
 
 @contextlib.contextmanager
-def running_worker(connection: Connection) -> Iterator[MonitorClient]:
-    """This package's worker on ``connection``, started; yields a client of it; stops both after."""
-    worker = create_worker(connection)
+def running_worker(connection: Connection, worker: Any = None) -> Iterator[MonitorClient]:
+    """``worker`` (by default this package's) on ``connection``, started; yields a client of it; stops both
+    after."""
+    worker = worker or create_worker(connection)
     worker.start()
     try:
         with MonitorClient(connection) as monitors:

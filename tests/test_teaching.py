@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from durabletask.azuremanaged.worker import DurableTaskSchedulerWorker
 
+from conftest import running_worker
 from monitoring.client.monitors import MonitorClient
 from monitoring.core import teaching
 from monitoring.core.minimal import minimal_check, minimal_monitor
@@ -35,12 +36,8 @@ def plain_sdk() -> Iterator[MonitorClient]:
         worker.add_orchestrator(wall_clock_monitor)
         worker.add_orchestrator(minimal_monitor)
         worker.add_activity(minimal_check)
-        worker.start()
-        try:
-            with MonitorClient(connection) as client:
-                yield client
-        finally:
-            worker.stop()
+        with running_worker(connection, worker) as client:
+            yield client
 
 
 JOB = {
