@@ -108,6 +108,10 @@ def test_control_panel_clicks_schedule_real_runs_and_refuse_bad_ones(tutorial: T
     assert panel.progress_plot.layout.display == panel.comparison_plot.layout.display == ""
     assert bytes(panel.progress_plot.value).startswith(b"\x89PNG")
     assert bytes(panel.comparison_plot.value).startswith(b"\x89PNG")
+    shown = panel.comparison_plot.value
+    panel.draw_plots()  # the same finished runs: their comparison is not drawn again
+    assert panel.comparison_plot.value is shown
+    panel.close()
 
 
 def test_the_panel_says_what_run_would_do_as_the_sliders_move(tutorial: Tutorial) -> None:

@@ -25,6 +25,7 @@ from monitoring.core.models import (
     MonitorRequest,
 )
 from monitoring.notebook.batches import BatchRun
+from monitoring.notebook.live import RedrawPace, live_display
 from monitoring.notebook.plots import batch_progress_figure, png_bytes, progress_figure
 from monitoring.runtime.connection import (
     Connection,
@@ -103,17 +104,22 @@ class Tutorial:
         return [self.run(interval=interval, **scenario) for interval in intervals]  # type: ignore[arg-type]
 
     def watch(self, traces: RunTrace | Sequence[RunTrace], *, refresh_seconds: float = 0.3) -> None:
-        """Show a live plot of the runs' checks until they all end (in a notebook; elsewhere, just wait)."""
+        """Show a live plot of the runs' checks until they all end (in a notebook; elsewhere, just wait).
+
+        Frames are at least ``refresh_seconds`` apart, further when drawing them is costly
+        (see :class:`RedrawPace`); the last frame, drawn once every run has ended, is always shown.
+        """
         runs = [traces] if isinstance(traces, RunTrace) else list(traces)
         limit = max(trace.request.timeout_seconds for trace in runs) * 2 + 30
         deadline = time.monotonic() + limit
-        display_handle = _live_display(_progress_image(runs))
+        pace = RedrawPace(refresh_seconds)
+        display_handle = live_display(pace.draw(lambda: _progress_image(runs)))
         while not all(trace.done for trace in runs):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"runs still in flight after {limit:g} s: is the worker running?")
-            self.tracker.wait_for_change(refresh_seconds)
-            if display_handle is not None:
-                display_handle.update(_progress_image(runs))
+            self.tracker.wait_for_change(max(pace.wait_seconds(), 0.05))
+            if display_handle is not None and pace.due():
+                display_handle.update(pace.draw(lambda: _progress_image(runs)))
         if display_handle is not None:
             display_handle.update(_progress_image(runs))
 
@@ -149,17 +155,16 @@ class Tutorial:
         jobs = run.batch.jobs
         limit = 2 * (sum(job.timeout_seconds for job in jobs) / run.batch.max_concurrent) + 300
         deadline = time.monotonic() + limit
-        display_handle = _live_display(_batch_image(run))
-        shown_at = time.monotonic()
+        pace = RedrawPace(refresh_seconds)
+        display_handle = live_display(pace.draw(lambda: _batch_image(run)))
         while True:
             run.record(self.monitors.snapshot(run.instance_id))
             if run.done or (until is not None and until(run)):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"batch {run.instance_id} still running after {limit:g} s: no worker?")
-            if display_handle is not None and time.monotonic() - shown_at > refresh_seconds:
-                display_handle.update(_batch_image(run))
-                shown_at = time.monotonic()
+            if display_handle is not None and pace.due():
+                display_handle.update(pace.draw(lambda: _batch_image(run)))
             time.sleep(0.05)
         if display_handle is not None:
             display_handle.update(_batch_image(run))
@@ -192,21 +197,6 @@ def _batch_image(run: BatchRun):  # type: ignore[no-untyped-def]
     from IPython.display import Image
 
     return Image(data=png_bytes(batch_progress_figure(run)), format="png")
-
-
-def _live_display(image: Any):  # type: ignore[no-untyped-def]
-    """Show a plot as a PNG that can be replaced in place (inside IPython; None elsewhere).
-
-    A PNG rather than the figure itself, so it shows whatever matplotlib backend the kernel uses.
-    """
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        return None
-    if get_ipython() is None:
-        return None
-    return display(image, display_id=True)
 
 
 _current: Tutorial | None = None

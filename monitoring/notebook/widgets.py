@@ -16,6 +16,7 @@ from monitoring.client.tracking import RunTrace
 from monitoring.core.jobs import JOB_OUTCOMES
 from monitoring.core.payloads import InvalidRequestError
 from monitoring.core.predict import predict
+from monitoring.notebook.live import RedrawPace
 from monitoring.notebook.plots import comparison_figure, png_bytes, progress_figure, seconds_text
 from monitoring.notebook.tutorial import Tutorial
 
@@ -79,8 +80,11 @@ class ControlPanel:
         self.traces: list[RunTrace] = []
         self._bars: dict[str, tuple[widgets.IntProgress, widgets.Label]] = {}
         self._lock = threading.Lock()
+        self._drawing = threading.Lock()
         # Plots are drawn on a thread of their own, so drawing never delays the tracker's polling.
         self._plots_stale = threading.Event()
+        self._plots_pace = RedrawPace(REDRAW_SECONDS)
+        self._compared: tuple[str, ...] = ()  # the finished runs the comparison plot shows
         self._closed = threading.Event()
         self._plots_thread = threading.Thread(
             target=self._draw_plots_when_stale, name="panel-plots", daemon=True
@@ -260,7 +264,11 @@ class ControlPanel:
         self._plots_stale.set()
 
     def draw_plots(self) -> None:
-        """Redraw the progress plot and, once runs have finished, the comparison plot."""
+        """Redraw the progress plot and, when the set of finished runs has changed, the comparison plot."""
+        with self._drawing:  # the plot thread and a caller: one draw at a time, so none shows older runs
+            self._draw_plots()
+
+    def _draw_plots(self) -> None:
         with self._lock:
             traces = list(self.traces)
         if not traces:
@@ -268,9 +276,11 @@ class ControlPanel:
         self.progress_plot.value = png_bytes(progress_figure(traces))
         self.progress_plot.layout.display = ""
         finished = [trace for trace in traces if trace.result is not None]
-        if finished:
+        finished_ids = tuple(trace.instance_id for trace in finished)
+        if finished and finished_ids != self._compared:  # a finished run's figures no longer change
             self.comparison_plot.value = png_bytes(comparison_figure(finished))
             self.comparison_plot.layout.display = ""
+            self._compared = finished_ids
 
     def close(self) -> None:
         """Stop listening to the tutorial's runs and stop the plot thread (it ends within a moment)."""
@@ -285,8 +295,8 @@ class ControlPanel:
             if self._closed.is_set():
                 return
             self._plots_stale.clear()
-            self.draw_plots()
-            if self._closed.wait(REDRAW_SECONDS):
+            self._plots_pace.draw(self.draw_plots)
+            if self._closed.wait(self._plots_pace.wait_seconds()):
                 return
 
 
